@@ -1,0 +1,58 @@
+# What people type. The real build is CMake; this file only drives it.
+#   make            build everything into build/
+#   make run        build, then start the echo server on the default socket
+#   make test       install missing Debian packages, build, run every test,
+#                   then again under AddressSanitizer + UBSan, then fuzz smoke
+#   make install    install into PREFIX (default /usr/local)
+#   make bench      short benchmark run (see bench/README.md for the full one)
+PREFIX ?= /usr/local
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE ?= cmake
+CTEST_ARGS ?= --output-on-failure -j$(JOBS)
+
+.PHONY: all build run test test-plain test-asan test-fuzz deps install clean bench
+
+all: build
+
+$(BUILD)/CMakeCache.txt:
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+
+build: $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j$(JOBS)
+
+run: build
+	@sh scripts/run-server.sh $(BUILD)
+
+deps:
+	bash scripts/deps.sh
+
+test: deps
+	$(MAKE) test-plain
+	$(MAKE) test-asan
+	$(MAKE) test-fuzz
+
+test-plain: build
+	cd $(BUILD) && ctest $(CTEST_ARGS)
+
+test-asan:
+	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUDS_SANITIZE=ON
+	$(CMAKE) --build build-asan -j$(JOBS)
+	cd build-asan && ctest $(CTEST_ARGS)
+
+# libFuzzer smoke: each target runs for a short, bounded time (when clang exists).
+test-fuzz:
+	@if command -v clang >/dev/null 2>&1; then \
+	  $(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DUDS_FUZZ=ON -DUDS_SANITIZE=ON && \
+	  $(CMAKE) --build build-fuzz -j$(JOBS) && \
+	  sh scripts/fuzz-smoke.sh build-fuzz $${FUZZ_SECONDS:-20}; \
+	else echo "test-fuzz: clang not found, skipping libFuzzer smoke (corpus replay ran in test-plain)"; fi
+
+install: build
+	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+bench: build
+	sh bench/smoke.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,65 @@
+# Test registration. Every test goes through one helper, so timeouts and
+# environment are uniform.
+#   tests/unit/test_NAME.c   -> cmocka executable, CTest test "unit.NAME"
+#   tests/cli/NAME.sh        -> shell script,      CTest test "cli.NAME"
+#   tests/fuzz/fuzz_NAME.c   -> libFuzzer target; its corpus tests/fuzz/corpus/NAME/
+#                               is replayed by an ordinary build as "fuzz.NAME"
+find_library(CMOCKA_LIB cmocka REQUIRED)
+find_path(CMOCKA_INC cmocka.h REQUIRED)
+
+function(uds_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "COMMAND;LABELS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
+  add_test(NAME ${name} COMMAND ${T_COMMAND})
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
+    LABELS "${T_LABELS}"
+    ENVIRONMENT "UDS_BUILD_DIR=${CMAKE_BINARY_DIR};UDS_SOURCE_DIR=${PROJECT_SOURCE_DIR};ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+endfunction()
+
+file(GLOB UDS_UNIT_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${UDS_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  string(REGEX REPLACE "^test_" "" short ${name})
+  add_executable(${name} ${src} ${PROJECT_SOURCE_DIR}/tests/unit/testutil.c)
+  target_include_directories(${name} PRIVATE ${CMOCKA_INC} ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests/unit)
+  target_link_libraries(${name} PRIVATE udsock_static ${CMOCKA_LIB} m pthread)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  # a file may ask for a longer timeout with a comment: "// uds-test-timeout: 300"
+  file(STRINGS ${src} tline REGEX "uds-test-timeout: [0-9]+")
+  set(tmo 120)
+  if(tline)
+    string(REGEX MATCH "[0-9]+" tmo "${tline}")
+  endif()
+  uds_test(unit.${short} COMMAND ${name} TIMEOUT ${tmo} LABELS unit)
+endforeach()
+
+file(GLOB UDS_CLI_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cli/*.sh)
+foreach(src ${UDS_CLI_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  file(STRINGS ${src} tline REGEX "uds-test-timeout: [0-9]+")
+  set(tmo 300)
+  if(tline)
+    string(REGEX MATCH "[0-9]+" tmo "${tline}")
+  endif()
+  uds_test(cli.${name} COMMAND bash ${src} TIMEOUT ${tmo} LABELS cli)
+endforeach()
+
+file(GLOB UDS_FUZZ_TARGETS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
+foreach(src ${UDS_FUZZ_TARGETS})
+  get_filename_component(name ${src} NAME_WE)
+  string(REGEX REPLACE "^fuzz_" "" short ${name})
+  if(UDS_FUZZ)
+    add_executable(${name} ${src})
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_libraries(${name} PRIVATE udsock_static)
+    set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
+  else()
+    add_executable(replay_${short} ${src} ${PROJECT_SOURCE_DIR}/tests/fuzz/replay_main.c)
+    target_link_libraries(replay_${short} PRIVATE udsock_static)
+    set_target_properties(replay_${short} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+    uds_test(fuzz.${short} COMMAND replay_${short} ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/${short} LABELS fuzz)
+  endif()
+endforeach()

@@ -1,0 +1,399 @@
+/*
+ * udsock.h — the one public header of libudsock.
+ *
+ * libudsock: inter-process communication over Unix domain sockets (and the
+ * same calls over TCP/UDP), for Linux.
+ *
+ * Conventions (they hold for every function below unless its comment says
+ * otherwise):
+ *   - Functions return >= 0 on success and a negative errno value (-EINVAL,
+ *     -ECONNREFUSED, ...) on failure. errno itself is not meaningful after a
+ *     call. uds_strerror() turns a return code into text.
+ *   - The library never prints, never exits and never raises signals.
+ *   - Every file descriptor it creates is close-on-exec.
+ *   - Every send uses MSG_NOSIGNAL: a vanished peer yields -EPIPE, not SIGPIPE.
+ *   - EINTR is retried inside the library. -EAGAIN is returned only by the
+ *     calls documented as non-blocking, and means "not now", not "failed".
+ *   - Buffers passed in are borrowed for the duration of the call only.
+ *     File descriptors returned (sockets, received fds) belong to the caller.
+ *   - Names: uds_ is public, uds__ is internal.
+ */
+#ifndef UDSOCK_H
+#define UDSOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UDSOCK_VERSION_MAJOR 0
+#define UDSOCK_VERSION_MINOR 1
+#define UDSOCK_VERSION_PATCH 0
+#define UDSOCK_VERSION "0.1.0"
+
+/* Returns the library's version string, e.g. "0.1.0". */
+const char *uds_version(void);
+
+/*
+ * Returns a static, human-readable text for a return code of this library
+ * (a negative errno value, or one of the UDS_E* codes below). Never NULL.
+ */
+const char *uds_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Addresses                                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Text syntax (the same in the library and the CLI):
+ *   /run/x.sock, ./x.sock, x.sock, unix:PATH   filesystem socket
+ *   @name, abstract:name                        Linux abstract namespace
+ *   tcp:HOST:PORT, tcp:[::1]:PORT               TCP over IPv4/IPv6
+ *   udp:HOST:PORT, udp:[::1]:PORT               UDP over IPv4/IPv6
+ * A bare word that contains no ':' and does not start with '@' is a path.
+ * A path must be shorter than 108 bytes (sizeof sun_path); longer paths are
+ * refused with -ENAMETOOLONG, never truncated.
+ */
+enum uds_addr_kind {
+    UDS_ADDR_NONE = 0,     /* not set */
+    UDS_ADDR_PATH = 1,     /* filesystem path */
+    UDS_ADDR_ABSTRACT = 2, /* Linux abstract name */
+    UDS_ADDR_UNNAMED = 3,  /* an unbound AF_UNIX peer (e.g. logger -u) */
+    UDS_ADDR_TCP = 4,      /* AF_INET or AF_INET6, stream */
+    UDS_ADDR_UDP = 5       /* AF_INET or AF_INET6, datagram */
+};
+
+/* Longest path accepted (bytes, without the NUL): sizeof(sun_path) - 1. */
+#define UDS_PATH_MAX 107
+/* Room for any address formatted as text, NUL included. */
+#define UDS_ADDR_STRLEN 512
+
+/* A socket address as a plain value: copy it, compare it, keep it. */
+typedef struct uds_addr {
+    int kind;      /* enum uds_addr_kind */
+    socklen_t len; /* bytes of u that are meaningful (for bind/connect) */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_un un;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } u;
+} uds_addr;
+
+/*
+ * Parses the NUL-terminated `text` into *out.
+ * Host names in tcp:/udp: addresses are resolved with getaddrinfo (the first
+ * result is used; numeric addresses never touch DNS).
+ * Returns 0, or:
+ *   -EINVAL        empty name, bad syntax, bad port, text NULL
+ *   -ENAMETOOLONG  path of 108 bytes or more / abstract name over 107 bytes
+ *   -EHOSTUNREACH  host name could not be resolved
+ */
+int uds_addr_parse(uds_addr *out, const char *text);
+
+/*
+ * Like uds_addr_parse() but for `len` bytes of `text` that need not be
+ * NUL-terminated. A NUL byte inside the first `len` bytes is -EINVAL.
+ */
+int uds_addr_parsen(uds_addr *out, const char *text, size_t len);
+
+/*
+ * Formats `a` as text in the syntax above into buf (always NUL-terminated
+ * when size > 0). Abstract names with non-printable bytes are written with
+ * \xNN escapes; an unnamed peer is "(unnamed)".
+ * Returns the length of the text, or -ENOSPC if it does not fit, -EINVAL.
+ */
+int uds_addr_format(const uds_addr *a, char *buf, size_t size);
+
+/*
+ * Fills *out from a sockaddr returned by the kernel (accept, recvfrom,
+ * getsockname). `socktype` (SOCK_STREAM/SOCK_DGRAM) selects tcp vs udp for
+ * Internet addresses. Returns 0 or -EAFNOSUPPORT / -EINVAL.
+ */
+int uds_addr_from_sockaddr(uds_addr *out, const struct sockaddr *sa,
+                           socklen_t len, int socktype);
+
+/* The address family of `a` (AF_UNIX, AF_INET, AF_INET6), or -EINVAL. */
+int uds_addr_family(const uds_addr *a);
+
+/* The filesystem path of a UDS_ADDR_PATH address, otherwise NULL. */
+const char *uds_addr_path(const uds_addr *a);
+
+/* 1 if a and b name the same endpoint, else 0. */
+int uds_addr_equal(const uds_addr *a, const uds_addr *b);
+
+/* ------------------------------------------------------------------------ */
+/* Sockets                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Socket types, the kernel's values. */
+#define UDS_STREAM SOCK_STREAM
+#define UDS_DGRAM SOCK_DGRAM
+#define UDS_SEQPACKET SOCK_SEQPACKET
+
+/* Flags for uds_listen_opts.flags and uds_connect_opts.flags. */
+#define UDS_NONBLOCK 0x01    /* the returned fd is O_NONBLOCK */
+#define UDS_NO_AUTOBIND 0x02 /* datagram client: do not autobind a reply address */
+#define UDS_NO_LOCK 0x04     /* safe bind without the PATH.lock file */
+#define UDS_NO_UNLINK 0x08   /* uds_listener_close() leaves the file in place */
+
+/* Parses "stream", "dgram"/"datagram", "seqpacket". Returns the type or -EINVAL. */
+int uds_type_parse(const char *text);
+/* "stream", "dgram", "seqpacket" or "?" */
+const char *uds_type_name(int type);
+
+/* Options for uds_listen(); zero-initialise and set what you need. */
+typedef struct uds_listen_opts {
+    int type;    /* UDS_STREAM (default for unix/tcp), UDS_DGRAM, UDS_SEQPACKET;
+                    0 = from the address (udp: -> UDS_DGRAM) */
+    int backlog; /* listen() backlog; 0 = SOMAXCONN */
+    int flags;   /* UDS_NONBLOCK, UDS_NO_LOCK, UDS_NO_UNLINK */
+    unsigned mode;  /* permission bits of the socket file, e.g. 0660;
+                       0 = 0777 & ~umask (the kernel's default) */
+    int set_owner;  /* if nonzero, chown the file to owner:group before listen */
+    uid_t owner;    /* (uid_t)-1 leaves the owner */
+    gid_t group;    /* (gid_t)-1 leaves the group */
+} uds_listen_opts;
+
+/*
+ * A bound (and for stream/seqpacket, listening) socket. Plain struct so it
+ * can live on the stack; release it with uds_listener_close().
+ */
+typedef struct uds_listener {
+    int fd;        /* the socket; owned by the listener */
+    int type;      /* UDS_STREAM / UDS_DGRAM / UDS_SEQPACKET */
+    uds_addr addr; /* the address bound (port filled in for tcp:...:0) */
+    dev_t dev;     /* socket file identity, to remove it only if still ours */
+    ino_t ino;
+    int owns_path; /* 1 if close should unlink addr's path (if dev/ino match) */
+} uds_listener;
+
+/*
+ * Creates a socket bound to `addr` and, for stream and seqpacket, listening.
+ * For a filesystem path that already exists ("safe bind"):
+ *   - not a socket (file, directory, FIFO, symlink...): -EEXIST, nothing is
+ *     touched;
+ *   - a socket someone listens on (connect probe succeeds, or the backlog
+ *     is full, or a socket of another type is bound there): -EADDRINUSE;
+ *   - a stale socket (nobody listening): removed, then bound.
+ * The check-remove-bind sequence runs while holding flock() on "PATH.lock"
+ * (created 0600 with O_NOFOLLOW, removed again afterwards) so two servers
+ * starting at once cannot both win. The file mode (opts->mode) is applied
+ * through the umask during bind() (serialised by a process-wide mutex), and
+ * the owner through an O_PATH|O_NOFOLLOW descriptor, both before listen():
+ * no path is ever chmod/chown'ed where a symlink could be swapped in.
+ * `opts` may be NULL for defaults.
+ * Returns 0 and fills *l, or a negative errno (-EACCES, -ENOENT for a
+ * missing directory, -EADDRINUSE, -EEXIST, ...). On failure *l is unusable
+ * and nothing needs closing.
+ */
+int uds_listen(uds_listener *l, const uds_addr *addr,
+               const uds_listen_opts *opts);
+
+/*
+ * Wraps an inherited, already bound socket (systemd socket activation, a
+ * --fd option). The listener never unlinks anything. Returns 0 or -errno
+ * (-ENOTSOCK if fd is not a socket).
+ */
+int uds_listener_from_fd(uds_listener *l, int fd);
+
+/*
+ * Closes the socket and, if this listener created the socket file and the
+ * path still names the same file (same st_dev and st_ino), removes it.
+ * Safe to call on a zeroed struct or twice (fd is set to -1).
+ */
+void uds_listener_close(uds_listener *l);
+
+/*
+ * Accepts one connection (accept4 with SOCK_CLOEXEC, plus SOCK_NONBLOCK if
+ * flags has UDS_NONBLOCK). If peer is non-NULL it receives the client's
+ * address. Returns the new fd, -EAGAIN on a non-blocking listener with no
+ * pending client, or -errno (-EMFILE, -ENFILE, -ECONNABORTED...).
+ */
+int uds_accept(int listen_fd, uds_addr *peer, int flags);
+
+/* Options for uds_connect(); zero-initialise and set what you need. */
+typedef struct uds_connect_opts {
+    int type;       /* as in uds_listen_opts */
+    int flags;      /* UDS_NONBLOCK, UDS_NO_AUTOBIND */
+    int timeout_ms; /* total time allowed; 0 or negative = no limit */
+    int wait;       /* nonzero: while the server is not there yet (ENOENT,
+                       ECONNREFUSED), retry until timeout_ms has passed */
+} uds_connect_opts;
+
+/*
+ * Connects to `addr`; returns the connected fd or -errno.
+ * Stream/seqpacket: a full backlog is retried until the timeout.
+ * Unix datagram: the socket is first autobound to a unique abstract name
+ * (unless UDS_NO_AUTOBIND), so the server can reply with sendto().
+ * The fd is blocking unless opts->flags has UDS_NONBLOCK.
+ * Errors: -ENOENT, -ECONNREFUSED (no server), -ETIMEDOUT, -EPROTOTYPE (the
+ * server's socket is of another type), -EACCES, ...
+ */
+int uds_connect(const uds_addr *addr, const uds_connect_opts *opts);
+
+/*
+ * An unconnected datagram socket for `family` (AF_UNIX, AF_INET, AF_INET6).
+ * For AF_UNIX it is autobound to a unique abstract name unless
+ * UDS_NO_AUTOBIND is in flags, so replies can reach it.
+ * Returns the fd or -errno.
+ */
+int uds_dgram_socket(int family, int flags);
+
+/* A connected pair (socketpair, CLOEXEC). Returns 0 or -errno. */
+int uds_pair(int type, int flags, int fds[2]);
+
+/* Sets or clears O_NONBLOCK. Returns 0 or -errno. */
+int uds_set_nonblock(int fd, int on);
+
+/* Sets SO_SNDBUF and/or SO_RCVBUF (a value <= 0 leaves it). 0 or -errno. */
+int uds_set_bufsizes(int fd, int sndbuf, int rcvbuf);
+
+/* The local address of a socket (getsockname). 0 or -errno. */
+int uds_local_addr(int fd, uds_addr *out);
+
+/* The socket type of fd (SO_TYPE), or -errno (-ENOTSOCK). */
+int uds_sock_type(int fd);
+
+/* ------------------------------------------------------------------------ */
+/* I/O                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Blocking: writes all `len` bytes, resuming after partial writes and
+ * EINTR. Works on sockets (send with MSG_NOSIGNAL) and on other fds (write).
+ * Returns len, or -errno (-EPIPE when the peer has gone; -EAGAIN only if fd
+ * is non-blocking, and then some bytes may have been written: use
+ * uds_write_nb to know how many).
+ */
+ssize_t uds_write_all(int fd, const void *buf, size_t len);
+
+/* As uds_write_all for a vector; iov is not modified. Returns the total. */
+ssize_t uds_writev_all(int fd, const struct iovec *iov, int iovcnt);
+
+/*
+ * Blocking: reads exactly `len` bytes, resuming after partial reads and
+ * EINTR. Returns len, or fewer (0..len-1) if the peer closed first, or
+ * -errno.
+ */
+ssize_t uds_read_exact(int fd, void *buf, size_t len);
+
+/*
+ * Non-blocking write: writes as much of buf[*done..len) as the socket takes
+ * now and advances *done. Returns 0 when everything is written, -EAGAIN when
+ * the socket is full (call again when it is writable), or -errno.
+ */
+int uds_write_nb(int fd, const void *buf, size_t len, size_t *done);
+
+/*
+ * One read (recv for sockets). Returns bytes read (> 0), 0 at end of
+ * stream, -EAGAIN if nothing is there on a non-blocking fd, or -errno.
+ */
+ssize_t uds_read_some(int fd, void *buf, size_t len);
+
+/* One send with MSG_NOSIGNAL (EINTR retried). Returns bytes sent or -errno. */
+ssize_t uds_send(int fd, const void *buf, size_t len);
+
+/* Maximum number of fds in one message (the kernel's SCM_MAX_FD). */
+#define UDS_MAX_FDS 253
+
+/* Credentials of a process, as the kernel reports them. */
+typedef struct uds_cred {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+} uds_cred;
+
+/*
+ * One message with optional ancillary data, for uds_sendmsg/uds_recvmsg.
+ * Send: buf/len is the data (at least 1 byte on stream sockets when fds or
+ * credentials are attached); fds/nfds the descriptors to pass (copied by
+ * the kernel, still owned by the caller); if send_cred is nonzero, this
+ * process's pid/uid/gid are attached as SCM_CREDENTIALS.
+ * Receive: buf/len is the space for data; fds points to room for fds_cap
+ * descriptors, nfds is set to the number received (owned by the caller,
+ * close-on-exec); if the socket has SO_PASSCRED on (uds_set_passcred) and
+ * credentials arrived, has_cred is 1 and cred is filled.
+ */
+typedef struct uds_msg {
+    void *buf;
+    size_t len;
+    int *fds;
+    size_t nfds;
+    size_t fds_cap;
+    int send_cred;
+    int has_cred;
+    uds_cred cred;
+    uds_addr *addr; /* datagram: destination (send) / source (recv); or NULL */
+} uds_msg;
+
+/*
+ * Sends one message (sendmsg, MSG_NOSIGNAL, EINTR retried). Returns the
+ * number of data bytes sent (may be < len on a stream socket: the fds went
+ * with the first byte; send the rest with uds_write_all) or -errno:
+ * -EINVAL for nfds > UDS_MAX_FDS or fds without data.
+ */
+ssize_t uds_sendmsg(int fd, const uds_msg *m);
+
+/*
+ * Receives one message (recvmsg with MSG_CMSG_CLOEXEC, EINTR retried).
+ * Returns the number of data bytes (0 at end of stream), -EAGAIN, or -errno.
+ * If the sender passed more fds than fit in fds_cap (MSG_CTRUNC), or a
+ * datagram was longer than len (MSG_TRUNC), every fd that did arrive is
+ * closed, nfds is 0, and the call returns -EMSGSIZE: nothing leaks.
+ * `flags` may hold MSG_DONTWAIT / MSG_PEEK.
+ */
+ssize_t uds_recvmsg(int fd, uds_msg *m, int flags);
+
+/* Convenience: sends `len` bytes of buf (len >= 1) with nfds fds attached. */
+ssize_t uds_send_fds(int fd, const void *buf, size_t len, const int *fds,
+                     size_t nfds);
+
+/*
+ * Convenience: receives data and up to *nfds fds (in: capacity, out:
+ * received). Errors as uds_recvmsg.
+ */
+ssize_t uds_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds);
+
+/* The connecting process's credentials as of connect() (SO_PEERCRED). */
+int uds_peer_cred(int fd, uds_cred *out);
+
+/* Turns SO_PASSCRED on or off (needed to receive SCM_CREDENTIALS). */
+int uds_set_passcred(int fd, int on);
+
+/*
+ * Datagram send to `to` (or the connected peer if to is NULL), MSG_NOSIGNAL.
+ * Returns bytes sent or -errno.
+ */
+ssize_t uds_sendto(int fd, const void *buf, size_t len, const uds_addr *to);
+
+/*
+ * Receives one datagram into buf. If from is non-NULL it gets the sender's
+ * address (UDS_ADDR_UNNAMED for a sender that never bound one). Returns the
+ * datagram's full length: if that is larger than len, the datagram was
+ * truncated to len bytes. -EAGAIN on a non-blocking empty socket, -errno.
+ * `flags` may hold MSG_DONTWAIT.
+ */
+ssize_t uds_recvfrom(int fd, void *buf, size_t len, uds_addr *from, int flags);
+
+/* ------------------------------------------------------------------------ */
+/* Library-specific return codes (beyond errno)                             */
+/* ------------------------------------------------------------------------ */
+
+#define UDS_EFRAME (-10001)   /* a peer sent a malformed frame header */
+#define UDS_ECLOSED (-10002)  /* the connection was closed */
+
+/* UDS_LOOP_API_BEGIN (event loop, connections, framing, server: issue 3) */
+/* UDS_LOOP_API_END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UDSOCK_H */

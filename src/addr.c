@@ -1,0 +1,326 @@
+/*
+ * addr.c — the address syntax shared by the library and the CLI.
+ *
+ * A uds_addr is a value: a kind plus a ready-to-use sockaddr and its length,
+ * so bind()/connect()/sendto() never need to know where it came from.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UDS__SUN_OFF offsetof(struct sockaddr_un, sun_path)
+
+static int has_prefix(const char *s, size_t n, const char *p)
+{
+    size_t pl = strlen(p);
+    return n >= pl && memcmp(s, p, pl) == 0;
+}
+
+/* Filesystem path: must be non-empty and leave room for the NUL. */
+static int parse_path(uds_addr *out, const char *s, size_t n)
+{
+    if (n == 0)
+        return -EINVAL;
+    if (n > UDS_PATH_MAX)
+        return -ENAMETOOLONG;
+    out->kind = UDS_ADDR_PATH;
+    out->u.un.sun_family = AF_UNIX;
+    memcpy(out->u.un.sun_path, s, n);
+    out->u.un.sun_path[n] = '\0';
+    out->len = (socklen_t)(UDS__SUN_OFF + n + 1);
+    return 0;
+}
+
+/*
+ * Abstract name: a leading NUL byte then the name, and the length says
+ * where it ends (no terminator), so "@a" and "@a\0" would be different names.
+ */
+static int parse_abstract(uds_addr *out, const char *s, size_t n)
+{
+    if (n == 0)
+        return -EINVAL;
+    if (n > sizeof(out->u.un.sun_path) - 1)
+        return -ENAMETOOLONG;
+    out->kind = UDS_ADDR_ABSTRACT;
+    out->u.un.sun_family = AF_UNIX;
+    out->u.un.sun_path[0] = '\0';
+    memcpy(out->u.un.sun_path + 1, s, n);
+    out->len = (socklen_t)(UDS__SUN_OFF + 1 + n);
+    return 0;
+}
+
+/*
+ * HOST:PORT or [V6HOST]:PORT. An empty host or "*" means the wildcard
+ * address (for listening). Numeric hosts never touch the resolver.
+ */
+static int parse_inet(uds_addr *out, const char *s, size_t n, int kind)
+{
+    char host[256], port[16];
+    const char *colon;
+    size_t hl;
+
+    if (n > 0 && s[0] == '[') {
+        const char *rb = memchr(s, ']', n);
+        if (!rb || rb + 1 >= s + n || rb[1] != ':')
+            return -EINVAL;
+        hl = (size_t)(rb - s - 1);
+        if (hl == 0 || hl >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, s + 1, hl);
+        host[hl] = '\0';
+        colon = rb + 1;
+    } else {
+        colon = NULL;
+        for (size_t i = n; i > 0; i--)
+            if (s[i - 1] == ':') {
+                colon = s + i - 1;
+                break;
+            }
+        if (!colon)
+            return -EINVAL;
+        hl = (size_t)(colon - s);
+        if (hl >= sizeof(host) || memchr(s, ':', hl))
+            return -EINVAL; /* a bare IPv6 address needs brackets */
+        memcpy(host, s, hl);
+        host[hl] = '\0';
+    }
+    size_t pl = (size_t)(s + n - colon - 1);
+    if (pl == 0 || pl >= sizeof(port))
+        return -EINVAL;
+    memcpy(port, colon + 1, pl);
+    port[pl] = '\0';
+    unsigned long pv = 0;
+    for (size_t i = 0; i < pl; i++) {
+        if (!isdigit((unsigned char)port[i]))
+            return -EINVAL;
+        pv = pv * 10 + (unsigned long)(port[i] - '0');
+        if (pv > 65535)
+            return -EINVAL;
+    }
+
+    out->kind = kind;
+    if (host[0] == '\0' || strcmp(host, "*") == 0) {
+        out->u.in.sin_family = AF_INET;
+        out->u.in.sin_addr.s_addr = htonl(INADDR_ANY);
+        out->u.in.sin_port = htons((uint16_t)pv);
+        out->len = sizeof(struct sockaddr_in);
+        return 0;
+    }
+    if (inet_pton(AF_INET, host, &out->u.in.sin_addr) == 1) {
+        out->u.in.sin_family = AF_INET;
+        out->u.in.sin_port = htons((uint16_t)pv);
+        out->len = sizeof(struct sockaddr_in);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &out->u.in6.sin6_addr) == 1) {
+        out->u.in6.sin6_family = AF_INET6;
+        out->u.in6.sin6_port = htons((uint16_t)pv);
+        out->len = sizeof(struct sockaddr_in6);
+        return 0;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = kind == UDS_ADDR_UDP ? SOCK_DGRAM : SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || !res) {
+        /* AI_ADDRCONFIG hides "localhost" on hosts with loopback only */
+        hints.ai_flags = AI_NUMERICSERV;
+        if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+            return -EHOSTUNREACH;
+    }
+    if (res->ai_addrlen > sizeof(out->u.ss)) {
+        freeaddrinfo(res);
+        return -EINVAL;
+    }
+    memcpy(&out->u.ss, res->ai_addr, res->ai_addrlen);
+    out->len = (socklen_t)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int uds_addr_parsen(uds_addr *out, const char *s, size_t n)
+{
+    if (!out || !s)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (n == 0 || memchr(s, '\0', n))
+        return -EINVAL;
+    if (s[0] == '@')
+        return parse_abstract(out, s + 1, n - 1);
+    if (has_prefix(s, n, "abstract:"))
+        return parse_abstract(out, s + 9, n - 9);
+    if (has_prefix(s, n, "unix:"))
+        return parse_path(out, s + 5, n - 5);
+    if (has_prefix(s, n, "tcp:"))
+        return parse_inet(out, s + 4, n - 4, UDS_ADDR_TCP);
+    if (has_prefix(s, n, "udp:"))
+        return parse_inet(out, s + 4, n - 4, UDS_ADDR_UDP);
+    /* Anything that looks like a path is one; an unknown "scheme:" is not. */
+    if (s[0] != '/' && s[0] != '.' && memchr(s, ':', n))
+        return -EINVAL;
+    return parse_path(out, s, n);
+}
+
+int uds_addr_parse(uds_addr *out, const char *text)
+{
+    if (!text) {
+        if (out)
+            memset(out, 0, sizeof(*out));
+        return -EINVAL;
+    }
+    return uds_addr_parsen(out, text, strlen(text));
+}
+
+/* Appends printf-style text at *pos, tracking overflow instead of failing early. */
+static void put(char *buf, size_t size, size_t *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#include <stdarg.h>
+static void put(char *buf, size_t size, size_t *pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *dst = *pos < size ? buf + *pos : NULL;
+    size_t room = *pos < size ? size - *pos : 0;
+    int k = vsnprintf(dst, room, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        *pos += (size_t)k;
+}
+
+int uds_addr_format(const uds_addr *a, char *buf, size_t size)
+{
+    size_t pos = 0;
+    char ip[INET6_ADDRSTRLEN];
+
+    if (!a || (!buf && size))
+        return -EINVAL;
+    switch (a->kind) {
+    case UDS_ADDR_PATH: {
+        const char *p = a->u.un.sun_path;
+        int needs_scheme = p[0] != '/' && p[0] != '.' && (p[0] == '@' || strchr(p, ':'));
+        put(buf, size, &pos, "%s%s", needs_scheme ? "unix:" : "", p);
+        break;
+    }
+    case UDS_ADDR_ABSTRACT: {
+        size_t n = a->len - UDS__SUN_OFF - 1;
+        put(buf, size, &pos, "@");
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)a->u.un.sun_path[1 + i];
+            if (isprint(c) && c != '\\')
+                put(buf, size, &pos, "%c", c);
+            else
+                put(buf, size, &pos, "\\x%02x", c);
+        }
+        break;
+    }
+    case UDS_ADDR_UNNAMED:
+        put(buf, size, &pos, "(unnamed)");
+        break;
+    case UDS_ADDR_TCP:
+    case UDS_ADDR_UDP: {
+        const char *scheme = a->kind == UDS_ADDR_TCP ? "tcp" : "udp";
+        if (a->u.sa.sa_family == AF_INET) {
+            inet_ntop(AF_INET, &a->u.in.sin_addr, ip, sizeof(ip));
+            put(buf, size, &pos, "%s:%s:%u", scheme, ip, ntohs(a->u.in.sin_port));
+        } else if (a->u.sa.sa_family == AF_INET6) {
+            inet_ntop(AF_INET6, &a->u.in6.sin6_addr, ip, sizeof(ip));
+            put(buf, size, &pos, "%s:[%s]:%u", scheme, ip, ntohs(a->u.in6.sin6_port));
+        } else {
+            return -EINVAL;
+        }
+        break;
+    }
+    default:
+        return -EINVAL;
+    }
+    if (pos >= size) {
+        if (size)
+            buf[size - 1] = '\0';
+        return -ENOSPC;
+    }
+    return (int)pos;
+}
+
+int uds_addr_from_sockaddr(uds_addr *out, const struct sockaddr *sa,
+                           socklen_t len, int socktype)
+{
+    if (!out || (!sa && len))
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (len > sizeof(out->u.ss))
+        return -EINVAL;
+    if (len < sizeof(sa_family_t)) { /* some kernels report 0 for unnamed */
+        out->kind = UDS_ADDR_UNNAMED;
+        out->u.un.sun_family = AF_UNIX;
+        out->len = sizeof(sa_family_t);
+        return 0;
+    }
+    memcpy(&out->u.ss, sa, len);
+    out->len = len;
+    switch (sa->sa_family) {
+    case AF_UNIX:
+        if (len <= UDS__SUN_OFF) {
+            out->kind = UDS_ADDR_UNNAMED;
+        } else if (out->u.un.sun_path[0] == '\0') {
+            out->kind = UDS_ADDR_ABSTRACT;
+        } else {
+            /* the kernel may or may not count the NUL: normalise to counting it */
+            size_t n = strnlen(out->u.un.sun_path, len - UDS__SUN_OFF);
+            if (n > UDS_PATH_MAX)
+                return -ENAMETOOLONG; /* a 108-byte path bound by someone else */
+            out->u.un.sun_path[n] = '\0';
+            out->kind = UDS_ADDR_PATH;
+            out->len = (socklen_t)(UDS__SUN_OFF + n + 1);
+        }
+        return 0;
+    case AF_INET:
+    case AF_INET6:
+        out->kind = socktype == SOCK_DGRAM ? UDS_ADDR_UDP : UDS_ADDR_TCP;
+        return 0;
+    default:
+        memset(out, 0, sizeof(*out));
+        return -EAFNOSUPPORT;
+    }
+}
+
+int uds_addr_family(const uds_addr *a)
+{
+    if (!a)
+        return -EINVAL;
+    switch (a->kind) {
+    case UDS_ADDR_PATH:
+    case UDS_ADDR_ABSTRACT:
+    case UDS_ADDR_UNNAMED:
+        return AF_UNIX;
+    case UDS_ADDR_TCP:
+    case UDS_ADDR_UDP:
+        return a->u.sa.sa_family;
+    default:
+        return -EINVAL;
+    }
+}
+
+const char *uds_addr_path(const uds_addr *a)
+{
+    return a && a->kind == UDS_ADDR_PATH ? a->u.un.sun_path : NULL;
+}
+
+int uds_addr_equal(const uds_addr *a, const uds_addr *b)
+{
+    if (!a || !b || a->kind != b->kind)
+        return 0;
+    switch (a->kind) {
+    case UDS_ADDR_PATH:
+        return strcmp(a->u.un.sun_path, b->u.un.sun_path) == 0;
+    case UDS_ADDR_UNNAMED:
+        return 1;
+    default:
+        return a->len == b->len && memcmp(&a->u, &b->u, a->len) == 0;
+    }
+}

@@ -1,0 +1,44 @@
+/* internal.h — shared by the library's source files; not installed. */
+#ifndef UDS_INTERNAL_H
+#define UDS_INTERNAL_H
+
+#include "udsock.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+/*
+ * The one place EINTR is retried: evaluates `expr` (a syscall returning -1
+ * on error) until it does not fail with EINTR; yields its value.
+ */
+#define UDS__RETRY(expr)                                                       \
+    __extension__({                                                            \
+        long uds__r;                                                           \
+        do {                                                                   \
+            uds__r = (long)(expr);                                             \
+        } while (uds__r == -1 && errno == EINTR);                              \
+        uds__r;                                                                \
+    })
+
+/* -errno of the last failed syscall (never 0, so it is always an error). */
+static inline int uds__err(void) { return errno ? -errno : -EIO; }
+
+/* Monotonic clock in milliseconds / nanoseconds. */
+static inline uint64_t uds__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+static inline uint64_t uds__now_ms(void) { return uds__now_ns() / 1000000u; }
+
+/* Sleep for ms milliseconds (EINTR resumes the remaining time). */
+void uds__sleep_ms(int ms);
+
+/* Creates a CLOEXEC socket of family/type; flags may hold UDS_NONBLOCK. */
+int uds__socket(int family, int type, int flags);
+
+#define UDS__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

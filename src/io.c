@@ -1,0 +1,327 @@
+/*
+ * io.c — reading and writing that survives signals, short transfers and
+ * vanished peers; ancillary data (fds, credentials); datagrams.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <limits.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/*
+ * send() with MSG_NOSIGNAL when fd is a socket, write() otherwise (a pipe or
+ * file given as stdout). The answer to "is it a socket" comes from the first
+ * ENOTSOCK, so sockets pay nothing extra.
+ */
+static ssize_t send_or_write(int fd, const void *buf, size_t len, int *not_sock)
+{
+    ssize_t n;
+    if (!*not_sock) {
+        n = UDS__RETRY(send(fd, buf, len, MSG_NOSIGNAL));
+        if (n >= 0 || errno != ENOTSOCK)
+            return n;
+        *not_sock = 1;
+    }
+    return UDS__RETRY(write(fd, buf, len));
+}
+
+ssize_t uds_send(int fd, const void *buf, size_t len)
+{
+    ssize_t n = UDS__RETRY(send(fd, buf, len, MSG_NOSIGNAL));
+    return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : n;
+}
+
+int uds_write_nb(int fd, const void *buf, size_t len, size_t *done)
+{
+    int not_sock = 0;
+    const char *p = buf;
+    while (*done < len) {
+        ssize_t n = send_or_write(fd, p + *done, len - *done, &not_sock);
+        if (n < 0)
+            return errno == EWOULDBLOCK ? -EAGAIN : uds__err();
+        *done += (size_t)n;
+    }
+    return 0;
+}
+
+ssize_t uds_write_all(int fd, const void *buf, size_t len)
+{
+    size_t done = 0;
+    int r = uds_write_nb(fd, buf, len, &done);
+    return r < 0 ? r : (ssize_t)len;
+}
+
+ssize_t uds_writev_all(int fd, const struct iovec *iov_in, int iovcnt)
+{
+    if (iovcnt < 0 || iovcnt > IOV_MAX)
+        return -EINVAL;
+    struct iovec iov[iovcnt > 0 ? iovcnt : 1];
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        iov[i] = iov_in[i];
+        total += iov[i].iov_len;
+    }
+    struct iovec *v = iov;
+    int n = iovcnt;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    int not_sock = 0;
+    while (n > 0) {
+        ssize_t w;
+        if (!not_sock) {
+            mh.msg_iov = v;
+            mh.msg_iovlen = (size_t)n;
+            w = UDS__RETRY(sendmsg(fd, &mh, MSG_NOSIGNAL));
+            if (w < 0 && errno == ENOTSOCK) {
+                not_sock = 1;
+                continue;
+            }
+        } else {
+            w = UDS__RETRY(writev(fd, v, n));
+        }
+        if (w < 0)
+            return errno == EWOULDBLOCK ? -EAGAIN : uds__err();
+        /* resume after a partial write: skip whole iovecs, trim the next */
+        size_t k = (size_t)w;
+        while (n > 0 && k >= v->iov_len) {
+            k -= v->iov_len;
+            v++;
+            n--;
+        }
+        if (n > 0) {
+            v->iov_base = (char *)v->iov_base + k;
+            v->iov_len -= k;
+        }
+    }
+    return (ssize_t)total;
+}
+
+ssize_t uds_read_some(int fd, void *buf, size_t len)
+{
+    ssize_t n = UDS__RETRY(read(fd, buf, len));
+    return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : n;
+}
+
+ssize_t uds_read_exact(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = uds_read_some(fd, (char *)buf + got, len - got);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/* ---- ancillary data ----------------------------------------------------- */
+
+ssize_t uds_sendmsg(int fd, const uds_msg *m)
+{
+    if (!m || m->nfds > UDS_MAX_FDS || (m->nfds && !m->fds))
+        return -EINVAL;
+    if ((m->nfds || m->send_cred) && m->len == 0)
+        return -EINVAL; /* ancillary data rides on at least one byte */
+    size_t space = (m->nfds ? CMSG_SPACE(m->nfds * sizeof(int)) : 0) +
+                   (m->send_cred ? CMSG_SPACE(sizeof(struct ucred)) : 0);
+    /* union for alignment; room for 253 fds plus credentials */
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(UDS_MAX_FDS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+    } cbuf;
+    memset(&cbuf, 0, sizeof(cbuf));
+    struct iovec iov = {m->buf, m->len};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (m->addr) {
+        mh.msg_name = (void *)&m->addr->u;
+        mh.msg_namelen = m->addr->len;
+    }
+    if (space) {
+        mh.msg_control = cbuf.b;
+        mh.msg_controllen = space;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (m->nfds) {
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
+            memcpy(CMSG_DATA(c), m->fds, m->nfds * sizeof(int));
+            c = CMSG_NXTHDR(&mh, c);
+        }
+        if (m->send_cred) {
+            struct ucred uc = {getpid(), geteuid(), getegid()};
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_CREDENTIALS;
+            c->cmsg_len = CMSG_LEN(sizeof(uc));
+            memcpy(CMSG_DATA(c), &uc, sizeof(uc));
+        }
+    }
+    ssize_t n = UDS__RETRY(sendmsg(fd, &mh, MSG_NOSIGNAL));
+    return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : n;
+}
+
+/* Closes every fd carried by SCM_RIGHTS headers in mh. */
+static void close_rights(struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int f;
+            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            close(f);
+        }
+    }
+}
+
+/*
+ * Why the care: the kernel fills the control buffer with as many fds as fit
+ * and sets MSG_CTRUNC for the rest, which it closes itself; the ones that
+ * did arrive are now ours. A caller that only checks the return value would
+ * leak them (dbus CVE-2020-12049), so on any truncation we close them all
+ * and fail the call. The control buffer is sized to the caller's capacity,
+ * but CMSG_SPACE rounds up, so we also refuse more fds than fds_cap.
+ */
+ssize_t uds_recvmsg(int fd, uds_msg *m, int flags)
+{
+    if (!m || (m->fds_cap && !m->fds) || m->fds_cap > UDS_MAX_FDS)
+        return -EINVAL;
+    m->nfds = 0;
+    m->has_cred = 0;
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(UDS_MAX_FDS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+    } cbuf;
+    struct sockaddr_storage ss;
+    struct iovec iov = {m->buf, m->len};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (m->addr) {
+        mh.msg_name = &ss;
+        mh.msg_namelen = sizeof(ss);
+    }
+    mh.msg_control = cbuf.b;
+    mh.msg_controllen = (m->fds_cap ? CMSG_SPACE(m->fds_cap * sizeof(int)) : 0) +
+                        CMSG_SPACE(sizeof(struct ucred));
+    ssize_t n = UDS__RETRY(recvmsg(fd, &mh, flags | MSG_CMSG_CLOEXEC));
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : uds__err();
+
+    size_t nf = 0;
+    int overflow = (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET)
+            continue;
+        if (c->cmsg_type == SCM_RIGHTS) {
+            nf += (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        } else if (c->cmsg_type == SCM_CREDENTIALS &&
+                   c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred uc;
+            memcpy(&uc, CMSG_DATA(c), sizeof(uc));
+            m->cred.pid = uc.pid;
+            m->cred.uid = uc.uid;
+            m->cred.gid = uc.gid;
+            m->has_cred = 1;
+        }
+    }
+    if (overflow || nf > m->fds_cap) {
+        close_rights(&mh);
+        m->has_cred = 0;
+        return -EMSGSIZE;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(m->fds + m->nfds, CMSG_DATA(c), k * sizeof(int));
+            m->nfds += k;
+        }
+    }
+    if (m->addr) {
+        int t = uds_sock_type(fd);
+        if (uds_addr_from_sockaddr(m->addr, (struct sockaddr *)&ss, mh.msg_namelen,
+                                   t < 0 ? SOCK_DGRAM : t) < 0)
+            memset(m->addr, 0, sizeof(*m->addr));
+    }
+    return n;
+}
+
+ssize_t uds_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
+{
+    uds_msg m;
+    memset(&m, 0, sizeof(m));
+    m.buf = (void *)buf;
+    m.len = len;
+    m.fds = (int *)fds;
+    m.nfds = nfds;
+    return uds_sendmsg(fd, &m);
+}
+
+ssize_t uds_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds)
+{
+    if (!nfds)
+        return -EINVAL;
+    uds_msg m;
+    memset(&m, 0, sizeof(m));
+    m.buf = buf;
+    m.len = len;
+    m.fds = fds;
+    m.fds_cap = *nfds;
+    ssize_t n = uds_recvmsg(fd, &m, 0);
+    *nfds = n < 0 ? 0 : m.nfds;
+    return n;
+}
+
+int uds_peer_cred(int fd, uds_cred *out)
+{
+    struct ucred uc;
+    socklen_t l = sizeof(uc);
+    if (!out)
+        return -EINVAL;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0)
+        return uds__err();
+    out->pid = uc.pid;
+    out->uid = uc.uid;
+    out->gid = uc.gid;
+    return 0;
+}
+
+int uds_set_passcred(int fd, int on)
+{
+    int v = on ? 1 : 0;
+    return setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, sizeof(v)) < 0 ? uds__err() : 0;
+}
+
+/* ---- datagrams ---------------------------------------------------------- */
+
+ssize_t uds_sendto(int fd, const void *buf, size_t len, const uds_addr *to)
+{
+    ssize_t n = UDS__RETRY(sendto(fd, buf, len, MSG_NOSIGNAL, to ? &to->u.sa : NULL,
+                                  to ? to->len : 0));
+    return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : n;
+}
+
+ssize_t uds_recvfrom(int fd, void *buf, size_t len, uds_addr *from, int flags)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    /* MSG_TRUNC: return the datagram's real length so truncation is visible */
+    ssize_t n = UDS__RETRY(recvfrom(fd, buf, len, flags | MSG_TRUNC,
+                                    from ? (struct sockaddr *)&ss : NULL, from ? &sl : NULL));
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : uds__err();
+    if (from) {
+        int t = uds_sock_type(fd);
+        if (uds_addr_from_sockaddr(from, (struct sockaddr *)&ss, sl, t < 0 ? SOCK_DGRAM : t) < 0)
+            memset(from, 0, sizeof(*from));
+    }
+    return n;
+}

@@ -1,0 +1,488 @@
+/*
+ * sock.c — creating, binding (safely), listening, accepting, connecting.
+ *
+ * The interesting part is uds_listen() on a filesystem path: a path that
+ * already exists may be someone else's file, a live server, or the leftover
+ * of a crashed one. Only the last may be removed, and only after proving
+ * nobody answers on it, while holding a lock so two starting servers cannot
+ * both decide it is stale.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int uds__socket(int family, int type, int flags)
+{
+    int t = type | SOCK_CLOEXEC | ((flags & UDS_NONBLOCK) ? SOCK_NONBLOCK : 0);
+    int fd = socket(family, t, 0);
+    return fd < 0 ? uds__err() : fd;
+}
+
+int uds_type_parse(const char *text)
+{
+    if (!text)
+        return -EINVAL;
+    if (!strcmp(text, "stream"))
+        return UDS_STREAM;
+    if (!strcmp(text, "dgram") || !strcmp(text, "datagram"))
+        return UDS_DGRAM;
+    if (!strcmp(text, "seqpacket"))
+        return UDS_SEQPACKET;
+    return -EINVAL;
+}
+
+const char *uds_type_name(int type)
+{
+    switch (type) {
+    case UDS_STREAM:
+        return "stream";
+    case UDS_DGRAM:
+        return "dgram";
+    case UDS_SEQPACKET:
+        return "seqpacket";
+    default:
+        return "?";
+    }
+}
+
+/* The socket type to use: explicit, else implied by the address. */
+static int pick_type(const uds_addr *a, int type)
+{
+    if (a->kind == UDS_ADDR_UDP)
+        return type && type != UDS_DGRAM ? -EPROTOTYPE : UDS_DGRAM;
+    if (a->kind == UDS_ADDR_TCP)
+        return type && type != UDS_STREAM ? -EPROTOTYPE : UDS_STREAM;
+    if (!type)
+        return UDS_STREAM;
+    if (type != UDS_STREAM && type != UDS_DGRAM && type != UDS_SEQPACKET)
+        return -EINVAL;
+    return type;
+}
+
+int uds_set_nonblock(int fd, int on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return uds__err();
+    int nfl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+    if (nfl != fl && fcntl(fd, F_SETFL, nfl) < 0)
+        return uds__err();
+    return 0;
+}
+
+int uds_set_bufsizes(int fd, int sndbuf, int rcvbuf)
+{
+    if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+        return uds__err();
+    if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
+        return uds__err();
+    return 0;
+}
+
+int uds_sock_type(int fd)
+{
+    int t = 0;
+    socklen_t l = sizeof(t);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &l) < 0)
+        return uds__err();
+    return t;
+}
+
+int uds_local_addr(int fd, uds_addr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
+        return uds__err();
+    int t = uds_sock_type(fd);
+    return uds_addr_from_sockaddr(out, (struct sockaddr *)&ss, l, t < 0 ? SOCK_STREAM : t);
+}
+
+int uds_pair(int type, int flags, int fds[2])
+{
+    int t = type | SOCK_CLOEXEC | ((flags & UDS_NONBLOCK) ? SOCK_NONBLOCK : 0);
+    return socketpair(AF_UNIX, t, 0, fds) < 0 ? uds__err() : 0;
+}
+
+/* ---- safe bind ---------------------------------------------------------- */
+
+/*
+ * Takes an exclusive flock on "PATH.lock". The file is opened without
+ * following symlinks. After locking, the path must still name the file we
+ * locked: a previous holder unlinks it when done, and a lock on an unlinked
+ * file protects nothing, so we retry in that case.
+ * Returns the locked fd, or -errno.
+ */
+static int lock_path(const char *path)
+{
+    char lp[UDS_PATH_MAX + 8];
+    snprintf(lp, sizeof(lp), "%s.lock", path);
+    for (int tries = 0; tries < 100; tries++) {
+        int fd = UDS__RETRY(open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (fd < 0)
+            return uds__err(); /* ELOOP: PATH.lock is a symlink */
+        if (UDS__RETRY(flock(fd, LOCK_EX)) < 0) {
+            int e = uds__err();
+            close(fd);
+            return e;
+        }
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && !S_ISREG(a.st_mode)) {
+            close(fd);
+            return -EEXIST; /* PATH.lock is someone's FIFO/device: leave it */
+        }
+        if (fstat(fd, &a) == 0 && lstat(lp, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino)
+            return fd;
+        close(fd);
+    }
+    return -EDEADLK;
+}
+
+/* Releases the lock taken by lock_path() and removes the lock file. */
+static void unlock_path(const char *path, int fd)
+{
+    if (fd < 0)
+        return;
+    char lp[UDS_PATH_MAX + 8];
+    snprintf(lp, sizeof(lp), "%s.lock", path);
+    unlink(lp); /* still locked: nobody else can be relying on it */
+    close(fd);
+}
+
+/*
+ * Decides whether the socket file at `path` has a live listener, by
+ * connecting to it. Returns 1 live, 0 stale, or -errno when undecidable
+ * (e.g. -EACCES): an undecidable file is never removed.
+ */
+static int probe_live(const uds_addr *a, int type)
+{
+    int fd = uds__socket(AF_UNIX, type, UDS_NONBLOCK);
+    if (fd < 0)
+        return fd;
+    int r = connect(fd, &a->u.sa, a->len);
+    int e = r == 0 ? 0 : errno;
+    close(fd);
+    switch (e) {
+    case 0:
+    case EAGAIN:      /* backlog full: very much alive */
+    case EINPROGRESS:
+    case EPROTOTYPE:  /* a socket of another type is bound there */
+        return 1;
+    case ECONNREFUSED:
+        return 0;
+    case ENOENT:
+        return 0; /* vanished meanwhile: nothing to remove */
+    default:
+        return -e;
+    }
+}
+
+/* The umask is process-wide: serialise our temporary changes to it. */
+static pthread_mutex_t umask_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* bind(), with the file created as `mode` (0 = kernel default). */
+static int bind_with_mode(int fd, const uds_addr *a, unsigned mode)
+{
+    int r, e = 0;
+    if (mode && a->kind == UDS_ADDR_PATH) {
+        pthread_mutex_lock(&umask_lock);
+        mode_t old = umask((mode_t)(~mode & 0777));
+        r = bind(fd, &a->u.sa, a->len);
+        e = errno;
+        umask(old);
+        pthread_mutex_unlock(&umask_lock);
+    } else {
+        r = bind(fd, &a->u.sa, a->len);
+        e = errno;
+    }
+    return r < 0 ? -e : 0;
+}
+
+/*
+ * After bind(): records the new file's identity (so close removes only our
+ * own file) and applies the owner through an O_PATH descriptor opened with
+ * O_NOFOLLOW, which cannot be redirected by a symlink swapped in.
+ */
+static int settle_file(uds_listener *l, const uds_listen_opts *o)
+{
+    int pfd = open(l->addr.u.un.sun_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0)
+        return uds__err();
+    struct stat st;
+    int r = 0;
+    if (fstat(pfd, &st) < 0)
+        r = uds__err();
+    else if (!S_ISSOCK(st.st_mode))
+        r = -EEXIST; /* swapped under us: not ours, do not touch */
+    if (r == 0) {
+        l->dev = st.st_dev;
+        l->ino = st.st_ino;
+        l->owns_path = 1;
+        if (o && o->set_owner && fchownat(pfd, "", o->owner, o->group, AT_EMPTY_PATH) < 0)
+            r = uds__err();
+    }
+    close(pfd);
+    return r;
+}
+
+static int bind_path(uds_listener *l, const uds_listen_opts *o, int flags)
+{
+    const char *path = l->addr.u.un.sun_path;
+    int lockfd = -1, r;
+
+    if (!(flags & UDS_NO_LOCK)) {
+        lockfd = lock_path(path);
+        if (lockfd < 0)
+            return lockfd;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            r = -EEXIST;
+            goto out;
+        }
+        r = probe_live(&l->addr, l->type);
+        if (r != 0) {
+            r = r > 0 ? -EADDRINUSE : r;
+            goto out;
+        }
+        /* Stale. Remove it only if it is still the file we examined. */
+        struct stat st2;
+        if (lstat(path, &st2) == 0) {
+            if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino || !S_ISSOCK(st2.st_mode)) {
+                r = -EADDRINUSE;
+                goto out;
+            }
+            if (unlink(path) < 0 && errno != ENOENT) {
+                r = uds__err();
+                goto out;
+            }
+        }
+    } else if (errno != ENOENT) {
+        r = uds__err();
+        goto out;
+    }
+    r = bind_with_mode(l->fd, &l->addr, o ? o->mode : 0);
+    if (r == 0) {
+        r = settle_file(l, o);
+        if (r < 0 && l->owns_path) {
+            unlink(path); /* ours (verified by settle_file): take it back */
+            l->owns_path = 0;
+        }
+    }
+out:
+    unlock_path(path, lockfd);
+    return r;
+}
+
+int uds_listen(uds_listener *l, const uds_addr *addr, const uds_listen_opts *opts)
+{
+    if (!l || !addr)
+        return -EINVAL;
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    int family = uds_addr_family(addr);
+    if (family < 0 || addr->kind == UDS_ADDR_UNNAMED)
+        return -EINVAL;
+    int type = pick_type(addr, opts ? opts->type : 0);
+    if (type < 0)
+        return type;
+    int flags = opts ? opts->flags : 0;
+    l->type = type;
+    l->addr = *addr;
+    l->fd = uds__socket(family, type, flags);
+    if (l->fd < 0) {
+        int e = l->fd;
+        l->fd = -1;
+        return e;
+    }
+    int r;
+    if (addr->kind == UDS_ADDR_PATH) {
+        r = bind_path(l, opts, flags);
+    } else {
+        if (family != AF_UNIX) {
+            int one = 1;
+            setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        }
+        r = bind_with_mode(l->fd, addr, 0);
+    }
+    if (r == 0 && type != UDS_DGRAM) {
+        int backlog = opts && opts->backlog > 0 ? opts->backlog : SOMAXCONN;
+        if (listen(l->fd, backlog) < 0)
+            r = uds__err();
+    }
+    if (r == 0 && family != AF_UNIX)
+        r = uds_local_addr(l->fd, &l->addr); /* learn the port of tcp:...:0 */
+    if (r < 0) {
+        uds_listener_close(l);
+        return r;
+    }
+    if (flags & UDS_NO_UNLINK)
+        l->owns_path = 0;
+    return 0;
+}
+
+int uds_listener_from_fd(uds_listener *l, int fd)
+{
+    if (!l || fd < 0)
+        return -EINVAL;
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    int t = uds_sock_type(fd);
+    if (t < 0)
+        return t;
+    int r = uds_local_addr(fd, &l->addr);
+    if (r < 0)
+        return r;
+    l->type = t;
+    l->fd = fd;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+void uds_listener_close(uds_listener *l)
+{
+    if (!l)
+        return;
+    if (l->fd >= 0) {
+        /* unlink before close: no window where a new server bound the same
+           path and we would remove its file */
+        if (l->owns_path && l->addr.kind == UDS_ADDR_PATH) {
+            struct stat st;
+            if (lstat(l->addr.u.un.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+                st.st_dev == l->dev && st.st_ino == l->ino)
+                unlink(l->addr.u.un.sun_path);
+        }
+        close(l->fd);
+    }
+    l->fd = -1;
+    l->owns_path = 0;
+}
+
+int uds_accept(int lfd, uds_addr *peer, int flags)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int f = SOCK_CLOEXEC | ((flags & UDS_NONBLOCK) ? SOCK_NONBLOCK : 0);
+    int fd = UDS__RETRY(accept4(lfd, (struct sockaddr *)&ss, &sl, f));
+    if (fd < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : uds__err();
+    if (peer) {
+        int t = uds_sock_type(fd);
+        if (uds_addr_from_sockaddr(peer, (struct sockaddr *)&ss, sl, t) < 0)
+            memset(peer, 0, sizeof(*peer));
+    }
+    return fd;
+}
+
+/* ---- connect ------------------------------------------------------------ */
+
+/* Binds an AF_UNIX socket to a kernel-chosen unique abstract name. */
+static int autobind(int fd)
+{
+    struct sockaddr_un un;
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    return bind(fd, (struct sockaddr *)&un, sizeof(sa_family_t)) < 0 ? uds__err() : 0;
+}
+
+int uds_dgram_socket(int family, int flags)
+{
+    int fd = uds__socket(family, SOCK_DGRAM, flags);
+    if (fd >= 0 && family == AF_UNIX && !(flags & UDS_NO_AUTOBIND)) {
+        int r = autobind(fd);
+        if (r < 0) {
+            close(fd);
+            return r;
+        }
+    }
+    return fd;
+}
+
+/* Milliseconds left until `deadline` (UINT64_MAX = none), at least 0. */
+static int left_ms(uint64_t deadline)
+{
+    if (deadline == UINT64_MAX)
+        return -1;
+    uint64_t now = uds__now_ms();
+    return now >= deadline ? 0 : (int)(deadline - now > 0x7fffffff ? 0x7fffffff : deadline - now);
+}
+
+/* One connect attempt on a fresh non-blocking socket; returns fd or -errno. */
+static int connect_once(const uds_addr *a, int type, int flags, uint64_t deadline)
+{
+    int fd = uds__socket(uds_addr_family(a), type, UDS_NONBLOCK);
+    if (fd < 0)
+        return fd;
+    int r = 0;
+    if (a->kind != UDS_ADDR_TCP && a->kind != UDS_ADDR_UDP && type == UDS_DGRAM &&
+        !(flags & UDS_NO_AUTOBIND))
+        r = autobind(fd);
+    if (r == 0 && connect(fd, &a->u.sa, a->len) < 0) {
+        r = -errno;
+        if (r == -EINPROGRESS || r == -EINTR) { /* TCP: wait for the handshake */
+            struct pollfd p = {fd, POLLOUT, 0};
+            int pr = UDS__RETRY(poll(&p, 1, left_ms(deadline)));
+            if (pr == 0) {
+                r = -ETIMEDOUT;
+            } else if (pr < 0) {
+                r = uds__err();
+            } else {
+                int soerr = 0;
+                socklen_t sl = sizeof(soerr);
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+                r = -soerr;
+            }
+        }
+    }
+    if (r == 0 && !(flags & UDS_NONBLOCK))
+        r = uds_set_nonblock(fd, 0);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+/*
+ * Why a loop: a unix stream connect to a full backlog fails at once with
+ * EAGAIN on a non-blocking socket, and a server that is still starting gives
+ * ENOENT/ECONNREFUSED. Both are "try again shortly" until the deadline; the
+ * back-off grows from 1 ms to 50 ms so a waiting client neither spins nor
+ * sleeps through a server's start.
+ */
+int uds_connect(const uds_addr *a, const uds_connect_opts *o)
+{
+    if (!a || a->kind == UDS_ADDR_NONE || a->kind == UDS_ADDR_UNNAMED)
+        return -EINVAL;
+    int type = pick_type(a, o ? o->type : 0);
+    if (type < 0)
+        return type;
+    int flags = o ? o->flags : 0;
+    int wait = o ? o->wait : 0;
+    uint64_t deadline = o && o->timeout_ms > 0 ? uds__now_ms() + (uint64_t)o->timeout_ms : UINT64_MAX;
+    int backoff = 1;
+    for (;;) {
+        int fd = connect_once(a, type, flags, deadline);
+        if (fd >= 0)
+            return fd;
+        int retry = fd == -EAGAIN || (wait && (fd == -ENOENT || fd == -ECONNREFUSED));
+        if (!retry)
+            return fd;
+        if (left_ms(deadline) == 0)
+            return deadline == UINT64_MAX ? fd : (fd == -EAGAIN ? -ETIMEDOUT : fd);
+        int ms = left_ms(deadline);
+        uds__sleep_ms(ms >= 0 && ms < backoff ? ms : backoff);
+        if (backoff < 50)
+            backoff *= 2;
+    }
+}
