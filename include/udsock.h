@@ -391,6 +391,90 @@ ssize_t uds_recvfrom(int fd, void *buf, size_t len, uds_addr *from, int flags);
 #define UDS_ECLOSED (-10002)  /* the connection was closed */
 
 /* UDS_LOOP_API_BEGIN (event loop, connections, framing, server: issue 3) */
+
+/* ------------------------------------------------------------------------ */
+/* Event loop                                                               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A small level-triggered epoll loop. One loop per thread; nothing in it is
+ * thread-safe. Callbacks run on the thread that calls uds_loop_run().
+ * A call that takes a callback and fails never calls that callback.
+ */
+typedef struct uds_loop uds_loop;
+
+/* Event bits for fd watchers. */
+#define UDS_EV_READ 0x01
+#define UDS_EV_WRITE 0x02
+#define UDS_EV_HUP 0x04   /* reported only: peer hung up */
+#define UDS_EV_ERROR 0x08 /* reported only: error condition on the fd */
+
+typedef void (*uds_io_cb)(uds_loop *loop, int fd, unsigned events, void *arg);
+typedef void (*uds_timer_cb)(uds_loop *loop, uint64_t id, void *arg);
+typedef void (*uds_signal_cb)(uds_loop *loop, int signo, void *arg);
+typedef void (*uds_defer_cb)(uds_loop *loop, void *arg);
+
+/* Creates a loop (epoll + CLOEXEC). Returns 0 and *out, or -errno. */
+int uds_loop_new(uds_loop **out);
+
+/*
+ * Frees the loop. Watched fds are not closed (they belong to the caller);
+ * signals taken with uds_loop_signal are unblocked again. NULL is a no-op.
+ */
+void uds_loop_free(uds_loop *loop);
+
+/*
+ * Watches fd for `events` (UDS_EV_READ|UDS_EV_WRITE), calling cb with the
+ * events that are ready. Calling it again for the same fd changes the
+ * events, callback and arg. events == 0 keeps the fd registered but quiet.
+ * Returns 0 or -errno.
+ */
+int uds_loop_watch(uds_loop *loop, int fd, unsigned events, uds_io_cb cb, void *arg);
+
+/* Stops watching fd (call before closing it). Returns 0 or -ENOENT. */
+int uds_loop_unwatch(uds_loop *loop, int fd);
+
+/*
+ * Calls cb once after `ms` milliseconds (monotonic clock). Timers due at the
+ * same time fire in the order they were added. Returns the timer's id (> 0)
+ * or -errno.
+ */
+int64_t uds_loop_timer(uds_loop *loop, uint64_t ms, uds_timer_cb cb, void *arg);
+
+/* Cancels a pending timer. Returns 0 or -ENOENT (already fired or unknown). */
+int uds_loop_timer_cancel(uds_loop *loop, uint64_t id);
+
+/*
+ * Delivers `signo` as a loop event (signalfd): the signal is blocked for
+ * the calling thread and cb runs from the loop each time it arrives.
+ * Returns 0 or -errno.
+ */
+int uds_loop_signal(uds_loop *loop, int signo, uds_signal_cb cb, void *arg);
+
+/*
+ * Runs cb(loop, arg) after the current round of callbacks, before the loop
+ * waits again. This is how objects are freed from inside their own
+ * callbacks: mark closed now, free in the deferred call.
+ * Returns 0 or -ENOMEM.
+ */
+int uds_loop_defer(uds_loop *loop, uds_defer_cb cb, void *arg);
+
+/*
+ * Runs until uds_loop_stop() is called or nothing is left to wait for (no
+ * watched fds, timers or signals). Returns 0, or -errno if epoll failed.
+ */
+int uds_loop_run(uds_loop *loop);
+
+/* Runs one round: waits at most timeout_ms (-1 = forever), dispatches. */
+int uds_loop_run_once(uds_loop *loop, int timeout_ms);
+
+/* Makes uds_loop_run() return after the current round. */
+void uds_loop_stop(uds_loop *loop);
+
+/* The loop's cached monotonic time in milliseconds (updated each round). */
+uint64_t uds_loop_now(const uds_loop *loop);
+
+/* UDS_CONN_API: buffered connections, framing, server, client (issue 3) */
 /* UDS_LOOP_API_END */
 
 #ifdef __cplusplus

@@ -1,19 +1,103 @@
-/* main.c — the udsock command: dispatches to one file per subcommand. */
-#include "udsock.h"
+/*
+ * main.c — the udsock command. Each subcommand lives in its own file
+ * (src/cli/cmd_NAME.c) and is listed in the table below.
+ */
+#include "cli.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Subcommands, in the order --help lists them. */
+static const cli_cmd commands[] = {
+    /* CLI_COMMANDS (one line per subcommand; keep this marker) */
+    {NULL, NULL, NULL},
+};
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("udsock: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void cli_die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("udsock: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(code);
+}
+
+const char *cli_errtext(const char *op, const char *addr, int err)
+{
+    static char buf[1024];
+    const char *hint = "";
+    if (!strcmp(op, "connect") && (err == -ENOENT || err == -ECONNREFUSED))
+        hint = " (is the server running?)";
+    if ((!strcmp(op, "listen") || !strcmp(op, "bind")) && err == -EEXIST) {
+        snprintf(buf, sizeof(buf), "%s %s: exists and is not a socket; refusing to remove it", op, addr);
+        return buf;
+    }
+    if ((!strcmp(op, "listen") || !strcmp(op, "bind")) && err == -EADDRINUSE)
+        hint = " (a server is running there; not taking it over)";
+    if (err == -ENAMETOOLONG)
+        hint = " (a socket path must be shorter than 108 bytes)";
+    snprintf(buf, sizeof(buf), "%s %s: %s%s", op, addr, uds_strerror(err), hint);
+    return buf;
+}
+
+void cli_parse_addr(uds_addr *out, const char *text)
+{
+    int r = uds_addr_parse(out, text);
+    if (r < 0)
+        cli_die(CLI_USAGE, "bad address '%s': %s", text,
+                r == -ENAMETOOLONG ? "path is 108 bytes or longer (the limit of sun_path)"
+                                   : r == -EINVAL ? "expected /path, unix:PATH, @name, "
+                                                    "tcp:HOST:PORT or udp:HOST:PORT"
+                                                  : uds_strerror(r));
+}
+
+void cli_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: udsock COMMAND [OPTIONS] ...\n"
+               "       udsock --version | --help | COMMAND --help\n\ncommands:\n");
+    for (const cli_cmd *c = commands; c->name; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "\naddresses: /path, ./path, unix:PATH, @abstract, abstract:NAME,\n"
+               "           tcp:HOST:PORT, tcp:[::1]:PORT, udp:HOST:PORT\n");
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
         printf("udsock %s\n", uds_version());
-        return 0;
+        return CLI_OK;
     }
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: udsock --version | --help\n");
-        return 0;
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_OK;
     }
-    fprintf(stderr, "usage: udsock --version | --help\n");
-    return 2;
+    for (const cli_cmd *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) {
+            cli_ignore_sigpipe();
+            return c->run(argc - 1, argv + 1);
+        }
+    cli_warn("unknown command '%s' (try 'udsock --help')", argv[1]);
+    return CLI_USAGE;
 }

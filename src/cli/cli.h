@@ -1,0 +1,39 @@
+/* cli.h — shared by the udsock subcommands (src/cli/cmd_*.c). */
+#ifndef UDS_CLI_H
+#define UDS_CLI_H
+
+#include "udsock.h"
+
+/* Exit codes: 0 success, 1 runtime failure, 2 usage error. */
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+/* One subcommand: run(argc, argv) gets argv[0] == the subcommand name. */
+typedef struct cli_cmd {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} cli_cmd;
+
+/* "udsock: " + formatted message + newline, on stderr. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* cli_warn then exit(code). */
+void cli_die(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
+/*
+ * Text for a failed operation on an address, with a hint where one helps:
+ *   "connect /run/x.sock: No such file or directory (is the server running?)"
+ *   "listen /tmp/x: exists and is not a socket; refusing to remove it"
+ * `op` is "connect", "listen", "bind"...; err is a library return code.
+ */
+const char *cli_errtext(const char *op, const char *addr, int err);
+
+/* Parses an address or exits 2 with "udsock: bad address 'X': reason". */
+void cli_parse_addr(uds_addr *out, const char *text);
+
+/* Ignores SIGPIPE for the whole process (pipes, not only sockets). */
+void cli_ignore_sigpipe(void);
+
+#endif
