@@ -477,6 +477,9 @@ uint64_t uds_loop_now(const uds_loop *loop);
 /* UDS_CONN_API: buffered connections, framing, server, client (issue 3) */
 /* UDS_LOOP_API_END */
 
+/* UDS_ACTIVATION_API_BEGIN (socket activation, readiness: issue 3) */
+/* UDS_ACTIVATION_API_END */
+
 #ifdef __cplusplus
 }
 #endif
