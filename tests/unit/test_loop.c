@@ -1,0 +1,319 @@
+/* test_loop.c — the event loop: timers, signals, watchers, deferred frees. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int order[64];
+static int norder;
+
+static void rec_timer(uds_loop *l, uint64_t id, void *arg)
+{
+    (void)l;
+    (void)id;
+    order[norder++] = (int)(intptr_t)arg;
+}
+
+static void test_timers_order(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    norder = 0;
+    /* added out of order; 3 timers share a deadline and must keep FIFO */
+    assert_true(uds_loop_timer(l, 30, rec_timer, (void *)4) > 0);
+    assert_true(uds_loop_timer(l, 10, rec_timer, (void *)1) > 0);
+    assert_true(uds_loop_timer(l, 20, rec_timer, (void *)2) > 0);
+    uint64_t t0 = tu_now_ms();
+    /* same deadline: the loop reads the clock per call, so add them with one
+       clock value by using a long delay relative to the skew */
+    int64_t a = uds_loop_timer(l, 25, rec_timer, (void *)10);
+    int64_t b = uds_loop_timer(l, 25, rec_timer, (void *)11);
+    int64_t c = uds_loop_timer(l, 25, rec_timer, (void *)12);
+    assert_true(a > 0 && b > 0 && c > 0);
+    assert_int_equal(uds_loop_run(l), 0);
+    uint64_t dt = tu_now_ms() - t0;
+    assert_true(dt >= 30);
+    assert_int_equal(norder, 6);
+    assert_int_equal(order[0], 1);
+    assert_int_equal(order[1], 2);
+    /* 10, 11, 12 in insertion order (deadlines equal or increasing) */
+    assert_int_equal(order[2], 10);
+    assert_int_equal(order[3], 11);
+    assert_int_equal(order[4], 12);
+    assert_int_equal(order[5], 4);
+    uds_loop_free(l);
+}
+
+static void test_timers_same_deadline_fifo(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    norder = 0;
+    /* zero-delay timers added in one go almost always share the same ms;
+       whatever the clock does, insertion order must hold */
+    for (int i = 0; i < 40; i++)
+        assert_true(uds_loop_timer(l, 0, rec_timer, (void *)(intptr_t)i) > 0);
+    assert_int_equal(uds_loop_run(l), 0);
+    assert_int_equal(norder, 40);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(order[i], i);
+    uds_loop_free(l);
+}
+
+static void test_timer_cancel(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    norder = 0;
+    int64_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = uds_loop_timer(l, (uint64_t)(i % 5), rec_timer, (void *)(intptr_t)i);
+    /* cancel the odd ones */
+    for (int i = 1; i < 20; i += 2)
+        assert_int_equal(uds_loop_timer_cancel(l, (uint64_t)ids[i]), 0);
+    assert_int_equal(uds_loop_timer_cancel(l, (uint64_t)ids[1]), -ENOENT);
+    assert_int_equal(uds_loop_timer_cancel(l, 0), -ENOENT);
+    assert_int_equal(uds_loop_run(l), 0);
+    assert_int_equal(norder, 10);
+    for (int i = 0; i < norder; i++)
+        assert_int_equal(order[i] % 2, 0);
+    /* fired: cancel says ENOENT; a stale id does not cancel a reused slot */
+    assert_int_equal(uds_loop_timer_cancel(l, (uint64_t)ids[0]), -ENOENT);
+    norder = 0;
+    int64_t n = uds_loop_timer(l, 1, rec_timer, (void *)99);
+    assert_true(n > 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(uds_loop_timer_cancel(l, (uint64_t)ids[i]), -ENOENT);
+    assert_int_equal(uds_loop_run(l), 0);
+    assert_int_equal(norder, 1);
+    assert_int_equal(order[0], 99);
+    uds_loop_free(l);
+}
+
+static int got_sig;
+static void on_sig(uds_loop *l, int signo, void *arg)
+{
+    (void)arg;
+    got_sig = signo;
+    uds_loop_stop(l);
+}
+
+static void fail_timer(uds_loop *l, uint64_t id, void *arg)
+{
+    (void)id;
+    (void)arg;
+    uds_loop_stop(l);
+    fail_msg("signal did not arrive");
+}
+
+static void test_signal(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    got_sig = 0;
+    assert_int_equal(uds_loop_signal(l, SIGUSR1, on_sig, NULL), 0);
+    assert_int_equal(uds_loop_signal(l, SIGKILL, on_sig, NULL), -EINVAL);
+    int64_t t = uds_loop_timer(l, 5000, fail_timer, NULL);
+    raise(SIGUSR1); /* blocked now: pending until the loop reads it */
+    assert_int_equal(uds_loop_run(l), 0);
+    assert_int_equal(got_sig, SIGUSR1);
+    uds_loop_timer_cancel(l, (uint64_t)t);
+    uds_loop_free(l);
+    /* unblocked again after free */
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    assert_int_equal(sigismember(&cur, SIGUSR1), 0);
+}
+
+/* Two socketpairs; the first fd's callback closes+frees the second's owner. */
+struct obj {
+    uds_loop *l;
+    int fd;
+    int closed;
+    int calls;
+    struct obj *victim;
+};
+
+static int freed;
+static void free_obj(uds_loop *l, void *arg)
+{
+    (void)l;
+    struct obj *o = arg;
+    close(o->fd);
+    free(o);
+    freed++;
+}
+
+static void obj_close(struct obj *o)
+{
+    if (o->closed)
+        return;
+    o->closed = 1;
+    uds_loop_unwatch(o->l, o->fd);
+    assert_int_equal(uds_loop_defer(o->l, free_obj, o), 0);
+}
+
+static void obj_cb(uds_loop *l, int fd, unsigned ev, void *arg)
+{
+    (void)l;
+    (void)fd;
+    (void)ev;
+    struct obj *o = arg;
+    assert_false(o->closed);
+    o->calls++;
+    if (o->victim)
+        obj_close(o->victim); /* unwatch another fd from inside a callback */
+    obj_close(o);           /* and close ourselves from inside our own */
+}
+
+static void test_close_in_callback(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    int p1[2], p2[2];
+    assert_int_equal(uds_pair(SOCK_STREAM, 0, p1), 0);
+    assert_int_equal(uds_pair(SOCK_STREAM, 0, p2), 0);
+    struct obj *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    a->l = b->l = l;
+    a->fd = p1[0];
+    b->fd = p2[0];
+    a->victim = b;
+    b->victim = a;
+    /* both readable in the same wakeup: whichever runs first closes both;
+       the other's event must not be dispatched (ASan checks the free) */
+    assert_int_equal(write(p1[1], "x", 1), 1);
+    assert_int_equal(write(p2[1], "y", 1), 1);
+    freed = 0;
+    assert_int_equal(uds_loop_watch(l, a->fd, UDS_EV_READ, obj_cb, a), 0);
+    assert_int_equal(uds_loop_watch(l, b->fd, UDS_EV_READ, obj_cb, b), 0);
+    assert_int_equal(uds_loop_run(l), 0);
+    assert_int_equal(freed, 2);
+    close(p1[1]);
+    close(p2[1]);
+    uds_loop_free(l);
+}
+
+static void never_cb(uds_loop *l, int fd, unsigned ev, void *arg)
+{
+    (void)l;
+    (void)fd;
+    (void)ev;
+    (void)arg;
+    fail_msg("callback of a failed watch was called");
+}
+
+static void test_failed_watch(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    int fds[2];
+    assert_int_equal(uds_pair(SOCK_STREAM, 0, fds), 0);
+    int dead = fds[0];
+    close(fds[0]);
+    assert_true(uds_loop_watch(l, dead, UDS_EV_READ, never_cb, NULL) < 0);
+    assert_true(uds_loop_watch(l, -1, UDS_EV_READ, never_cb, NULL) < 0);
+    assert_int_equal(uds_loop_unwatch(l, dead), -ENOENT);
+    assert_true(uds_loop_timer(l, 0, NULL, NULL) < 0);
+    /* nothing registered: run returns at once */
+    assert_int_equal(uds_loop_run(l), 0);
+    close(fds[1]);
+    uds_loop_free(l);
+}
+
+/* A quiet watcher on a socket whose peer left must not spin the loop. */
+static int quiet_calls;
+static void quiet_cb(uds_loop *l, int fd, unsigned ev, void *arg)
+{
+    (void)l;
+    (void)fd;
+    (void)ev;
+    (void)arg;
+    quiet_calls++;
+}
+static void stop_timer(uds_loop *l, uint64_t id, void *arg)
+{
+    (void)id;
+    (void)arg;
+    uds_loop_stop(l);
+}
+
+static void test_quiet_watcher(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    int fds[2];
+    assert_int_equal(uds_pair(SOCK_STREAM, 0, fds), 0);
+    close(fds[1]);
+    assert_int_equal(uds_loop_watch(l, fds[0], 0, quiet_cb, NULL), 0);
+    uds_loop_timer(l, 50, stop_timer, NULL);
+    int rounds = 0;
+    /* count rounds: a spinning loop would do thousands in 50 ms */
+    uint64_t t0 = tu_now_ms();
+    while (tu_now_ms() - t0 < 200) {
+        assert_int_equal(uds_loop_run_once(l, 100), 0);
+        rounds++;
+        if (rounds > 10)
+            break;
+    }
+    assert_true(rounds <= 3);
+    assert_int_equal(quiet_calls, 0);
+    /* turning it back on reports the hangup */
+    assert_int_equal(uds_loop_watch(l, fds[0], UDS_EV_READ, quiet_cb, NULL), 0);
+    assert_int_equal(uds_loop_run_once(l, 100), 0);
+    assert_true(quiet_calls >= 1);
+    assert_int_equal(uds_loop_unwatch(l, fds[0]), 0);
+    close(fds[0]);
+    uds_loop_free(l);
+}
+
+static void rec_defer(uds_loop *l, void *arg)
+{
+    int v = (int)(intptr_t)arg;
+    order[norder++] = v;
+    if (v < 3) /* a deferred call that defers again runs in the same round */
+        assert_int_equal(uds_loop_defer(l, rec_defer, (void *)(intptr_t)(v + 1)), 0);
+}
+
+static void test_defer_order(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    norder = 0;
+    assert_int_equal(uds_loop_defer(l, NULL, NULL), -EINVAL);
+    assert_int_equal(uds_loop_defer(l, rec_defer, (void *)1), 0);
+    assert_int_equal(uds_loop_defer(l, rec_defer, (void *)10), 0);
+    assert_int_equal(uds_loop_run_once(l, 1000), 0);
+    assert_int_equal(norder, 4);
+    assert_int_equal(order[0], 1);
+    assert_int_equal(order[1], 10);
+    assert_int_equal(order[2], 2);
+    assert_int_equal(order[3], 3);
+    uds_loop_free(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timers_order),
+        cmocka_unit_test(test_timers_same_deadline_fifo),
+        cmocka_unit_test(test_timer_cancel),
+        cmocka_unit_test(test_signal),
+        cmocka_unit_test(test_close_in_callback),
+        cmocka_unit_test(test_failed_watch),
+        cmocka_unit_test(test_quiet_watcher),
+        cmocka_unit_test(test_defer_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
