@@ -478,6 +478,134 @@ uint64_t uds_loop_now(const uds_loop *loop);
 /* UDS_LOOP_API_END */
 
 /* UDS_ACTIVATION_API_BEGIN (socket activation, readiness: issue 3) */
+
+/* ------------------------------------------------------------------------ */
+/* Service managers: socket activation and readiness                        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * systemd socket activation (also systemd-socket-activate, s6-fdholder
+ * setups and others that speak the same protocol): the manager binds the
+ * sockets, starts the service with them open as fds 3, 4, ... and sets
+ *   LISTEN_PID=<pid the fds are meant for>
+ *   LISTEN_FDS=<how many>
+ *   LISTEN_FDNAMES=<name1>:<name2>:...  (optional; FileDescriptorName=)
+ * A service started that way must use the inherited sockets and must never
+ * unlink their paths: the manager owns them and keeps them across restarts.
+ */
+
+/* The first inherited fd (systemd's SD_LISTEN_FDS_START). */
+#define UDS_LISTEN_FDS_START 3
+
+/* Flags for uds_activation_get(). */
+#define UDS_ACT_UNSET_ENV 0x01 /* remove LISTEN_PID/FDS/FDNAMES afterwards, so
+                                  child processes do not see them */
+
+/* What the service manager passed. Release with uds_activation_free(). */
+typedef struct uds_activation {
+    int count;    /* inherited fds: UDS_LISTEN_FDS_START .. +count-1 */
+    char **names; /* count names, from LISTEN_FDNAMES, or "unknown" for each
+                     when the variable is absent (as systemd does); NULL
+                     when count is 0. Owned by the struct. */
+} uds_activation;
+
+/*
+ * Reads LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES into *a.
+ * The variables are honoured only if LISTEN_PID equals getpid(): otherwise
+ * they were meant for another process (a parent that forked us) and *a is
+ * empty (count 0). Each inherited fd is checked to be open and gets
+ * FD_CLOEXEC. With UDS_ACT_UNSET_ENV the three variables are removed from
+ * the environment in every case (setenv/unsetenv: not thread-safe, call it
+ * early in main).
+ * The fds themselves belong to the caller; wrap the ones you use with
+ * uds_activation_listener() or uds_listener_from_fd(), close the others.
+ * Returns the number of fds (0 = not socket-activated), or:
+ *   -EINVAL   a variable is malformed, or LISTEN_FDNAMES has a different
+ *             number of names than LISTEN_FDS
+ *   -EBADF    one of the announced fds is not open
+ *   -ENOMEM
+ * On error *a is empty (count 0) and nothing needs freeing.
+ */
+int uds_activation_get(uds_activation *a, int flags);
+
+/* Frees the names (not the fds). Safe on a zeroed struct and twice. */
+void uds_activation_free(uds_activation *a);
+
+/*
+ * Checks that fd is a socket of the given kind, as sd_is_socket() does.
+ * type: UDS_STREAM/UDS_DGRAM/UDS_SEQPACKET, or 0 for any.
+ * family: AF_UNIX/AF_INET/AF_INET6, or 0 for any (AF_UNSPEC).
+ * listening: 1 = must be listening (SO_ACCEPTCONN), 0 = must not be
+ * (a connected socket, as with Accept=yes), -1 = either.
+ * Returns 0 if it matches, or:
+ *   -EBADF         fd is not open
+ *   -ENOTSOCK      fd is not a socket
+ *   -EPROTOTYPE    socket of another type
+ *   -EAFNOSUPPORT  socket of another family
+ *   -EINVAL        listening state differs from `listening`
+ */
+int uds_socket_check(int fd, int type, int family, int listening);
+
+/*
+ * Finds an inherited fd by name (LISTEN_FDNAMES) and checks it with
+ * uds_socket_check(fd, type, family, -1). name NULL takes the first fd.
+ * Returns the fd (still owned by the caller, not duplicated), or:
+ *   -ENOENT  no fd has that name (or nothing was inherited)
+ *   and the errors of uds_socket_check() for the fd found.
+ */
+int uds_activation_fd(const uds_activation *a, const char *name, int type,
+                      int family);
+
+/*
+ * uds_activation_fd(), then wraps the fd with uds_listener_from_fd() so it
+ * can be served like a uds_listen() result. The listener owns the fd from
+ * then on (uds_listener_close() closes it) but never unlinks its path.
+ * Stream and seqpacket sockets must be listening. type 0 accepts any type.
+ * Returns 0, or the errors above (-ENOENT, -EPROTOTYPE, -EINVAL for a
+ * connected rather than a listening socket, ...).
+ */
+int uds_activation_listener(const uds_activation *a, uds_listener *l,
+                            const char *name, int type);
+
+/*
+ * Readiness notification to the service manager (sd_notify protocol):
+ * sends `state` as one datagram to the AF_UNIX socket named by the
+ * NOTIFY_SOCKET variable, a path ("/run/...") or an abstract name ("@...").
+ * state is newline-separated KEY=VALUE lines: "READY=1", "STOPPING=1",
+ * "RELOADING=1", "STATUS=serving 12 clients", "MAINPID=...".
+ * The socket used is CLOEXEC and closed again; the send uses MSG_NOSIGNAL.
+ * Returns 1 if sent, 0 if NOTIFY_SOCKET is not set (nothing to do: not
+ * running under a manager that wants it), or:
+ *   -EINVAL        state NULL/empty, or NOTIFY_SOCKET empty
+ *   -EAFNOSUPPORT  NOTIFY_SOCKET is neither a path nor @name (e.g. vsock:)
+ *   -ENAMETOOLONG  the name does not fit in sun_path
+ *   -errno of socket()/sendmsg() (-ECONNREFUSED if nobody listens there)
+ */
+int uds_notify(const char *state);
+
+/* uds_notify("READY=1"): the service is ready to serve. */
+int uds_notify_ready(void);
+
+/* uds_notify("STOPPING=1"): the service begins its shutdown. */
+int uds_notify_stopping(void);
+
+/*
+ * uds_notify("STATUS=<text>"): a one-line status shown by `systemctl
+ * status`. A newline in text ends it there. Returns as uds_notify(), plus
+ * -EMSGSIZE if the text is longer than 4000 bytes.
+ */
+int uds_notify_status(const char *text);
+
+/*
+ * The "notification-fd" style of readiness (s6, runit-style scripts, a
+ * test harness that passes a pipe): writes one "\n" to fd, then closes fd.
+ * The fd is closed whatever happens (if it was open), so call this once.
+ * A pipe whose reader has gone gives -EPIPE, never SIGPIPE (the signal is
+ * blocked for the write and a SIGPIPE it caused is consumed).
+ * Returns 0, or -EBADF (fd < 0 or not open), -EPIPE, -errno of write().
+ */
+int uds_ready_fd(int fd);
+
 /* UDS_ACTIVATION_API_END */
 
 #ifdef __cplusplus
