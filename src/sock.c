@@ -126,7 +126,7 @@ static int lock_path(const char *path)
     char lp[UDS_PATH_MAX + 8];
     snprintf(lp, sizeof(lp), "%s.lock", path);
     for (int tries = 0; tries < 100; tries++) {
-        int fd = UDS__RETRY(open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+        int fd = UDS__RETRY(open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
         if (fd < 0)
             return uds__err(); /* ELOOP: PATH.lock is a symlink */
         if (UDS__RETRY(flock(fd, LOCK_EX)) < 0) {
@@ -147,14 +147,21 @@ static int lock_path(const char *path)
     return -EDEADLK;
 }
 
-/* Releases the lock taken by lock_path() and removes the lock file. */
+/*
+ * Releases the lock taken by lock_path() and removes the lock file. We never
+ * write to a lock file, so one with content is somebody else's file that
+ * happens to have the name: it is left in place.
+ */
 static void unlock_path(const char *path, int fd)
 {
     if (fd < 0)
         return;
     char lp[UDS_PATH_MAX + 8];
     snprintf(lp, sizeof(lp), "%s.lock", path);
-    unlink(lp); /* still locked: nobody else can be relying on it */
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && a.st_size == 0 && lstat(lp, &b) == 0 &&
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        unlink(lp); /* still locked: nobody else can be relying on it */
     close(fd);
 }
 
@@ -229,12 +236,27 @@ static int settle_file(uds_listener *l, const uds_listen_opts *o)
         l->owns_path = 1;
         if (o && o->set_owner && fchownat(pfd, "", o->owner, o->group, AT_EMPTY_PATH) < 0)
             r = uds__err();
+        /* A default ACL on the directory overrides the umask: then set the
+           mode through the descriptor's /proc link, which names this very
+           inode (no path lookup an attacker could redirect). */
+        if (r == 0 && o && o->mode && (st.st_mode & 07777) != (o->mode & 07777)) {
+            char pp[64];
+            snprintf(pp, sizeof(pp), "/proc/self/fd/%d", pfd);
+            if (chmod(pp, (mode_t)(o->mode & 07777)) < 0)
+                r = uds__err();
+        }
     }
     close(pfd);
     return r;
 }
 
-static int bind_path(uds_listener *l, const uds_listen_opts *o, int flags)
+/*
+ * Why listen() happens here, under the lock: a socket that is bound but not
+ * yet listening refuses connections, so a second server probing it between
+ * our bind() and listen() would call it stale and unlink it. `backlog` < 0
+ * means a datagram socket (bound is already live).
+ */
+static int bind_path(uds_listener *l, const uds_listen_opts *o, int flags, int backlog)
 {
     const char *path = l->addr.u.un.sun_path;
     int lockfd = -1, r;
@@ -274,6 +296,8 @@ static int bind_path(uds_listener *l, const uds_listen_opts *o, int flags)
     r = bind_with_mode(l->fd, &l->addr, o ? o->mode : 0);
     if (r == 0) {
         r = settle_file(l, o);
+        if (r == 0 && backlog >= 0 && listen(l->fd, backlog) < 0)
+            r = uds__err();
         if (r < 0 && l->owns_path) {
             unlink(path); /* ours (verified by settle_file): take it back */
             l->owns_path = 0;
@@ -306,18 +330,16 @@ int uds_listen(uds_listener *l, const uds_addr *addr, const uds_listen_opts *opt
         return e;
     }
     int r;
+    int backlog = type == UDS_DGRAM ? -1 : opts && opts->backlog > 0 ? opts->backlog : SOMAXCONN;
     if (addr->kind == UDS_ADDR_PATH) {
-        r = bind_path(l, opts, flags);
+        r = bind_path(l, opts, flags, backlog);
     } else {
         if (family != AF_UNIX) {
             int one = 1;
             setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         }
         r = bind_with_mode(l->fd, addr, 0);
-    }
-    if (r == 0 && type != UDS_DGRAM) {
-        int backlog = opts && opts->backlog > 0 ? opts->backlog : SOMAXCONN;
-        if (listen(l->fd, backlog) < 0)
+        if (r == 0 && backlog >= 0 && listen(l->fd, backlog) < 0)
             r = uds__err();
     }
     if (r == 0 && family != AF_UNIX)
