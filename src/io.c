@@ -4,11 +4,44 @@
  */
 #include "internal.h"
 
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+/*
+ * write()/writev() for fds that are not sockets (a pipe given as stdout).
+ * MSG_NOSIGNAL does not exist for them, and a pipe without a reader raises
+ * SIGPIPE at the calling thread. The library promises never to raise
+ * signals, so SIGPIPE is blocked for this thread around the call and, if
+ * the call failed with EPIPE, the SIGPIPE it generated is consumed before
+ * the old mask comes back (unless one was already pending: not ours).
+ * Only the non-socket path pays for the two sigmask calls.
+ */
+static ssize_t write_nosigpipe(int fd, const struct iovec *iov, int iovcnt)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t n = UDS__RETRY(iovcnt == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len)
+                                       : writev(fd, iov, iovcnt));
+    int e = errno;
+    if (n < 0 && e == EPIPE && !was_pending) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return n;
+}
 
 /*
  * send() with MSG_NOSIGNAL when fd is a socket, write() otherwise (a pipe or
@@ -24,7 +57,8 @@ static ssize_t send_or_write(int fd, const void *buf, size_t len, int *not_sock)
             return n;
         *not_sock = 1;
     }
-    return UDS__RETRY(write(fd, buf, len));
+    struct iovec v = {(void *)buf, len};
+    return write_nosigpipe(fd, &v, 1);
 }
 
 ssize_t uds_send(int fd, const void *buf, size_t len)
@@ -79,7 +113,7 @@ ssize_t uds_writev_all(int fd, const struct iovec *iov_in, int iovcnt)
                 continue;
             }
         } else {
-            w = UDS__RETRY(writev(fd, v, n));
+            w = write_nosigpipe(fd, v, n);
         }
         if (w < 0)
             return errno == EWOULDBLOCK ? -EAGAIN : uds__err();
@@ -191,8 +225,10 @@ static void close_rights(struct msghdr *mh)
  */
 ssize_t uds_recvmsg(int fd, uds_msg *m, int flags)
 {
-    if (!m || (m->fds_cap && !m->fds) || m->fds_cap > UDS_MAX_FDS)
+    if (!m || (m->fds_cap && !m->fds))
         return -EINVAL;
+    /* more than the kernel can ever send in one message is just room */
+    size_t cap = m->fds_cap > UDS_MAX_FDS ? UDS_MAX_FDS : m->fds_cap;
     m->nfds = 0;
     m->has_cred = 0;
     union {
@@ -210,7 +246,7 @@ ssize_t uds_recvmsg(int fd, uds_msg *m, int flags)
         mh.msg_namelen = sizeof(ss);
     }
     mh.msg_control = cbuf.b;
-    mh.msg_controllen = (m->fds_cap ? CMSG_SPACE(m->fds_cap * sizeof(int)) : 0) +
+    mh.msg_controllen = (cap ? CMSG_SPACE(cap * sizeof(int)) : 0) +
                         CMSG_SPACE(sizeof(struct ucred));
     ssize_t n = UDS__RETRY(recvmsg(fd, &mh, flags | MSG_CMSG_CLOEXEC));
     if (n < 0)
@@ -233,7 +269,7 @@ ssize_t uds_recvmsg(int fd, uds_msg *m, int flags)
             m->has_cred = 1;
         }
     }
-    if (overflow || nf > m->fds_cap) {
+    if (overflow || nf > cap) {
         close_rights(&mh);
         m->has_cred = 0;
         return -EMSGSIZE;
