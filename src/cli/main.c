@@ -4,6 +4,8 @@
  */
 #include "cli.h"
 
+int cmd_bench(int argc, char **argv);
+
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 /* Subcommands, in the order --help lists them. */
 static const cli_cmd commands[] = {
     /* CLI_COMMANDS (one line per subcommand; keep this marker) */
+    {"bench", "measure latency and throughput (pingpong, stream, rr, connect, dgram)", cmd_bench},
     {NULL, NULL, NULL},
 };
 

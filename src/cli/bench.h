@@ -1,0 +1,141 @@
+/*
+ * bench.h — shared by the pieces of `udsock bench` (cmd_bench.c and the
+ * bench_*.c helpers). Not part of the library.
+ *
+ * The two ends talk a tiny protocol so that one bench server can serve
+ * every mode and a client can measure a server started elsewhere
+ * (`udsock bench MODE --server ADDR` / `--client ADDR`): each session
+ * starts with a fixed 32-byte hello from the client that says what follows.
+ */
+#ifndef UDS_CLI_BENCH_H
+#define UDS_CLI_BENCH_H
+
+#include "udsock.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* ---- modes and the hello --------------------------------------------- */
+
+enum bench_mode {
+    BM_PINGPONG = 1, /* echo `size`-byte messages one at a time */
+    BM_STREAM = 2,   /* sink until EOF, then reply with the byte count */
+    BM_RR = 3,       /* `clients` connections, echo pipelined messages */
+    BM_CONNECT = 4,  /* control connection: accept+close until it ends */
+    BM_DGRAM = 5,    /* count datagrams until an END hello */
+    BM_END = 6,      /* datagram: end of a BM_DGRAM burst */
+    BM_HOLD = 7      /* control connection: hold `clients` idle connections */
+};
+
+#define BENCH_MAGIC 0x42534455u /* "UDSB" little-endian */
+
+/* Host byte order: both ends are on this machine (unix or loopback). */
+typedef struct bench_hello {
+    uint32_t magic;
+    uint32_t mode;
+    uint32_t size;     /* message size in bytes */
+    uint32_t spin_us;  /* server-side busy-poll before blocking */
+    uint32_t clients;  /* BM_RR / BM_HOLD: connections that make up the session */
+    uint32_t pipeline; /* BM_RR: requests in flight per connection */
+    uint32_t batch;    /* BM_DGRAM: recvmmsg batch */
+    uint32_t flags;    /* BM_CONNECT: 1 = one request/response per connection */
+} bench_hello;
+
+/* The server's answer to a stream / dgram session (and hold). */
+typedef struct bench_report {
+    uint64_t count; /* bytes (stream) or datagrams (dgram) received */
+    uint64_t ns;    /* server-side time from first to last byte/datagram */
+    uint64_t extra; /* BM_HOLD: server RSS growth in bytes */
+    uint64_t extra2;
+} bench_report;
+
+/* ---- time ---------------------------------------------------------------- */
+
+static inline uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- latency histogram (bench_hist.c) ---------------------------------- */
+
+/*
+ * Log-linear buckets (the HdrHistogram idea): values below 128 ns are
+ * exact; above, each power of two is split into 64 linear sub-buckets, so
+ * any recorded value is known to within 1/64 (1.6 %) whatever its size,
+ * with a fixed 18 KiB table and O(1) recording.
+ */
+#define BENCH_HIST_SUB 64
+#define BENCH_HIST_EXP 40 /* up to 2^40 ns (18 minutes) */
+#define BENCH_HIST_N (2 * BENCH_HIST_SUB + (BENCH_HIST_EXP - 7) * BENCH_HIST_SUB)
+
+typedef struct bench_hist {
+    uint64_t n, min, max;
+    double sum;
+    uint64_t b[BENCH_HIST_N];
+} bench_hist;
+
+void bench_hist_init(bench_hist *h);
+void bench_hist_add(bench_hist *h, uint64_t ns);
+/* The value (ns) at quantile q in [0,1]; 0 when empty. */
+double bench_hist_quantile(const bench_hist *h, double q);
+
+/* ---- results (bench_out.c) ---------------------------------------------- */
+
+typedef struct bench_row {
+    const char *mode;      /* "pingpong", ... */
+    const char *transport; /* "unix", ... */
+    const char *impl;      /* "core" or "lib" (rr) */
+    size_t size;
+    int clients, pipeline, batch;
+    int spin_us;
+    int cpu_server, cpu_client; /* -1: not pinned */
+    int sndbuf, rcvbuf;
+    uint64_t ops;    /* round trips, messages, connections, datagrams */
+    uint64_t bytes;  /* payload bytes moved one way */
+    double secs;
+    int has_lat;     /* latency columns are meaningful */
+    double p50, p90, p99, p999, max, min, mean; /* microseconds */
+    double extra;    /* hold: user-space bytes per idle connection */
+    char note[96];   /* "" or why the row is empty (e.g. message too big) */
+} bench_row;
+
+enum bench_fmt { BF_TABLE, BF_JSON, BF_CSV };
+
+void bench_out_begin(int fmt, const char *argv_line);
+void bench_out_row(int fmt, const bench_row *r);
+void bench_out_end(int fmt);
+/* "server:0 client:1", "both:0", "unpinned"... into buf. */
+const char *bench_placement(const bench_row *r, char *buf, size_t size);
+
+/* ---- server side (bench_server.c) -------------------------------------- */
+
+typedef struct bench_srv_opts {
+    int spin_us;        /* if > 0, overrides the hello's spin */
+    int sndbuf, rcvbuf; /* applied to each accepted connection (0: leave) */
+    int nodelay;        /* TCP_NODELAY on accepted connections */
+    int once;           /* serve one session then return */
+} bench_srv_opts;
+
+/*
+ * Serves sessions on a listener (stream/seqpacket) or bound datagram socket
+ * until killed, or after one session if opts->once. Returns 0 or -errno.
+ */
+int bench_serve(uds_listener *l, const bench_srv_opts *opts);
+
+/* ---- helpers shared by both ends (bench_server.c) ---------------------- */
+
+/* recv() that busy-polls with MSG_DONTWAIT for spin_ns before blocking. */
+ssize_t bench_recv(int fd, void *buf, size_t len, uint64_t spin_ns);
+/* Reads exactly len bytes (spinning as above). len, short at EOF, or -errno. */
+ssize_t bench_recv_exact(int fd, void *buf, size_t len, uint64_t spin_ns);
+/* Pins the calling process to one CPU (cpu < 0: no change). 0 or -errno. */
+int bench_pin(int cpu);
+/* Sets TCP_NODELAY on a TCP socket; harmless no-op on others. */
+void bench_nodelay(int fd);
+/* The process's resident set size in bytes (from /proc/self/statm). */
+uint64_t bench_rss(void);
+
+#endif
