@@ -126,7 +126,7 @@ static int lock_path(const char *path)
     char lp[UDS_PATH_MAX + 8];
     snprintf(lp, sizeof(lp), "%s.lock", path);
     for (int tries = 0; tries < 100; tries++) {
-        int fd = UDS__RETRY(open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+        int fd = UDS__RETRY(open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600));
         if (fd < 0)
             return uds__err(); /* ELOOP: PATH.lock is a symlink */
         if (UDS__RETRY(flock(fd, LOCK_EX)) < 0) {
