@@ -5,6 +5,8 @@
 #include "cli.h"
 
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_relay(int argc, char **argv);
 
 #include <errno.h>
 #include <signal.h>
@@ -17,6 +19,8 @@ int cmd_bench(int argc, char **argv);
 static const cli_cmd commands[] = {
     /* CLI_COMMANDS (one line per subcommand; keep this marker) */
     {"bench", "measure latency and throughput (pingpong, stream, rr, connect, dgram)", cmd_bench},
+    {"serve", "run a program for each connection (like s6-ipcserver)", cmd_serve},
+    {"relay", "connect each client of one address to another (splice)", cmd_relay},
     {NULL, NULL, NULL},
 };
 
