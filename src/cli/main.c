@@ -7,6 +7,7 @@
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
 
 #include <errno.h>
 #include <signal.h>
@@ -21,6 +22,7 @@ static const cli_cmd commands[] = {
     {"bench", "measure latency and throughput (pingpong, stream, rr, connect, dgram)", cmd_bench},
     {"serve", "run a program for each connection (like s6-ipcserver)", cmd_serve},
     {"relay", "connect each client of one address to another (splice)", cmd_relay},
+    {"ls", "list unix sockets, their owners, and stale socket files", cmd_ls},
     {NULL, NULL, NULL},
 };
 
