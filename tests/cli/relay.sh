@@ -1,0 +1,189 @@
+#!/bin/bash
+# udsock relay end to end, against peers we did not write (socat, redis):
+# unix->unix, unix->tcp, tcp->unix, abstract, byte-exact both ways (64 MiB
+# random through an echo server); redis-cli through a relay; half-close
+# passed on; -v direction dump (text and hex); seqpacket boundaries; access
+# rules; failed target; socket file removed on SIGTERM.
+# uds-test-timeout: 120
+set -u
+U=${UDS_BUILD_DIR:-build}/udsock
+PY=/usr/bin/python3
+T=$(mktemp -d /tmp/udsock-relay.XXXXXX)
+chmod 755 "$T"
+PIDS=()
+fail=0
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    [ -S "$T/redis.sock" ] && timeout 5 redis-cli -s "$T/redis.sock" shutdown nosave >/dev/null 2>&1
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+bad() { echo "FAIL: $*"; fail=1; }
+ok() { echo "ok: $*"; }
+wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
+wait_tcp() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+relay() { # NAME ARGS...: start a relay, stderr to $T/NAME.log
+    local name=$1; shift
+    "$U" relay "$@" 2>"$T/$name.log" &
+    PIDS+=($!)
+    RP=$!
+}
+
+head -c 64M /dev/urandom >"$T/data"
+want=$(sha256sum <"$T/data" | cut -d' ' -f1)
+
+# echo servers: socat + cat, on a unix path and on TCP
+socat UNIX-LISTEN:"$T/echo.sock",fork,backlog=64 EXEC:cat 2>/dev/null & PIDS+=($!)
+EP=
+for _ in 1 2 3 4 5; do
+    EP=$(free_port)
+    socat TCP-LISTEN:"$EP",bind=127.0.0.1,reuseaddr,fork EXEC:cat 2>/dev/null & PIDS+=($!)
+    wait_tcp "$EP" && break
+done
+wait_sock "$T/echo.sock" || bad "echo server did not start"
+
+# sends $T/data through ADDR (socat address) and checks what comes back
+roundtrip() { # LABEL SOCAT_ADDR
+    local got
+    got=$(timeout 60 socat -t 30 - "$2" <"$T/data" | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$want" ] && ok "$1: 64 MiB both ways byte-exact" || bad "$1: checksum $got != $want"
+}
+
+# ---- 1. unix -> unix ----
+relay uu "$T/r-uu.sock" "$T/echo.sock"
+UU=$RP
+wait_sock "$T/r-uu.sock"
+roundtrip "unix->unix" UNIX-CONNECT:"$T/r-uu.sock"
+
+# ---- 2. unix -> tcp ----
+relay ut "$T/r-ut.sock" tcp:127.0.0.1:"$EP"
+wait_sock "$T/r-ut.sock"
+roundtrip "unix->tcp" UNIX-CONNECT:"$T/r-ut.sock"
+
+# ---- 3. tcp -> unix ----
+for _ in 1 2 3 4 5; do
+    RPORT=$(free_port)
+    relay tu tcp:127.0.0.1:"$RPORT" "$T/echo.sock"
+    wait_tcp "$RPORT" && break
+done
+roundtrip "tcp->unix" TCP:127.0.0.1:"$RPORT"
+
+# ---- 4. abstract -> unix (small) ----
+AB="udsock-test-$$-$RANDOM"
+relay ab "@$AB" "$T/echo.sock"
+sleep 0.2
+r=$(echo abstract-hello | timeout 5 socat -t 3 - ABSTRACT-CONNECT:"$AB")
+[ "$r" = abstract-hello ] && ok "abstract->unix" || bad "abstract: '$r'"
+
+# ---- 5. redis-cli through a relay to redis-server --unixsocket ----
+redis-server --port 0 --unixsocket "$T/redis.sock" --save '' --appendonly no --dir "$T" \
+    --daemonize no >"$T/redis.log" 2>&1 &
+REDIS=$!
+PIDS+=($REDIS)
+wait_sock "$T/redis.sock" || bad "redis-server did not start"
+relay rd "$T/r-redis.sock" "$T/redis.sock"
+wait_sock "$T/r-redis.sock"
+r=$(timeout 5 redis-cli -s "$T/r-redis.sock" ping)
+[ "$r" = PONG ] && ok "redis-cli ping through relay" || bad "redis ping: '$r'"
+timeout 5 redis-cli -s "$T/r-redis.sock" set relaykey "value-$$" >/dev/null
+r=$(timeout 5 redis-cli -s "$T/redis.sock" get relaykey)
+[ "$r" = "value-$$" ] && ok "redis set through relay, get direct" || bad "redis get: '$r'"
+r=$(timeout 5 redis-cli -s "$T/r-redis.sock" get relaykey)
+[ "$r" = "value-$$" ] && ok "redis get through relay" || bad "redis get via relay: '$r'"
+timeout 5 redis-cli -s "$T/redis.sock" shutdown nosave >/dev/null 2>&1
+wait "$REDIS" 2>/dev/null
+
+# ---- 6. half-close: the server sees EOF, and its reply still arrives ----
+socat UNIX-LISTEN:"$T/hc.sock",fork SYSTEM:"cat >$T/hc.got; echo reply-after-eof" 2>/dev/null & PIDS+=($!)
+wait_sock "$T/hc.sock"
+relay hc "$T/r-hc.sock" "$T/hc.sock"
+wait_sock "$T/r-hc.sock"
+r=$(printf 'sent-then-eof' | timeout 10 socat -t 5 - UNIX-CONNECT:"$T/r-hc.sock")
+[ "$r" = reply-after-eof ] && [ "$(cat "$T/hc.got" 2>/dev/null)" = sent-then-eof ] \
+    && ok "half-close passed on, reply after EOF delivered" \
+    || bad "half-close: reply '$r', server got '$(cat "$T/hc.got" 2>/dev/null)'"
+
+# ---- 7. -v: directions, text and hex ----
+relay v -v "$T/r-v.sock" "$T/echo.sock"
+wait_sock "$T/r-v.sock"
+r=$(printf 'ping-line\n' | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-v.sock")
+sleep 0.2
+[ "$r" = ping-line ] && grep -q '^#1 > ping-line\\n$' "$T/v.log" && grep -q '^#1 < ping-line\\n$' "$T/v.log" \
+    && grep -Eq '[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6} #1 > 10 bytes' "$T/v.log" \
+    && ok "-v shows both directions with timestamps" || bad "-v: '$r'; log: $(cat "$T/v.log")"
+relay vx -v --hex "$T/r-vx.sock" "$T/echo.sock"
+wait_sock "$T/r-vx.sock"
+r=$(printf 'AB\001' | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-vx.sock" | od -An -tx1 | tr -d ' \n')
+sleep 0.2
+[ "$r" = 414201 ] && grep -q '^#1 > 000000  41 42 01 .*|AB.|' "$T/vx.log" && grep -q '^#1 < 000000  41 42 01' "$T/vx.log" \
+    && ok "-v --hex" || bad "--hex: '$r'; log: $(cat "$T/vx.log")"
+
+# ---- 8. seqpacket keeps message boundaries ----
+cat >"$T/seq.py" <<'EOF'
+import os, socket, sys
+mode, path = sys.argv[1], sys.argv[2]
+if mode == "server":
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.bind(path); s.listen(4)
+    c, _ = s.accept()
+    while True:
+        m = c.recv(1 << 20)
+        if not m:
+            break
+        c.send(b"len=%d" % len(m))
+else:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5); s.connect(path)
+    out = []
+    for n in (1, 1000, 65000, 3):
+        s.send(b"x" * n)
+        out.append(s.recv(100).decode())
+    print(" ".join(out))
+EOF
+$PY "$T/seq.py" server "$T/seq.sock" & PIDS+=($!)
+wait_sock "$T/seq.sock"
+relay seq -v --type seqpacket "$T/r-seq.sock" "$T/seq.sock"
+wait_sock "$T/r-seq.sock"
+r=$(timeout 10 $PY "$T/seq.py" client "$T/r-seq.sock")
+sleep 0.2
+[ "$r" = "len=1 len=1000 len=65000 len=3" ] && grep -q '#1 > 65000 bytes' "$T/seq.log" \
+    && ok "seqpacket boundaries kept (-v shows each message)" || bad "seqpacket: '$r'"
+
+# ---- 9. failed target connect: client closed at once, logged ----
+relay nt "$T/r-nt.sock" "$T/nothing-here.sock"
+wait_sock "$T/r-nt.sock"
+r=$(echo x | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-nt.sock" 2>/dev/null)
+[ -z "$r" ] && grep -q "connect $T/nothing-here.sock: No such file or directory" "$T/nt.log" \
+    && ok "failed target: client closed, logged" || bad "failed target: '$r'; $(cat "$T/nt.log")"
+kill "$RP"; wait "$RP" 2>/dev/null
+[ -e "$T/r-nt.sock" ] && bad "relay socket left after SIGTERM" || ok "socket file removed on SIGTERM"
+
+# ---- 10. access rules on a unix listener ----
+relay acl --mode 0666 --allow-uid root "$T/r-acl.sock" "$T/echo.sock"
+wait_sock "$T/r-acl.sock"
+r=$(echo x | timeout 5 setpriv --reuid=65534 --regid=65534 --clear-groups socat -t 3 - UNIX-CONNECT:"$T/r-acl.sock" 2>/dev/null)
+[ -z "$r" ] && grep -q 'udsock: relay: refused uid 65534 (not allowed)' "$T/acl.log" \
+    && ok "allow-uid: 65534 refused" || bad "acl: '$r'; $(cat "$T/acl.log")"
+r=$(echo x | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-acl.sock")
+[ "$r" = x ] && ok "allow-uid: root relayed" || bad "acl root: '$r'"
+
+# ---- 11. many short connections, nothing left open ----
+n=0
+for i in $(seq 40); do
+    r=$(echo "c$i" | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-uu.sock")
+    [ "$r" = "c$i" ] && n=$((n + 1))
+done
+sleep 0.2
+nfd=$(ls /proc/"$UU"/fd 2>/dev/null | wc -l)
+[ $n = 40 ] && [ "$nfd" -lt 12 ] && ok "40 connections, $nfd fds open afterwards" \
+    || bad "short connections: $n/40, $nfd fds"
+
+# ---- 12. usage ----
+"$U" relay "$T/only-one.sock" 2>/dev/null; [ $? = 2 ] && ok "one address: exit 2" || bad "usage"
+echo precious >"$T/file"
+"$U" relay "$T/file" "$T/echo.sock" 2>"$T/file.log"
+[ $? = 1 ] && [ "$(cat "$T/file")" = precious ] && ok "regular file refused and kept" || bad "file: $(cat "$T/file.log")"
+
+exit $fail
