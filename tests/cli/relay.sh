@@ -157,7 +157,8 @@ wait_sock "$T/r-nt.sock"
 r=$(echo x | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-nt.sock" 2>/dev/null)
 [ -z "$r" ] && grep -q "connect $T/nothing-here.sock: No such file or directory" "$T/nt.log" \
     && ok "failed target: client closed, logged" || bad "failed target: '$r'; $(cat "$T/nt.log")"
-kill "$RP"; wait "$RP" 2>/dev/null
+kill "$RP"; wait "$RP"; rc=$?
+[ $rc = 0 ] && ok "exit 0 on SIGTERM" || bad "relay exited $rc: $(cat "$T/nt.log")"
 [ -e "$T/r-nt.sock" ] && bad "relay socket left after SIGTERM" || ok "socket file removed on SIGTERM"
 
 # ---- 10. access rules on a unix listener ----
@@ -179,6 +180,9 @@ sleep 0.2
 nfd=$(ls /proc/"$UU"/fd 2>/dev/null | wc -l)
 [ $n = 40 ] && [ "$nfd" -lt 12 ] && ok "40 connections, $nfd fds open afterwards" \
     || bad "short connections: $n/40, $nfd fds"
+
+kill "$UU"; wait "$UU"; rc=$?
+[ $rc = 0 ] && ok "busy relay: exit 0 on SIGTERM (no sanitizer report)" || bad "relay uu exited $rc: $(cat "$T/uu.log")"
 
 # ---- 12. usage ----
 "$U" relay "$T/only-one.sock" 2>/dev/null; [ $? = 2 ] && ok "one address: exit 2" || bad "usage"

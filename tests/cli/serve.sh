@@ -86,7 +86,8 @@ r=$(timeout 10 $PY "$T/client.py" "$S")
 r=$(timeout 10 $NOBODY $PY "$T/client.py" "$S")
 [ "$r" = ENV-OK ] && ok "env as uid 65534" || bad "env as 65534: $r"
 # fds 3+ that the server itself inherited must not reach the program
-kill "$SP"; wait "$SP" 2>/dev/null
+kill "$SP"; wait "$SP"; rc=$?
+[ $rc = 0 ] && ok "exit 0 on SIGTERM (no sanitizer report)" || bad "serve exited $rc on SIGTERM: $(cat "$T/env.log")"
 [ -e "$S" ] && bad "socket file left after SIGTERM" || ok "socket file removed on SIGTERM"
 EXPECT_PATH=$S "$U" serve "$S" -- "${FDPROG[@]}" 2>"$T/env2.log" 7<"$T/envcheck.sh" 9>"$T/junk" &
 SP=$!; PIDS+=("$SP")
