@@ -191,8 +191,10 @@ typedef struct uds_listener {
  * no path is ever chmod/chown'ed where a symlink could be swapped in.
  * `opts` may be NULL for defaults.
  * Returns 0 and fills *l, or a negative errno (-EACCES, -ENOENT for a
- * missing directory, -EADDRINUSE, -EEXIST, ...). On failure *l is unusable
- * and nothing needs closing.
+ * missing directory, -EADDRINUSE, -EEXIST, -ELOOP if PATH.lock is a
+ * symlink, ...). On failure *l is unusable and nothing needs closing.
+ * The probe is a real connect: a live stream server sees one client that
+ * connects and closes at once.
  */
 int uds_listen(uds_listener *l, const uds_addr *addr,
                const uds_listen_opts *opts);
@@ -347,7 +349,9 @@ ssize_t uds_sendmsg(int fd, const uds_msg *m);
  * Returns the number of data bytes (0 at end of stream), -EAGAIN, or -errno.
  * If the sender passed more fds than fit in fds_cap (MSG_CTRUNC), or a
  * datagram was longer than len (MSG_TRUNC), every fd that did arrive is
- * closed, nfds is 0, and the call returns -EMSGSIZE: nothing leaks.
+ * closed, nfds is 0, and the call returns -EMSGSIZE: nothing leaks (the
+ * data bytes of that message are discarded too). An fds_cap above
+ * UDS_MAX_FDS is treated as UDS_MAX_FDS.
  * `flags` may hold MSG_DONTWAIT / MSG_PEEK.
  */
 ssize_t uds_recvmsg(int fd, uds_msg *m, int flags);
@@ -362,7 +366,11 @@ ssize_t uds_send_fds(int fd, const void *buf, size_t len, const int *fds,
  */
 ssize_t uds_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds);
 
-/* The connecting process's credentials as of connect() (SO_PEERCRED). */
+/*
+ * The peer process's pid, effective uid and effective gid as of its
+ * connect() or socketpair() (SO_PEERCRED; recorded by the kernel, cannot be
+ * forged). Returns 0, -EINVAL (out NULL), -ENOTSOCK or -errno.
+ */
 int uds_peer_cred(int fd, uds_cred *out);
 
 /* Turns SO_PASSCRED on or off (needed to receive SCM_CREDENTIALS). */
@@ -379,7 +387,8 @@ ssize_t uds_sendto(int fd, const void *buf, size_t len, const uds_addr *to);
  * address (UDS_ADDR_UNNAMED for a sender that never bound one). Returns the
  * datagram's full length: if that is larger than len, the datagram was
  * truncated to len bytes. -EAGAIN on a non-blocking empty socket, -errno.
- * `flags` may hold MSG_DONTWAIT.
+ * `flags` may hold MSG_DONTWAIT. For datagram and seqpacket sockets only:
+ * on TCP the kernel discards data read with MSG_TRUNC (use uds_read_some).
  */
 ssize_t uds_recvfrom(int fd, void *buf, size_t len, uds_addr *from, int flags);
 

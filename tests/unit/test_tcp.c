@@ -258,18 +258,19 @@ static void no_server(const char *text, int want)
 {
     uds_addr a;
     assert_int_equal(uds_addr_parse(&a, text), 0);
-    /* without wait: at once */
+    /* without wait: at once, not after the (long) timeout */
     uint64_t t0 = tu_now_ms();
-    uds_connect_opts o = {.timeout_ms = 300};
+    uds_connect_opts o = {.timeout_ms = 3000};
     assert_int_equal(uds_connect(&a, &o), want);
-    assert_true(tu_now_ms() - t0 < 200);
+    assert_true(tu_now_ms() - t0 < 1500);
     /* with wait: after the timeout */
     o.wait = 1;
+    o.timeout_ms = 300;
     t0 = tu_now_ms();
     int r = uds_connect(&a, &o);
     uint64_t dt = tu_now_ms() - t0;
     assert_int_equal(r, want);
-    if (dt < 290 || dt > 1500)
+    if (dt < 290 || dt > 3000)
         fail_msg("%s: gave up after %llu ms, want ~300", text, (unsigned long long)dt);
 }
 
@@ -321,7 +322,7 @@ static void test_full_backlog_timeout(void **state)
     uds_connect_opts o = {.timeout_ms = 300};
     assert_int_equal(uds_connect(&a, &o), -ETIMEDOUT);
     uint64_t dt = tu_now_ms() - t0;
-    if (dt < 290 || dt > 1500)
+    if (dt < 290 || dt > 3000)
         fail_msg("gave up after %llu ms, want ~300", (unsigned long long)dt);
     /* once the server accepts, a waiting client gets in */
     int s = uds_accept(l.fd, NULL, 0);
