@@ -368,6 +368,45 @@ static void test_connect_misc(void **state)
     uds_listener_close(&l);
 }
 
+/* The default backlog is large: 100 clients connect before any accept. */
+static void burst(const char *text)
+{
+    uds_addr a;
+    uds_listener l;
+    uds_listen_opts lo = {.flags = UDS_NONBLOCK};
+    assert_int_equal(uds_addr_parse(&a, text), 0);
+    assert_int_equal(uds_listen(&l, &a, &lo), 0);
+    assert_true(fcntl(l.fd, F_GETFL) & O_NONBLOCK);
+    assert_int_equal(uds_accept(l.fd, NULL, 0), -EAGAIN);
+    int fds[100];
+    for (int i = 0; i < 100; i++) {
+        uds_connect_opts o = {.timeout_ms = 1000};
+        fds[i] = uds_connect(&l.addr, &o);
+        if (fds[i] < 0)
+            fail_msg("%s: client %d of 100: %s", text, i, uds_strerror(fds[i]));
+    }
+    for (int i = 0; i < 100; i++) {
+        struct pollfd p = {l.fd, POLLIN, 0};
+        assert_int_equal(poll(&p, 1, 2000), 1);
+        int s = uds_accept(l.fd, NULL, 0);
+        assert_true(s >= 0);
+        close(s);
+        close(fds[i]);
+    }
+    uds_listener_close(&l);
+}
+
+static void test_default_backlog(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    assert_non_null(dir);
+    burst(tu_path(dir, "burst.sock"));
+    burst("tcp:127.0.0.1:0");
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_no_server_timeout),
         cmocka_unit_test(test_full_backlog_timeout),
         cmocka_unit_test(test_connect_misc),
+        cmocka_unit_test(test_default_backlog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
