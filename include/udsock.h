@@ -484,6 +484,388 @@ void uds_loop_stop(uds_loop *loop);
 uint64_t uds_loop_now(const uds_loop *loop);
 
 /* UDS_CONN_API: buffered connections, framing, server, client (issue 3) */
+
+/* ------------------------------------------------------------------------ */
+/* Framing: a pure codec (no I/O, no allocation), so it can be fuzzed       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Frame formats:
+ *   UDS_FRAME_LEN32   stream sockets: a 4-byte header holding the payload
+ *                     length as an unsigned big-endian integer, then the
+ *                     payload. The top bit of the header is reserved and must
+ *                     be 0 (UDS_EFRAME otherwise); a length above the
+ *                     configured maximum is -EMSGSIZE. Both are checked from
+ *                     the header alone, before anything is allocated.
+ *   UDS_FRAME_LINE    stream sockets: the payload then '\n'. A "\r\n" ending
+ *                     is accepted and the '\r' is not part of the message.
+ *                     A line longer than the maximum is -EMSGSIZE.
+ *   UDS_FRAME_PACKET  SEQPACKET and DGRAM: one kernel message is one frame.
+ */
+#define UDS_FRAME_LEN32 1
+#define UDS_FRAME_LINE 2
+#define UDS_FRAME_PACKET 3
+
+#define UDS_FRAME_HDR_LEN 4                  /* bytes of a LEN32 header */
+#define UDS_FRAME_DEFAULT_MAX (1024u * 1024u) /* when max is 0 */
+#define UDS_FRAME_LIMIT 0x7fffffffu          /* largest max accepted */
+
+/* Codec settings: zero-initialise, set mode; max 0 = UDS_FRAME_DEFAULT_MAX. */
+typedef struct uds_framer {
+    int mode;   /* UDS_FRAME_LEN32 (also used when 0), _LINE or _PACKET */
+    size_t max; /* largest payload accepted, in bytes */
+} uds_framer;
+
+/* One decoded frame. data points into the caller's buffer (borrowed). */
+typedef struct uds_frame {
+    const void *data; /* payload */
+    size_t len;       /* payload length */
+    size_t need;      /* after a 0 return: total bytes of input the frame
+                         needs (known for LEN32 once the header is in),
+                         or 0 if unknown */
+} uds_frame;
+
+/*
+ * Decodes the first frame of buf[0..len).
+ * Returns the number of input bytes the frame used (> 0) and fills *out;
+ * 0 if the frame is not complete yet (out->need says how much is needed);
+ * -EMSGSIZE if the frame is or will be larger than the maximum; UDS_EFRAME
+ * for a malformed header; -EINVAL for bad arguments. Never allocates.
+ * In PACKET mode buf is taken as one whole message: returns len (which
+ * must be > 0; an empty datagram is handled by the caller) or -EMSGSIZE.
+ * Call it in a loop to take every frame out of one read.
+ */
+int uds_frame_decode(const uds_framer *f, const void *buf, size_t len,
+                     uds_frame *out);
+
+/*
+ * Writes the header for a payload of `len` bytes into hdr (LEN32 only).
+ * Returns the header length (4 for LEN32, 0 for LINE and PACKET), or
+ * -EMSGSIZE if len exceeds the maximum.
+ */
+int uds_frame_header(const uds_framer *f, size_t len,
+                     uint8_t hdr[UDS_FRAME_HDR_LEN]);
+
+/*
+ * Encodes one message into out[0..cap): header + payload (LEN32), payload
+ * + '\n' (LINE) or the payload (PACKET). Returns the encoded length, or
+ * -ENOSPC (cap too small), -EMSGSIZE (over the maximum), -EINVAL (LINE
+ * payload containing '\n').
+ */
+ssize_t uds_frame_encode(const uds_framer *f, const void *msg, size_t len,
+                         void *out, size_t cap);
+
+/* ------------------------------------------------------------------------ */
+/* Buffered connections                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A non-blocking socket on a loop, with an input buffer and an output
+ * queue. Buffers are allocated only while they hold data: an idle
+ * connection is the struct alone (see docs/design.md for the figure).
+ * Reads: at most `reads_per_wakeup` reads per loop round, so one busy peer
+ * cannot starve the others. Writes are queued and flushed at the end of the
+ * loop round with one writev (sendmmsg for packet sockets) for everything
+ * queued, so many replies cost one syscall.
+ */
+typedef struct uds_conn uds_conn;
+
+/* Callbacks; the struct must stay valid while the connection lives
+   (typically a static const). Every callback may call uds_conn_close. */
+typedef struct uds_conn_cbs {
+    /*
+     * Data arrived. Stream: `data` is everything buffered so far; return
+     * how many bytes you consumed, the rest is kept and offered again with
+     * more data (or after uds_conn_read_start). Packet sockets: one call
+     * per message, the return value is ignored. Required.
+     */
+    size_t (*on_data)(uds_conn *c, const void *data, size_t len, void *arg);
+    /* The peer shut down its sending side (EOF). Writing still works.
+       NULL: the connection is closed at EOF. */
+    void (*on_eof)(uds_conn *c, void *arg);
+    /* The output queue went from above high_water to below half of it. */
+    void (*on_drain)(uds_conn *c, void *arg);
+    /*
+     * Called exactly once when the connection is gone, from the loop after
+     * the current callbacks; the conn is freed when it returns. err is 0 for
+     * uds_conn_close/uds_conn_end, -ENOBUFS when the output cap was hit,
+     * -EMSGSIZE when unconsumed input exceeded max_input, or the socket
+     * error (-ECONNRESET, -EPIPE...). May be NULL.
+     */
+    void (*on_close)(uds_conn *c, int err, void *arg);
+} uds_conn_cbs;
+
+/* Options; zero-initialise, 0 means the default. */
+typedef struct uds_conn_opts {
+    size_t high_water; /* queued output bytes at which writes return 1 (pause
+                          the producer); default 256 KiB */
+    size_t out_cap;    /* queued output above this drops the connection
+                          (-ENOBUFS); default 16 MiB */
+    size_t max_input;  /* unconsumed input kept at most; default 1 MiB + 4 */
+    unsigned reads_per_wakeup; /* default 16 */
+} uds_conn_opts;
+
+/*
+ * Wraps connected socket `fd` (made non-blocking here) into a connection on
+ * `loop` and starts reading. On success the connection owns fd; on failure
+ * (-ENOMEM, -EINVAL, an epoll error) fd is still the caller's and no
+ * callback is ever called.
+ */
+int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
+                 const uds_conn_opts *opts, const uds_conn_cbs *cbs, void *arg);
+
+/*
+ * Queues a copy of data (one message on packet sockets). Returns 0, or 1
+ * when the queue is now above high_water (the producer should pause until
+ * on_drain), or UDS_ECLOSED if the connection is closing, or -ENOBUFS if
+ * this would exceed out_cap (the connection is then closed).
+ */
+int uds_conn_write(uds_conn *c, const void *data, size_t len);
+
+/* As uds_conn_write for a gather list (one message on packet sockets). */
+int uds_conn_writev(uds_conn *c, const struct iovec *iov, int iovcnt);
+
+/*
+ * Queues `data` without copying: the connection owns it from now on and
+ * calls free_fn(data, free_arg) once it is sent or the connection is gone.
+ * On failure (< 0) ownership stays with the caller and free_fn is never
+ * called. Returns as uds_conn_write.
+ */
+int uds_conn_write_owned(uds_conn *c, void *data, size_t len,
+                         void (*free_fn)(void *data, void *free_arg),
+                         void *free_arg);
+
+/* Tries to send the queue now instead of at the end of the round. Returns
+   0, or the connection error (the connection is then closed). */
+int uds_conn_flush(uds_conn *c);
+
+/* Bytes queued for output and not yet accepted by the kernel. */
+size_t uds_conn_queued(const uds_conn *c);
+
+/* Bytes received and not yet consumed by on_data. */
+size_t uds_conn_buffered(const uds_conn *c);
+
+/* Stops reading from the peer (its data waits in the kernel: TCP-like
+   backpressure) / resumes; buffered input is offered again on resume. */
+void uds_conn_read_stop(uds_conn *c);
+void uds_conn_read_start(uds_conn *c);
+
+/* Half-close: shutdown(SHUT_WR) once the queue has been sent. Reading goes
+   on. Returns 0 or UDS_ECLOSED. */
+int uds_conn_shutdown(uds_conn *c);
+
+/* Graceful close: stops reading, sends the queue, then closes (err 0). */
+void uds_conn_end(uds_conn *c);
+
+/* Closes now; queued output is discarded. on_close follows from the loop.
+   Safe to call twice and from any callback. */
+void uds_conn_close(uds_conn *c);
+
+/* 1 once uds_conn_close/uds_conn_end was called or the connection failed. */
+int uds_conn_closing(const uds_conn *c);
+
+/* The socket (still owned by the connection), its loop, the user arg. */
+int uds_conn_fd(const uds_conn *c);
+uds_loop *uds_conn_loop(const uds_conn *c);
+void *uds_conn_arg(const uds_conn *c);
+void uds_conn_set_arg(uds_conn *c, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Request/response server                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct uds_server uds_server;
+/* One received request, until answered with uds_req_reply or uds_req_drop. */
+typedef struct uds_req uds_req;
+
+/* Log levels, the syslog values. */
+#define UDS_LOG_ERR 3
+#define UDS_LOG_WARNING 4
+#define UDS_LOG_INFO 6
+#define UDS_LOG_DEBUG 7
+
+/* The library never prints: servers report through this, if set. */
+typedef void (*uds_log_cb)(void *arg, int level, const char *text);
+
+/*
+ * A message arrived. `msg` is valid during the call only. Answer now or
+ * later (keep req) with uds_req_reply; every req must be answered or
+ * dropped exactly once. Replies go out in request order per connection,
+ * whatever order they are given in.
+ */
+typedef void (*uds_request_cb)(uds_server *s, uds_req *req, const void *msg,
+                               size_t len, void *arg);
+
+/* Options; zero-initialise, 0 means the default / no limit. */
+typedef struct uds_server_opts {
+    int framing;      /* stream sockets: UDS_FRAME_LEN32 (default) or
+                         UDS_FRAME_LINE; packet sockets always PACKET */
+    size_t max_msg;   /* largest request; default UDS_FRAME_DEFAULT_MAX */
+    size_t high_water;/* per-connection queued replies above which the
+                         server stops reading that peer; default 256 KiB */
+    size_t out_cap;   /* per-connection queued replies above which the peer
+                         is dropped; default 16 MiB */
+    unsigned max_inflight;   /* unanswered requests per connection before
+                                reading pauses; default 1024 */
+    unsigned max_conns;      /* total connections; more are refused */
+    unsigned max_conns_per_uid; /* per peer uid (AF_UNIX only) */
+    unsigned idle_timeout_ms; /* close a connection with nothing in flight
+                                 and nothing received for this long */
+    unsigned msg_timeout_ms;  /* close a connection whose started message is
+                                 not complete within this long (slowloris) */
+    uds_log_cb log;
+    void *log_arg;
+} uds_server_opts;
+
+/*
+ * Creates a server on `loop` that calls cb for every message. opts may be
+ * NULL. Returns 0 and *out, or -ENOMEM / -EINVAL. Nothing is called back
+ * on failure.
+ */
+int uds_server_new(uds_server **out, uds_loop *loop, const uds_server_opts *opts,
+                   uds_request_cb cb, void *arg);
+
+/*
+ * Listens on addr (uds_listen: safe bind; lopts may be NULL) and accepts
+ * from the loop. May be called more than once. Returns 0 or -errno.
+ * The socket file is removed at shutdown/free if it is still ours.
+ */
+int uds_server_listen(uds_server *s, const uds_addr *addr,
+                      const uds_listen_opts *lopts);
+
+/*
+ * Accepts on an inherited listening socket (socket activation, --fd). The
+ * server owns fd on success (closes it at the end) but never unlinks its
+ * path. Returns 0 or -errno (-ENOTSOCK, -EINVAL for a datagram socket).
+ */
+int uds_server_adopt(uds_server *s, int fd);
+
+/* Serves an already connected socket (socketpair, inherited connection).
+   The server owns fd on success. Returns 0 or -errno. */
+int uds_server_add_conn(uds_server *s, int fd);
+
+/* The first listener's bound address (for tcp:...:0, the real port). */
+int uds_server_addr(const uds_server *s, uds_addr *out);
+
+/*
+ * Graceful shutdown: stops accepting (listeners are closed, socket files
+ * removed if still ours), stops reading new requests, lets the requests
+ * in flight be answered and sent, closing each connection when it is done;
+ * after deadline_ms whatever is left is closed. done (may be NULL) is
+ * called once when no connection is left: from the loop, or before this
+ * call returns if there was none. The server may be freed from done.
+ * Returns 0 (-EINVAL for s NULL).
+ */
+int uds_server_shutdown(uds_server *s, unsigned deadline_ms,
+                        void (*done)(uds_server *s, void *arg), void *arg);
+
+/* Frees the server at once: listeners closed (files removed if ours),
+   connections closed; outstanding reqs stay valid and their replies are
+   discarded. NULL is a no-op. */
+void uds_server_free(uds_server *s);
+
+/* Counters, for tests and monitoring. */
+typedef struct uds_server_stats {
+    uint64_t accepted;     /* connections accepted and served */
+    uint64_t refused;      /* connections refused by a limit */
+    uint64_t dropped;      /* connections dropped (bad frame, cap, timeout) */
+    uint64_t requests;     /* messages received */
+    uint64_t replies;      /* replies queued */
+    unsigned conns;        /* connections open now */
+    size_t queued;         /* reply bytes queued now, all connections */
+    size_t max_conn_queued;/* the most ever queued on one connection */
+} uds_server_stats;
+void uds_server_stats_get(const uds_server *s, uds_server_stats *out);
+
+/*
+ * Answers req with a copy of data (framed like the request). req is
+ * released by the call, whatever it returns. Returns 0, UDS_ECLOSED if the
+ * connection is gone (the reply is discarded), -EMSGSIZE if len is over
+ * max_msg (the request gets no answer).
+ */
+int uds_req_reply(uds_req *req, const void *data, size_t len);
+
+/* Releases req without an answer; later replies are not held up. */
+void uds_req_drop(uds_req *req);
+
+/* The peer's credentials (AF_UNIX; zeros for TCP). */
+const uds_cred *uds_req_cred(const uds_req *req);
+
+/* Closes the connection the request came from (e.g. on a bad request);
+   req is released. */
+void uds_req_close(uds_req *req);
+
+/* ------------------------------------------------------------------------ */
+/* Request/response client                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A client for a uds_server (or anything speaking the same framing).
+ * Blocking use: uds_client_call. Pipelined use: uds_client_send many, then
+ * uds_client_recv the responses in order. With a loop: watch
+ * uds_client_fd and call send/flush/recv with timeout_ms 0 (they then
+ * return -EAGAIN instead of waiting). Not thread-safe.
+ */
+typedef struct uds_client uds_client;
+
+typedef struct uds_client_opts {
+    int type;         /* as uds_connect_opts.type; 0 = from the address */
+    int framing;      /* stream: UDS_FRAME_LEN32 (default) or UDS_FRAME_LINE */
+    size_t max_msg;   /* largest response accepted; default as the codec */
+    int connect_timeout_ms; /* 0 = no limit */
+    unsigned spin_us; /* before blocking for a response, poll the socket
+                         with MSG_DONTWAIT for up to this many µs (latency
+                         vs CPU); 0 = block at once */
+} uds_client_opts;
+
+/* Connects to addr. Returns 0 and *out, or -errno as uds_connect. */
+int uds_client_connect(uds_client **out, const uds_addr *addr,
+                       const uds_client_opts *opts);
+
+/* Wraps a connected socket; the client owns fd on success. */
+int uds_client_from_fd(uds_client **out, int fd, const uds_client_opts *opts);
+
+/* Closes the socket and frees. NULL is a no-op. */
+void uds_client_close(uds_client *c);
+
+/* The socket, for a loop (non-blocking; owned by the client). */
+int uds_client_fd(const uds_client *c);
+
+/*
+ * Sends req and waits for its response, at most timeout_ms (0 or < 0:
+ * no limit). On success *resp is a malloc'd buffer the caller frees (a NUL is
+ * appended, not counted in *resp_len). Responses to earlier uds_client_send
+ * requests still pending are read and discarded first. Returns 0,
+ * -ETIMEDOUT (the late response will be skipped by the next call),
+ * UDS_ECLOSED (server closed), -EMSGSIZE, UDS_EFRAME, -errno.
+ */
+int uds_client_call(uds_client *c, const void *req, size_t len, void **resp,
+                    size_t *resp_len, int timeout_ms);
+
+/*
+ * Queues one request (copied) without waiting for the response; queued
+ * requests are sent together when the queue grows past 64 KiB, or by
+ * uds_client_flush / uds_client_recv. Returns 0 or -errno.
+ */
+int uds_client_send(uds_client *c, const void *req, size_t len);
+
+/* Sends what is queued: 0 when all is sent, -EAGAIN if timeout_ms ran out
+   (0 = do not wait), or -errno. */
+int uds_client_flush(uds_client *c, int timeout_ms);
+
+/*
+ * Receives the next response in request order (flushing queued requests
+ * first). *resp is malloc'd as in uds_client_call. Returns 0, -EAGAIN if
+ * none arrived within timeout_ms (0 = do not wait, < 0 = no limit),
+ * -ENOMSG if no request is pending, UDS_ECLOSED, -EMSGSIZE, UDS_EFRAME or
+ * -errno. A framing error is sticky: later calls return it too.
+ */
+int uds_client_recv(uds_client *c, void **resp, size_t *resp_len,
+                    int timeout_ms);
+
+/* Requests sent or queued whose responses have not been received yet. */
+size_t uds_client_pending(const uds_client *c);
+
 /* UDS_LOOP_API_END */
 
 /* UDS_ACTIVATION_API_BEGIN (socket activation, readiness: issue 3) */

@@ -39,6 +39,16 @@ void uds__sleep_ms(int ms);
 /* Creates a CLOEXEC socket of family/type; flags may hold UDS_NONBLOCK. */
 int uds__socket(int family, int type, int flags);
 
+/*
+ * A buffer of at least `size` bytes owned by the loop, for reading into
+ * before the data is known to need keeping (loop.c). Valid until the next
+ * call; NULL if out of memory.
+ */
+void *uds__loop_scratch(uds_loop *loop, size_t size);
+
+/* Closes c at once; on_close is never called; freed by the loop (conn.c). */
+void uds__conn_destroy(uds_conn *c);
+
 #define UDS__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

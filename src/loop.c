@@ -80,6 +80,9 @@ struct uds_loop {
 
     struct defer *defers;
     size_t ndefers, defers_cap;
+
+    void *scratch;
+    size_t scratch_len;
 };
 
 int uds_loop_new(uds_loop **out)
@@ -101,10 +104,14 @@ int uds_loop_new(uds_loop **out)
     return 0;
 }
 
+static void run_defers(uds_loop *l);
+
 void uds_loop_free(uds_loop *l)
 {
     if (!l)
         return;
+    /* deferred frees still pending must not leak */
+    run_defers(l);
     if (l->sigfd >= 0) {
         sigset_t unblock;
         sigemptyset(&unblock);
@@ -120,6 +127,7 @@ void uds_loop_free(uds_loop *l)
     free(l->timers);
     free(l->heap);
     free(l->defers);
+    free(l->scratch);
     free(l);
 }
 
@@ -508,3 +516,15 @@ int uds_loop_run(uds_loop *l)
 
 /* Internal: the loop's wakeup batch size (for tests and the conn layer). */
 int uds__loop_max_events(void) { return LOOP_MAX_EVENTS; }
+
+void *uds__loop_scratch(uds_loop *l, size_t size)
+{
+    if (size > l->scratch_len) {
+        void *p = realloc(l->scratch, size);
+        if (!p)
+            return NULL;
+        l->scratch = p;
+        l->scratch_len = size;
+    }
+    return l->scratch;
+}

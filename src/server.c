@@ -1,0 +1,852 @@
+/*
+ * server.c — request/response server on a uds_loop.
+ *
+ * Each connection is a uds_conn plus a queue of requests in arrival order.
+ * A reply to the request at the head of the queue is written at once, and
+ * so are the replies waiting behind it; a reply given out of order waits in
+ * its request. So replies always leave in request order.
+ *
+ * Protection against peers: total and per-uid connection limits (excess is
+ * accepted and closed at once, with a log line, so the peer is not left
+ * hanging in the backlog); reading stops while a peer has too many requests
+ * unanswered or too many reply bytes queued (it must read its replies), and
+ * a peer over out_cap is dropped; a sweep timer closes idle connections and
+ * ones that keep a message incomplete too long (slowloris); EMFILE from
+ * accept pauses accepting for 100 ms instead of spinning on a listener that
+ * stays readable.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ACCEPT_BATCH 64
+#define EMFILE_PAUSE_MS 100
+#define DEF_INFLIGHT 1024
+
+struct sconn;
+
+struct uds_req {
+    struct uds_req *next;
+    struct sconn *sc;  /* NULL once the connection is gone */
+    char *reply;       /* an out-of-order reply waiting for its turn */
+    size_t reply_len;
+    uds_cred cred;
+    uint8_t done;      /* answered (or dropped) */
+    uint8_t has_reply;
+};
+
+struct sconn {
+    uds_conn *conn;
+    uds_server *s;
+    struct sconn *prev, *next;
+    uds_req *head, *tail;  /* requests in arrival order */
+    uint64_t last_ms;      /* last data received */
+    uint64_t partial_ms;   /* when the current incomplete message began */
+    uds_cred cred;
+    unsigned inflight;
+    uint8_t packets;
+    uint8_t eof;
+    uint8_t counted_uid;
+};
+
+struct lsock {
+    uds_server *s;
+    uds_listener l;
+};
+
+struct uid_count {
+    uid_t uid;
+    unsigned n;
+};
+
+struct uds_server {
+    uds_loop *loop;
+    uds_server_opts o;
+    uds_framer framer;
+    uds_request_cb cb;
+    void *arg;
+    struct lsock **ls;
+    int nls;
+    struct sconn *conns;
+    unsigned nconns;
+    struct uid_count *uids;
+    unsigned nuids, uids_cap;
+    int reserve_fd;
+    int64_t resume_timer, sweep_timer, deadline_timer;
+    int draining;
+    int done_called;
+    void (*done)(uds_server *, void *);
+    void *done_arg;
+    uds_server_stats st;
+};
+
+static void slog(uds_server *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void slog(uds_server *s, int level, const char *fmt, ...)
+{
+    if (!s->o.log)
+        return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    s->o.log(s->o.log_arg, level, buf);
+}
+
+/* "fd 7 pid 123 uid 1000" or "fd 7 tcp:127.0.0.1:5555": who a line is about */
+static const char *peer_name(int fd, const uds_cred *cred, char *buf, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    uds_addr a;
+    char text[UDS_ADDR_STRLEN];
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
+        ss.ss_family != AF_UNIX &&
+        uds_addr_from_sockaddr(&a, (struct sockaddr *)&ss, len, SOCK_STREAM) == 0 &&
+        uds_addr_format(&a, text, sizeof(text)) >= 0)
+        snprintf(buf, size, "fd %d %s", fd, text);
+    else
+        snprintf(buf, size, "fd %d pid %ld uid %ld", fd, (long)cred->pid,
+                 (long)cred->uid);
+    return buf;
+}
+
+/* ---- per-uid accounting ------------------------------------------------- */
+
+static struct uid_count *uid_slot(uds_server *s, uid_t uid, int create)
+{
+    for (unsigned i = 0; i < s->nuids; i++)
+        if (s->uids[i].uid == uid)
+            return &s->uids[i];
+    if (!create)
+        return NULL;
+    if (s->nuids == s->uids_cap) {
+        unsigned cap = s->uids_cap ? s->uids_cap * 2 : 8;
+        struct uid_count *u = realloc(s->uids, cap * sizeof(*u));
+        if (!u)
+            return NULL;
+        s->uids = u;
+        s->uids_cap = cap;
+    }
+    s->uids[s->nuids].uid = uid;
+    s->uids[s->nuids].n = 0;
+    return &s->uids[s->nuids++];
+}
+
+static void uid_release(uds_server *s, uid_t uid)
+{
+    struct uid_count *u = uid_slot(s, uid, 0);
+    if (u && u->n > 0 && --u->n == 0)
+        *u = s->uids[--s->nuids];
+}
+
+/* ---- requests and replies ----------------------------------------------- */
+
+static void maybe_finish(uds_server *s);
+
+/* Reading resumes when every reason to pause is gone. */
+static void maybe_resume(struct sconn *sc)
+{
+    uds_server *s = sc->s;
+    if (s->draining || sc->eof || uds_conn_closing(sc->conn))
+        return;
+    if (sc->inflight < s->o.max_inflight &&
+        uds_conn_queued(sc->conn) <= s->o.high_water)
+        uds_conn_read_start(sc->conn);
+}
+
+static void write_reply(struct sconn *sc, const void *data, size_t len)
+{
+    uds_server *s = sc->s;
+    uint8_t hdr[UDS_FRAME_HDR_LEN];
+    struct iovec iov[2];
+    int n = 0;
+    if (sc->packets) {
+        iov[n].iov_base = (void *)data;
+        iov[n++].iov_len = len;
+    } else if (s->framer.mode == UDS_FRAME_LINE) {
+        iov[n].iov_base = (void *)data;
+        iov[n++].iov_len = len;
+        iov[n].iov_base = (void *)"\n";
+        iov[n++].iov_len = 1;
+    } else {
+        uds_frame_header(&s->framer, len, hdr);
+        iov[n].iov_base = hdr;
+        iov[n++].iov_len = UDS_FRAME_HDR_LEN;
+        iov[n].iov_base = (void *)data;
+        iov[n++].iov_len = len;
+    }
+    int r = uds_conn_writev(sc->conn, iov, n);
+    if (r < 0)
+        return; /* closed (-ENOBUFS is logged by on_close) */
+    s->st.replies++;
+    size_t q = uds_conn_queued(sc->conn);
+    if (q > s->st.max_conn_queued)
+        s->st.max_conn_queued = q;
+    if (r == 1) /* replies pile up: stop taking requests from this peer */
+        uds_conn_read_stop(sc->conn);
+}
+
+/* Sends every answered reply at the head of the queue, in order. */
+static void pump(struct sconn *sc)
+{
+    while (sc->head && sc->head->done) {
+        uds_req *r = sc->head;
+        sc->head = r->next;
+        if (!sc->head)
+            sc->tail = NULL;
+        if (r->has_reply)
+            write_reply(sc, r->reply, r->reply_len);
+        free(r->reply);
+        free(r);
+        sc->inflight--;
+    }
+    if (sc->inflight == 0 && (sc->eof || sc->s->draining))
+        uds_conn_end(sc->conn);
+    else
+        maybe_resume(sc);
+}
+
+int uds_req_reply(uds_req *r, const void *data, size_t len)
+{
+    if (!r)
+        return -EINVAL;
+    struct sconn *sc = r->sc;
+    if (!sc) {
+        free(r);
+        return UDS_ECLOSED;
+    }
+    int ret = 0;
+    r->done = 1;
+    if (len > sc->s->framer.max ||
+        (sc->s->framer.mode == UDS_FRAME_LINE && !sc->packets && len &&
+         memchr(data, '\n', len))) {
+        ret = len > sc->s->framer.max ? -EMSGSIZE : -EINVAL;
+    } else if (r == sc->head) {
+        /* the common case: in order, no copy */
+        sc->head = r->next;
+        if (!sc->head)
+            sc->tail = NULL;
+        sc->inflight--;
+        free(r);
+        write_reply(sc, data, len);
+        if (uds_conn_closing(sc->conn))
+            ret = UDS_ECLOSED;
+    } else {
+        r->reply = malloc(len ? len : 1);
+        if (!r->reply) {
+            ret = -ENOMEM;
+        } else {
+            memcpy(r->reply, data, len);
+            r->reply_len = len;
+            r->has_reply = 1;
+        }
+    }
+    pump(sc);
+    return ret;
+}
+
+void uds_req_drop(uds_req *r)
+{
+    if (!r)
+        return;
+    struct sconn *sc = r->sc;
+    if (!sc) {
+        free(r);
+        return;
+    }
+    r->done = 1;
+    pump(sc);
+}
+
+const uds_cred *uds_req_cred(const uds_req *r) { return &r->cred; }
+
+void uds_req_close(uds_req *r)
+{
+    if (r && r->sc)
+        uds_conn_close(r->sc->conn);
+    uds_req_drop(r);
+}
+
+static void handle_msg(struct sconn *sc, const void *msg, size_t len)
+{
+    uds_server *s = sc->s;
+    uds_req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        slog(s, UDS_LOG_ERR, "out of memory for a request; closing connection");
+        uds_conn_close(sc->conn);
+        return;
+    }
+    r->sc = sc;
+    r->cred = sc->cred;
+    if (sc->tail)
+        sc->tail->next = r;
+    else
+        sc->head = r;
+    sc->tail = r;
+    sc->inflight++;
+    s->st.requests++;
+    s->cb(s, r, msg, len, s->arg);
+}
+
+/* ---- connection callbacks ----------------------------------------------- */
+
+static size_t on_data(uds_conn *c, const void *data, size_t len, void *arg)
+{
+    struct sconn *sc = arg;
+    uds_server *s = sc->s;
+    uint64_t now = uds_loop_now(s->loop);
+    sc->last_ms = now;
+    if (s->draining)
+        return 0;
+    if (sc->packets) {
+        handle_msg(sc, data, len);
+        if (sc->inflight >= s->o.max_inflight)
+            uds_conn_read_stop(c);
+        return len;
+    }
+    const char *p = data;
+    size_t off = 0;
+    int frames = 0, partial = 0;
+    while (off < len) {
+        if (sc->inflight >= s->o.max_inflight || uds_conn_closing(c)) {
+            uds_conn_read_stop(c);
+            break;
+        }
+        uds_frame f;
+        int r = uds_frame_decode(&s->framer, p + off, len - off, &f);
+        if (r < 0) {
+            char who[UDS_ADDR_STRLEN + 32];
+            slog(s, UDS_LOG_WARNING, "%s: %s in frame header; disconnecting",
+                 peer_name(uds_conn_fd(c), &sc->cred, who, sizeof(who)),
+                 r == -EMSGSIZE ? "message too large" : "malformed length");
+            s->st.dropped++;
+            uds_conn_close(c);
+            return len;
+        }
+        if (r == 0) {
+            partial = 1;
+            break;
+        }
+        off += (size_t)r;
+        frames++;
+        handle_msg(sc, f.data, f.len);
+        if (uds_conn_closing(c))
+            return len;
+    }
+    if (frames > 0 || !partial)
+        sc->partial_ms = partial ? now : 0;
+    else if (!sc->partial_ms)
+        sc->partial_ms = now;
+    return off;
+}
+
+static void on_eof(uds_conn *c, void *arg)
+{
+    struct sconn *sc = arg;
+    sc->eof = 1;
+    if (sc->inflight == 0)
+        uds_conn_end(c);
+}
+
+static void on_drain(uds_conn *c, void *arg)
+{
+    (void)c;
+    maybe_resume(arg);
+}
+
+static void on_close(uds_conn *c, int err, void *arg)
+{
+    (void)c;
+    struct sconn *sc = arg;
+    uds_server *s = sc->s;
+    if (err == -ENOBUFS) {
+        s->st.dropped++;
+        slog(s, UDS_LOG_WARNING,
+             "pid %ld uid %ld: replies not read (over %zu bytes queued); disconnected",
+             (long)sc->cred.pid, (long)sc->cred.uid, s->o.out_cap);
+    } else if (err == -EMSGSIZE) {
+        s->st.dropped++;
+        slog(s, UDS_LOG_WARNING, "pid %ld uid %ld: message too large; disconnected",
+             (long)sc->cred.pid, (long)sc->cred.uid);
+    } else if (err < 0) {
+        slog(s, UDS_LOG_DEBUG, "pid %ld uid %ld: connection error: %s",
+             (long)sc->cred.pid, (long)sc->cred.uid, uds_strerror(err));
+    }
+    /* requests still owned by the application outlive the connection */
+    for (uds_req *r = sc->head, *n; r; r = n) {
+        n = r->next;
+        if (r->done) {
+            free(r->reply);
+            free(r);
+        } else {
+            r->sc = NULL;
+            r->next = NULL;
+        }
+    }
+    if (sc->prev)
+        sc->prev->next = sc->next;
+    else
+        s->conns = sc->next;
+    if (sc->next)
+        sc->next->prev = sc->prev;
+    if (sc->counted_uid)
+        uid_release(s, sc->cred.uid);
+    s->nconns--;
+    free(sc);
+    maybe_finish(s);
+}
+
+static const uds_conn_cbs server_conn_cbs = {
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_drain = on_drain,
+    .on_close = on_close,
+};
+
+/* Takes a connected socket into service, or refuses it by a limit. */
+static int admit(uds_server *s, int fd, int is_unix)
+{
+    char who[UDS_ADDR_STRLEN + 32];
+    uds_cred cred = {0, 0, 0};
+    if (is_unix)
+        uds_peer_cred(fd, &cred);
+    if (s->o.max_conns && s->nconns >= s->o.max_conns) {
+        slog(s, UDS_LOG_WARNING, "%s: refused: %u connections open (max_conns)",
+             peer_name(fd, &cred, who, sizeof(who)), s->nconns);
+        s->st.refused++;
+        close(fd);
+        return -EUSERS;
+    }
+    struct uid_count *u = NULL;
+    if (is_unix && s->o.max_conns_per_uid) {
+        u = uid_slot(s, cred.uid, 1);
+        if (!u || u->n >= s->o.max_conns_per_uid) {
+            slog(s, UDS_LOG_WARNING,
+                 "%s: refused: uid %ld has %u connections (max_conns_per_uid)",
+                 peer_name(fd, &cred, who, sizeof(who)), (long)cred.uid,
+                 u ? u->n : 0);
+            s->st.refused++;
+            close(fd);
+            return -EUSERS;
+        }
+    }
+    struct sconn *sc = calloc(1, sizeof(*sc));
+    if (!sc) {
+        close(fd);
+        return -ENOMEM;
+    }
+    sc->s = s;
+    sc->cred = cred;
+    int type = uds_sock_type(fd);
+    sc->packets = type == SOCK_SEQPACKET || type == SOCK_DGRAM;
+    sc->last_ms = uds_loop_now(s->loop);
+    uds_conn_opts co;
+    memset(&co, 0, sizeof(co));
+    co.high_water = s->o.high_water;
+    co.out_cap = s->o.out_cap;
+    co.max_input = s->framer.max + (sc->packets ? 0 : UDS_FRAME_HDR_LEN);
+    int r = uds_conn_new(&sc->conn, s->loop, fd, &co, &server_conn_cbs, sc);
+    if (r < 0) {
+        free(sc);
+        close(fd);
+        return r;
+    }
+    if (u) {
+        u->n++;
+        sc->counted_uid = 1;
+    }
+    sc->next = s->conns;
+    if (s->conns)
+        s->conns->prev = sc;
+    s->conns = sc;
+    s->nconns++;
+    s->st.accepted++;
+    return 0;
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static void on_accept(uds_loop *loop, int fd, unsigned ev, void *arg);
+
+static void set_accepting(uds_server *s, int on)
+{
+    for (int i = 0; i < s->nls; i++)
+        if (s->ls[i]->l.fd >= 0)
+            uds_loop_watch(s->loop, s->ls[i]->l.fd, on ? UDS_EV_READ : 0,
+                           on_accept, s->ls[i]);
+}
+
+static void resume_accept(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    uds_server *s = arg;
+    s->resume_timer = 0;
+    if (!s->draining)
+        set_accepting(s, 1);
+}
+
+/*
+ * Out of fds: the listener stays readable, so a level-triggered loop would
+ * spin. Spend the reserve fd to accept-and-close one pending client (it
+ * sees a closed connection instead of hanging), then stop watching the
+ * listeners for EMFILE_PAUSE_MS.
+ */
+static void out_of_fds(uds_server *s, int lfd, int err)
+{
+    if (s->reserve_fd >= 0) {
+        close(s->reserve_fd);
+        int x = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (x >= 0) {
+            close(x);
+            s->st.refused++;
+        }
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (s->resume_timer)
+        return;
+    slog(s, UDS_LOG_ERR, "accept: %s; pausing accepts for %d ms", uds_strerror(err),
+         EMFILE_PAUSE_MS);
+    set_accepting(s, 0);
+    int64_t t = uds_loop_timer(s->loop, EMFILE_PAUSE_MS, resume_accept, s);
+    if (t > 0)
+        s->resume_timer = t;
+    else
+        set_accepting(s, 1);
+}
+
+static void on_accept(uds_loop *loop, int fd, unsigned ev, void *arg)
+{
+    (void)loop;
+    (void)ev;
+    struct lsock *ls = arg;
+    uds_server *s = ls->s;
+    int is_unix = uds_addr_family(&ls->l.addr) == AF_UNIX ||
+                  ls->l.addr.kind == UDS_ADDR_NONE;
+    for (int i = 0; i < ACCEPT_BATCH && !s->draining; i++) {
+        int c = UDS__RETRY(accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (c < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                out_of_fds(s, fd, -e);
+                return;
+            }
+            if (e == ECONNABORTED || e == EPROTO || e == EPERM)
+                continue;
+            slog(s, UDS_LOG_ERR, "accept: %s", strerror(e));
+            return;
+        }
+        admit(s, c, is_unix);
+    }
+}
+
+static int add_listener(uds_server *s, const uds_listener *l)
+{
+    struct lsock *ls = calloc(1, sizeof(*ls));
+    if (!ls)
+        return -ENOMEM;
+    struct lsock **v = realloc(s->ls, (size_t)(s->nls + 1) * sizeof(*v));
+    if (!v) {
+        free(ls);
+        return -ENOMEM;
+    }
+    s->ls = v;
+    ls->s = s;
+    ls->l = *l;
+    int r = uds_set_nonblock(l->fd, 1);
+    if (r == 0)
+        r = uds_loop_watch(s->loop, l->fd, s->resume_timer ? 0 : UDS_EV_READ,
+                           on_accept, ls);
+    if (r < 0) {
+        free(ls);
+        return r;
+    }
+    s->ls[s->nls++] = ls;
+    return 0;
+}
+
+int uds_server_listen(uds_server *s, const uds_addr *addr,
+                      const uds_listen_opts *lopts)
+{
+    if (!s || !addr || s->draining)
+        return -EINVAL;
+    uds_listen_opts o;
+    if (lopts)
+        o = *lopts;
+    else
+        memset(&o, 0, sizeof(o));
+    o.flags |= UDS_NONBLOCK;
+    if (o.type == UDS_DGRAM || (o.type == 0 && addr->kind == UDS_ADDR_UDP))
+        return -EPROTOTYPE;
+    uds_listener l;
+    int r = uds_listen(&l, addr, &o);
+    if (r < 0)
+        return r;
+    r = add_listener(s, &l);
+    if (r < 0)
+        uds_listener_close(&l);
+    return r;
+}
+
+int uds_server_adopt(uds_server *s, int fd)
+{
+    if (!s || fd < 0 || s->draining)
+        return -EINVAL;
+    int type = uds_sock_type(fd);
+    if (type < 0)
+        return type;
+    if (type != SOCK_STREAM && type != SOCK_SEQPACKET)
+        return -EPROTOTYPE;
+    int acc = 0;
+    socklen_t al = sizeof(acc);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0)
+        return uds__err();
+    if (!acc)
+        return -EINVAL;
+    uds_listener l;
+    int r = uds_listener_from_fd(&l, fd);
+    if (r < 0)
+        return r;
+    l.owns_path = 0; /* inherited: never unlink */
+    return add_listener(s, &l);
+}
+
+int uds_server_add_conn(uds_server *s, int fd)
+{
+    if (!s || fd < 0 || s->draining)
+        return -EINVAL;
+    int type = uds_sock_type(fd);
+    if (type < 0)
+        return type;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int is_unix = getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+                  ss.ss_family == AF_UNIX;
+    /* admit closes fd when it refuses; the caller keeps it on failure */
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0)
+        return uds__err();
+    int r = admit(s, dup_fd, is_unix);
+    if (r < 0)
+        return r;
+    close(fd);
+    return 0;
+}
+
+int uds_server_addr(const uds_server *s, uds_addr *out)
+{
+    if (!s || !out || s->nls == 0)
+        return -ENOENT;
+    *out = s->ls[0]->l.addr;
+    return 0;
+}
+
+/* ---- timeouts ----------------------------------------------------------- */
+
+static void sweep(uds_loop *loop, uint64_t id, void *arg);
+
+static void arm_sweep(uds_server *s)
+{
+    unsigned t = 0;
+    if (s->o.idle_timeout_ms)
+        t = s->o.idle_timeout_ms;
+    if (s->o.msg_timeout_ms && (!t || s->o.msg_timeout_ms < t))
+        t = s->o.msg_timeout_ms;
+    if (!t)
+        return;
+    t /= 4;
+    t = t < 5 ? 5 : t > 1000 ? 1000 : t;
+    int64_t id = uds_loop_timer(s->loop, t, sweep, s);
+    s->sweep_timer = id > 0 ? id : 0;
+}
+
+/* Closes connections past their idle or message deadline; O(connections)
+   every quarter of the shortest timeout, which is cheap next to I/O. */
+static void sweep(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)id;
+    uds_server *s = arg;
+    s->sweep_timer = 0;
+    uint64_t now = uds_loop_now(loop);
+    for (struct sconn *sc = s->conns; sc; sc = sc->next) {
+        if (uds_conn_closing(sc->conn))
+            continue;
+        char who[UDS_ADDR_STRLEN + 32];
+        if (s->o.msg_timeout_ms && sc->partial_ms &&
+            now - sc->partial_ms >= s->o.msg_timeout_ms) {
+            slog(s, UDS_LOG_WARNING,
+                 "%s: no complete message within %u ms; disconnecting",
+                 peer_name(uds_conn_fd(sc->conn), &sc->cred, who, sizeof(who)),
+                 s->o.msg_timeout_ms);
+            s->st.dropped++;
+            uds_conn_close(sc->conn);
+        } else if (s->o.idle_timeout_ms && sc->inflight == 0 &&
+                   uds_conn_queued(sc->conn) == 0 &&
+                   now - sc->last_ms >= s->o.idle_timeout_ms) {
+            slog(s, UDS_LOG_INFO, "%s: idle for %u ms; closing",
+                 peer_name(uds_conn_fd(sc->conn), &sc->cred, who, sizeof(who)),
+                 s->o.idle_timeout_ms);
+            uds_conn_close(sc->conn);
+        }
+    }
+    if (!s->draining)
+        arm_sweep(s);
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+int uds_server_new(uds_server **out, uds_loop *loop, const uds_server_opts *opts,
+                   uds_request_cb cb, void *arg)
+{
+    if (!out || !loop || !cb)
+        return -EINVAL;
+    uds_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    if (opts)
+        s->o = *opts;
+    if (s->o.framing == 0)
+        s->o.framing = UDS_FRAME_LEN32;
+    if (s->o.framing != UDS_FRAME_LEN32 && s->o.framing != UDS_FRAME_LINE) {
+        free(s);
+        return -EINVAL;
+    }
+    if (!s->o.max_msg)
+        s->o.max_msg = UDS_FRAME_DEFAULT_MAX;
+    if (s->o.max_msg > UDS_FRAME_LIMIT)
+        s->o.max_msg = UDS_FRAME_LIMIT;
+    if (!s->o.high_water)
+        s->o.high_water = 256 * 1024;
+    if (!s->o.out_cap)
+        s->o.out_cap = 16 * 1024 * 1024;
+    if (s->o.out_cap < s->o.high_water)
+        s->o.out_cap = s->o.high_water;
+    if (!s->o.max_inflight)
+        s->o.max_inflight = DEF_INFLIGHT;
+    s->framer.mode = s->o.framing;
+    s->framer.max = s->o.max_msg;
+    s->loop = loop;
+    s->cb = cb;
+    s->arg = arg;
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    arm_sweep(s);
+    *out = s;
+    return 0;
+}
+
+static void close_listeners(uds_server *s)
+{
+    for (int i = 0; i < s->nls; i++) {
+        uds_loop_unwatch(s->loop, s->ls[i]->l.fd);
+        uds_listener_close(&s->ls[i]->l);
+        free(s->ls[i]);
+    }
+    free(s->ls);
+    s->ls = NULL;
+    s->nls = 0;
+}
+
+static void cancel_timers(uds_server *s)
+{
+    if (s->resume_timer)
+        uds_loop_timer_cancel(s->loop, (uint64_t)s->resume_timer);
+    if (s->sweep_timer)
+        uds_loop_timer_cancel(s->loop, (uint64_t)s->sweep_timer);
+    if (s->deadline_timer)
+        uds_loop_timer_cancel(s->loop, (uint64_t)s->deadline_timer);
+    s->resume_timer = s->sweep_timer = s->deadline_timer = 0;
+}
+
+static void maybe_finish(uds_server *s)
+{
+    if (!s->draining || s->nconns != 0 || s->done_called)
+        return;
+    s->done_called = 1;
+    cancel_timers(s);
+    if (s->done)
+        s->done(s, s->done_arg);
+}
+
+static void deadline(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    uds_server *s = arg;
+    s->deadline_timer = 0;
+    if (s->nconns)
+        slog(s, UDS_LOG_WARNING, "shutdown deadline: closing %u connections",
+             s->nconns);
+    for (struct sconn *sc = s->conns; sc; sc = sc->next)
+        uds_conn_close(sc->conn);
+}
+
+int uds_server_shutdown(uds_server *s, unsigned deadline_ms,
+                        void (*done)(uds_server *, void *), void *arg)
+{
+    if (!s)
+        return -EINVAL;
+    if (s->draining)
+        return 0;
+    s->draining = 1;
+    s->done = done;
+    s->done_arg = arg;
+    close_listeners(s);
+    cancel_timers(s);
+    for (struct sconn *sc = s->conns; sc; sc = sc->next) {
+        uds_conn_read_stop(sc->conn);
+        if (sc->inflight == 0)
+            uds_conn_end(sc->conn);
+    }
+    if (s->nconns == 0) {
+        maybe_finish(s);
+        return 0;
+    }
+    int64_t t = uds_loop_timer(s->loop, deadline_ms, deadline, s);
+    s->deadline_timer = t > 0 ? t : 0;
+    return 0;
+}
+
+void uds_server_free(uds_server *s)
+{
+    if (!s)
+        return;
+    cancel_timers(s);
+    close_listeners(s);
+    for (struct sconn *sc = s->conns, *n; sc; sc = n) {
+        n = sc->next;
+        for (uds_req *r = sc->head, *rn; r; r = rn) {
+            rn = r->next;
+            if (r->done) {
+                free(r->reply);
+                free(r);
+            } else {
+                r->sc = NULL;
+                r->next = NULL;
+            }
+        }
+        uds__conn_destroy(sc->conn);
+        free(sc);
+    }
+    if (s->reserve_fd >= 0)
+        close(s->reserve_fd);
+    free(s->uids);
+    free(s);
+}
+
+void uds_server_stats_get(const uds_server *s, uds_server_stats *out)
+{
+    *out = s->st;
+    out->conns = s->nconns;
+    out->queued = 0;
+    for (struct sconn *sc = s->conns; sc; sc = sc->next)
+        out->queued += uds_conn_queued(sc->conn);
+}
