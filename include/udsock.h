@@ -713,6 +713,8 @@ typedef struct uds_server_opts {
                                  and nothing received for this long */
     unsigned msg_timeout_ms;  /* close a connection whose started message is
                                  not complete within this long (slowloris) */
+    unsigned send_timeout_ms; /* drop a peer whose queued replies make no
+                                 progress for this long (it does not read) */
     uds_log_cb log;
     void *log_arg;
 } uds_server_opts;

@@ -30,6 +30,7 @@ struct uds_conn {
     size_t in_len, in_cap;
     uds__outq out;
     size_t high_water, out_cap, max_input;
+    uint64_t sent;      /* bytes the kernel took, ever (stall detection) */
     int fd;
     int err;            /* reason given to on_close */
     uint16_t reads_per_wakeup;
@@ -101,7 +102,9 @@ static int do_flush(uds_conn *c)
 {
     if (c->closing)
         return UDS_ECLOSED;
+    size_t before = c->out.bytes;
     int r = c->out.head ? uds__outq_flush(&c->out, c->fd, c->packets) : 0;
+    c->sent += before - c->out.bytes;
     if (r < 0 && r != -EAGAIN) {
         close_now(c, r);
         return r;
@@ -469,6 +472,8 @@ int uds_conn_fd(const uds_conn *c) { return c->fd; }
 uds_loop *uds_conn_loop(const uds_conn *c) { return c->loop; }
 void *uds_conn_arg(const uds_conn *c) { return c->arg; }
 void uds_conn_set_arg(uds_conn *c, void *arg) { c->arg = arg; }
+
+uint64_t uds__conn_sent(const uds_conn *c) { return c->sent; }
 
 /* Internal: closes now and silences on_close (its owner is being
    destroyed); the memory goes with the deferred free already scheduled,

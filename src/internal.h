@@ -49,6 +49,9 @@ void *uds__loop_scratch(uds_loop *loop, size_t size);
 /* Closes c at once; on_close is never called; freed by the loop (conn.c). */
 void uds__conn_destroy(uds_conn *c);
 
+/* Bytes of output the kernel has taken from c so far (conn.c). */
+uint64_t uds__conn_sent(const uds_conn *c);
+
 #define UDS__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -47,8 +47,11 @@ struct sconn {
     uds_req *head, *tail;  /* requests in arrival order */
     uint64_t last_ms;      /* last data received */
     uint64_t partial_ms;   /* when the current incomplete message began */
+    uint64_t stall_ms;     /* since when queued output made no progress */
+    uint64_t sent_seen;    /* uds__conn_sent at stall_ms */
     uds_cred cred;
     unsigned inflight;
+    uint8_t hw_paused;     /* reading stopped: replies above high water */
     uint8_t packets;
     uint8_t eof;
     uint8_t counted_uid;
@@ -157,8 +160,10 @@ static void maybe_resume(struct sconn *sc)
     if (s->draining || sc->eof || uds_conn_closing(sc->conn))
         return;
     if (sc->inflight < s->o.max_inflight &&
-        uds_conn_queued(sc->conn) <= s->o.high_water)
+        uds_conn_queued(sc->conn) <= s->o.high_water) {
+        sc->hw_paused = 0;
         uds_conn_read_start(sc->conn);
+    }
 }
 
 static void write_reply(struct sconn *sc, const void *data, size_t len)
@@ -189,8 +194,10 @@ static void write_reply(struct sconn *sc, const void *data, size_t len)
     size_t q = uds_conn_queued(sc->conn);
     if (q > s->st.max_conn_queued)
         s->st.max_conn_queued = q;
-    if (r == 1) /* replies pile up: stop taking requests from this peer */
+    if (r == 1) { /* replies pile up: stop taking requests from this peer */
+        sc->hw_paused = 1;
         uds_conn_read_stop(sc->conn);
+    }
 }
 
 /* Sends every answered reply at the head of the queue, in order. */
@@ -307,7 +314,7 @@ static size_t on_data(uds_conn *c, const void *data, size_t len, void *arg)
         return 0;
     if (sc->packets) {
         handle_msg(sc, data, len);
-        if (sc->inflight >= s->o.max_inflight)
+        if (sc->inflight >= s->o.max_inflight && !uds_conn_closing(c))
             uds_conn_read_stop(c);
         return len;
     }
@@ -315,7 +322,8 @@ static size_t on_data(uds_conn *c, const void *data, size_t len, void *arg)
     size_t off = 0;
     int frames = 0, partial = 0;
     while (off < len) {
-        if (sc->inflight >= s->o.max_inflight || uds_conn_closing(c)) {
+        if (sc->inflight >= s->o.max_inflight || sc->hw_paused ||
+            uds_conn_closing(c)) {
             uds_conn_read_stop(c);
             break;
         }
@@ -661,12 +669,26 @@ static void arm_sweep(uds_server *s)
         t = s->o.idle_timeout_ms;
     if (s->o.msg_timeout_ms && (!t || s->o.msg_timeout_ms < t))
         t = s->o.msg_timeout_ms;
+    if (s->o.send_timeout_ms && (!t || s->o.send_timeout_ms < t))
+        t = s->o.send_timeout_ms;
     if (!t)
         return;
     t /= 4;
     t = t < 5 ? 5 : t > 1000 ? 1000 : t;
     int64_t id = uds_loop_timer(s->loop, t, sweep, s);
     s->sweep_timer = id > 0 ? id : 0;
+}
+
+/* 1 if sc has had output queued and none of it sent for send_timeout_ms. */
+static int stalled(struct sconn *sc, uint64_t now)
+{
+    uint64_t sent = uds__conn_sent(sc->conn);
+    if (uds_conn_queued(sc->conn) == 0 || sent != sc->sent_seen || !sc->stall_ms) {
+        sc->sent_seen = sent;
+        sc->stall_ms = now;
+        return 0;
+    }
+    return now - sc->stall_ms >= sc->s->o.send_timeout_ms;
 }
 
 /* Closes connections past their idle or message deadline; O(connections)
@@ -687,6 +709,13 @@ static void sweep(uds_loop *loop, uint64_t id, void *arg)
                  "%s: no complete message within %u ms; disconnecting",
                  peer_name(uds_conn_fd(sc->conn), &sc->cred, who, sizeof(who)),
                  s->o.msg_timeout_ms);
+            s->st.dropped++;
+            uds_conn_close(sc->conn);
+        } else if (s->o.send_timeout_ms && stalled(sc, now)) {
+            slog(s, UDS_LOG_WARNING,
+                 "%s: replies not read for %u ms (%zu bytes queued); disconnecting",
+                 peer_name(uds_conn_fd(sc->conn), &sc->cred, who, sizeof(who)),
+                 s->o.send_timeout_ms, uds_conn_queued(sc->conn));
             s->st.dropped++;
             uds_conn_close(sc->conn);
         } else if (s->o.idle_timeout_ms && sc->inflight == 0 &&
