@@ -4,6 +4,10 @@
  */
 #include "cli.h"
 
+int cmd_listen(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_recv(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
@@ -19,6 +23,10 @@ int cmd_ls(int argc, char **argv);
 /* Subcommands, in the order --help lists them. */
 static const cli_cmd commands[] = {
     /* CLI_COMMANDS (one line per subcommand; keep this marker) */
+    {"listen", "accept a client; copy socket <-> stdin/stdout", cmd_listen},
+    {"connect", "connect; copy stdin/stdout <-> socket", cmd_connect},
+    {"send", "send datagrams (arguments or stdin lines)", cmd_send},
+    {"recv", "receive and print datagrams", cmd_recv},
     {"bench", "measure latency and throughput (pingpong, stream, rr, connect, dgram)", cmd_bench},
     {"serve", "run a program for each connection (like s6-ipcserver)", cmd_serve},
     {"relay", "connect each client of one address to another (splice)", cmd_relay},

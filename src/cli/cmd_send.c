@@ -1,0 +1,168 @@
+/*
+ * cmd_send.c — `udsock send ADDR [MSG...]`: datagrams to a receiver, one
+ * per argument, per stdin line, or all of stdin (--whole), optionally
+ * waiting for a reply to each.
+ */
+#include "cli.h"
+#include "opts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static const char send_help[] =
+    "usage: udsock send [OPTIONS] ADDR [MSG...]\n"
+    "\n"
+    "Send datagrams to ADDR: each MSG argument is one datagram; without\n"
+    "arguments each line of stdin is one (without its newline), or all of\n"
+    "stdin is one with --whole. The socket has an address of its own (an\n"
+    "automatic abstract name), so the receiver can answer.\n"
+    "\n"
+    "  -r, --reply           wait for one reply per datagram and print it\n"
+    "  -T, --timeout SECONDS how long to wait for each reply (default 5)\n"
+    "      --whole           send all of stdin as a single datagram\n"
+    "  -w, --wait SECONDS    retry until the receiver appears (0 = forever)\n"
+    "      --raw             print replies as they are (no newline added)\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "ADDR: /path, unix:PATH, @abstract, udp:HOST:PORT\n"
+    "Exit status: 0 ok, 1 runtime failure (including a missing reply),\n"
+    "2 usage error.\n";
+
+#define REPLY_BUF (4 * 1024 * 1024)
+
+static const char *g_name;
+static int g_fd, g_reply, g_timeout_ms = 5000, g_raw;
+static char *g_rbuf;
+
+/* Sends one datagram and, with --reply, prints the answer. 0 or CLI_FAIL. */
+static int send_one(const char *data, size_t len)
+{
+    ssize_t r = uds_send(g_fd, data, len);
+    if (r < 0) {
+        cli_warn("%s", cli_errtext("send to", g_name, (int)r));
+        return CLI_FAIL;
+    }
+    if (!g_reply)
+        return 0;
+    struct pollfd p = {g_fd, POLLIN, 0};
+    int n;
+    do
+        n = poll(&p, 1, g_timeout_ms);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) {
+        cli_warn("%s: no reply within %.3g s", g_name, g_timeout_ms / 1000.0);
+        return CLI_FAIL;
+    }
+    r = uds_recvfrom(g_fd, g_rbuf, REPLY_BUF, NULL, 0);
+    if (r < 0) {
+        cli_warn("%s", cli_errtext("receive from", g_name, (int)r));
+        return CLI_FAIL;
+    }
+    if (r > REPLY_BUF)
+        r = REPLY_BUF;
+    struct iovec v[2] = {{g_rbuf, (size_t)r}, {"\n", 1}};
+    int nl = !g_raw && (r == 0 || g_rbuf[r - 1] != '\n');
+    if (uds_writev_all(STDOUT_FILENO, v, nl ? 2 : 1) < 0) {
+        cli_warn("write stdout: %s", strerror(errno));
+        return CLI_FAIL;
+    }
+    return 0;
+}
+
+int cmd_send(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"reply", no_argument, NULL, 'r'}, {"timeout", required_argument, NULL, 'T'},
+        {"whole", no_argument, NULL, 'W'}, {"wait", required_argument, NULL, 'w'},
+        {"raw", no_argument, NULL, 'R'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    uds_connect_opts co = {0};
+    co.type = UDS_DGRAM;
+    int whole = 0, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+rT:w:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            g_reply = 1;
+            break;
+        case 'T':
+            g_timeout_ms = cli_opt_seconds_ms("send", "--timeout", optarg);
+            break;
+        case 'W':
+            whole = 1;
+            break;
+        case 'w':
+            co.wait = 1;
+            co.timeout_ms = cli_opt_seconds_ms("send", "--wait", optarg);
+            break;
+        case 'R':
+            g_raw = 1;
+            break;
+        case 'h':
+            fputs(send_help, stdout);
+            return CLI_OK;
+        default:
+            cli_bad_option("send", argv);
+        }
+    }
+    if (optind >= argc)
+        cli_usage_error("send", "missing ADDR");
+    g_name = argv[optind++];
+    if (whole && optind < argc)
+        cli_usage_error("send", "--whole reads stdin; do not give messages too");
+    uds_addr a;
+    cli_parse_addr(&a, g_name);
+    if (a.kind == UDS_ADDR_TCP)
+        cli_usage_error("send", "datagrams need a unix, abstract or udp: address");
+    g_fd = uds_connect(&a, &co);
+    if (g_fd < 0)
+        cli_die(CLI_FAIL, "%s", cli_errtext("connect", g_name, g_fd));
+    if (g_reply && !(g_rbuf = malloc(REPLY_BUF)))
+        cli_die(CLI_FAIL, "out of memory");
+    int status = CLI_OK;
+    if (optind < argc) {
+        for (; optind < argc && status == CLI_OK; optind++)
+            status = send_one(argv[optind], strlen(argv[optind]));
+    } else if (whole) {
+        char *all = NULL;
+        size_t len = 0, cap = 0;
+        for (;;) {
+            if (len == cap) {
+                cap = cap ? cap * 2 : 65536;
+                char *nb = realloc(all, cap);
+                if (!nb)
+                    cli_die(CLI_FAIL, "out of memory");
+                all = nb;
+            }
+            ssize_t n = read(STDIN_FILENO, all + len, cap - len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                cli_die(CLI_FAIL, "read stdin: %s", strerror(errno));
+            if (n == 0)
+                break;
+            len += (size_t)n;
+        }
+        status = send_one(all, len);
+        free(all);
+    } else {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while (status == CLI_OK && (n = getline(&line, &cap, stdin)) >= 0) {
+            if (n > 0 && line[n - 1] == '\n')
+                n--;
+            status = send_one(line, (size_t)n);
+        }
+        free(line);
+    }
+    free(g_rbuf);
+    close(g_fd);
+    return status;
+}

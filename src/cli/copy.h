@@ -1,0 +1,42 @@
+/*
+ * copy.h — the two-way copy between stdin/stdout and one connected socket,
+ * used by `udsock connect` and `udsock listen` (one client).
+ */
+#ifndef UDS_CLI_COPY_H
+#define UDS_CLI_COPY_H
+
+#include "cli.h"
+
+typedef struct cli_copy {
+    int sock;         /* the connected socket (borrowed; not closed) */
+    int type;         /* UDS_STREAM, UDS_SEQPACKET or UDS_DGRAM */
+    const char *name; /* the peer's address as text, for messages */
+    int in_fd;        /* usually STDIN_FILENO */
+    int out_fd;       /* usually STDOUT_FILENO */
+    int sigfd;        /* from cli_signals_block() */
+    int progress;     /* PROGRESS_AUTO / _ON / _OFF */
+} cli_copy;
+
+/*
+ * Copies in_fd -> sock and sock -> out_fd at the same time, one thread per
+ * direction, with blocking I/O: splice() through a pipe for stream sockets
+ * (no copy through user space), 256 KiB buffers otherwise.
+ * At EOF on in_fd the socket is half-closed (shutdown SHUT_WR) and reading
+ * goes on. Returns when the socket has reached EOF and either in_fd is
+ * finished too or the peer has closed completely (POLLHUP); for datagram
+ * sockets, when in_fd is finished.
+ * Returns CLI_OK, CLI_FAIL (a direction failed; already reported on
+ * stderr), or -SIGNO when SIGINT/SIGTERM/SIGHUP arrived on sigfd. The
+ * copy threads may still be running (blocked on a terminal): the caller is
+ * expected to exit soon after.
+ */
+int cli_copy_run(const cli_copy *c);
+
+/*
+ * Makes the kernel's socket buffers larger (4 MiB, capped by
+ * net.core.wmem_max/rmem_max) so a bulk stream moves in fewer, larger
+ * steps. Best effort: errors are ignored.
+ */
+void cli_big_buffers(int sock);
+
+#endif

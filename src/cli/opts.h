@@ -1,0 +1,60 @@
+/*
+ * opts.h — helpers shared by the udsock subcommands: option values
+ * (types, modes, users, durations), usage errors, and the signal handling
+ * every long-running subcommand needs (stop cleanly, remove the socket file,
+ * then die from the same signal so the caller sees why).
+ */
+#ifndef UDS_CLI_OPTS_H
+#define UDS_CLI_OPTS_H
+
+#include "cli.h"
+
+#include <signal.h>
+#include <sys/types.h>
+
+/* "udsock CMD: MESSAGE (try 'udsock CMD --help')" on stderr, exit 2. */
+void cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
+/*
+ * Reports the option getopt_long() just refused (unknown option or missing
+ * argument) for subcommand `cmd`, then exits 2. `argv`/`optind`/`optopt`
+ * are getopt's view.
+ */
+void cli_bad_option(const char *cmd, char **argv) __attribute__((noreturn));
+
+/* --type: "stream", "seqpacket", "dgram"; exits 2 otherwise. */
+int cli_opt_type(const char *cmd, const char *text);
+/* --mode: octal permission bits (at most 07777); exits 2 otherwise. */
+unsigned cli_opt_mode(const char *cmd, const char *text);
+/* --owner: user name or numeric uid; exits 2 if unknown. */
+uid_t cli_opt_user(const char *cmd, const char *text);
+/* --group: group name or numeric gid; exits 2 if unknown. */
+gid_t cli_opt_group(const char *cmd, const char *text);
+/* Seconds, fractions allowed ("1.5"), >= 0; returns milliseconds. Exits 2. */
+int cli_opt_seconds_ms(const char *cmd, const char *opt, const char *text);
+/* A count >= 1 (e.g. -n); exits 2 otherwise. */
+long cli_opt_count(const char *cmd, const char *opt, const char *text);
+
+/*
+ * Blocks SIGINT, SIGTERM and SIGHUP for the calling thread (and the threads
+ * it creates afterwards) and returns a signalfd that reports them, so a
+ * poll loop sees a stop request as an ordinary readable fd and can clean up
+ * (remove its socket file) outside of any signal handler. Exits 1 on error.
+ */
+int cli_signals_block(void);
+
+/* Reads the pending signal from the signalfd; returns its number or 0. */
+int cli_signal_read(int sigfd);
+
+/*
+ * Ends the process as if `signo` had killed it (default action, unblocked),
+ * after the caller has cleaned up: shells and service managers then see the
+ * real reason. Falls back to exit(128 + signo).
+ */
+void cli_die_by_signal(int signo) __attribute__((noreturn));
+
+/* Bytes as text: "0 B", "512 B", "1.50 KiB", "3.20 GiB" into buf. */
+const char *cli_fmt_bytes(double bytes, char *buf, size_t size);
+
+#endif
