@@ -339,8 +339,22 @@ int cli_copy_run(const cli_copy *c)
                 /* spurious wakeup; the done flags are authoritative */
             }
         }
-        if (np == 3 && (p[2].revents & (POLLHUP | POLLERR)))
-            break; /* the peer closed completely: stdin has nowhere to go */
+        if (np == 3 && (p[2].revents & (POLLHUP | POLLERR))) {
+            /* The peer closed completely: stdin has nowhere to go. If the
+               sending thread was in the middle of a write it is woken with
+               EPIPE at once and reports the loss; if it is waiting on stdin
+               (a terminal) there is nothing lost. Give it a moment. */
+            for (int i = 0; i < 20 && !atomic_load(&g_in.done); i++) {
+                struct pollfd e = {efd, POLLIN, 0};
+                if (poll(&e, 1, 10) > 0) {
+                    uint64_t v;
+                    if (read(efd, &v, sizeof(v)) < 0) {
+                        /* nothing: the flag is checked */
+                    }
+                }
+            }
+            break;
+        }
         if (show)
             progress_tick(&pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
     }

@@ -75,7 +75,7 @@ void progress_tick(progress *p, uint64_t sent, uint64_t received)
     if (p->mode == PROGRESS_AUTO && now - p->start_ns < 2000000000u)
         return; /* short transfers stay quiet */
     uint64_t every = p->tty ? PROGRESS_TICK_MS * 1000000ull : 1000000000ull;
-    if (p->shown && now - p->last_ns < every)
+    if (now - p->last_ns < every)
         return;
     print_line(p, now, sent, received, 0);
 }
