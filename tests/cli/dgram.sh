@@ -1,0 +1,127 @@
+#!/bin/bash
+# uds-test-timeout: 90
+# Datagrams and seqpacket: udsock send -> udsock recv (arguments, stdin lines,
+# --whole, --reply), logger -u -> recv (an unnamed sender: printed, never
+# answered), socat UNIX-SENDTO <-> recv --echo, recv --reply CMD, --from,
+# --cred, -n; listen/connect --type seqpacket and dgram; socat as peer.
+. "$(dirname "$0")/io_common.bash"
+need socat; need logger
+
+D="$T/d.sock"
+# send -> recv: arguments, stdin lines, --whole; -n ends recv
+rm -f "$D"
+timeout 10 "$U" recv -n 5 "$D" > "$T/r1" &
+spid=$!; PIDS+=($spid)
+wait_sock "$D"
+timeout 5 "$U" send "$D" one "two words" || fail "send args"
+printf 'line3\nline4\n' | timeout 5 "$U" send "$D" || fail "send lines"
+printf 'whole\nmulti-line\n' | timeout 5 "$U" send --whole "$D" || fail "send --whole"
+wait "$spid" || fail "recv -n 5: status $?"
+printf 'one\ntwo words\nline3\nline4\nwhole\nmulti-line\n' | cmp -s - "$T/r1" || fail "recv output: $(cat "$T/r1")"
+[ -e "$D" ] && fail "recv left its socket file behind"
+ok "send (args, lines, --whole) -> recv -n 5; socket file removed"
+
+# --from and --cred: the sender's autobound abstract name and its pid/uid/gid
+timeout 10 "$U" recv -n 1 --from --cred "$D" > "$T/r2" &
+spid=$!; PIDS+=($spid)
+wait_sock "$D"
+(exec "$U" send "$D" hello-cred) &
+sender=$!
+wait $sender
+wait "$spid" || fail "recv --from --cred"
+grep -qE "^@[0-9a-f]{5} pid=$sender uid=$(id -u) gid=$(id -g): hello-cred$" "$T/r2" ||
+    fail "--from --cred line: $(cat "$T/r2") (sender pid $sender)"
+ok "recv --from --cred: $(cat "$T/r2")"
+
+# logger -u: an unnamed sender is printed, and --echo does not try to answer it
+timeout 10 "$U" recv -n 2 --from --echo -v "$D" > "$T/r3" 2> "$T/e3" &
+spid=$!; PIDS+=($spid)
+wait_sock "$D"
+logger -u "$D" "message from logger" || fail "logger"
+timeout 5 "$U" send -r "$D" after-logger > "$T/r3b" || fail "send after logger"
+wait "$spid" || fail "recv after logger: status $?"
+grep -q "^(unnamed): <[0-9]*>.*message from logger$" "$T/r3" || fail "logger line: $(cat "$T/r3")"
+grep -q "not answering a sender without an address" "$T/e3" || fail "no note about the unnamed sender: $(cat "$T/e3")"
+[ "$(cat "$T/r3b")" = after-logger ] || fail "echo after logger: $(cat "$T/r3b")"
+ok "logger -u -> recv (unnamed sender printed, not answered; recv still serves others)"
+
+# socat UNIX-SENDTO with a bound reply address <-> recv --echo
+timeout 10 "$U" recv -n 1 --echo "$D" > /dev/null &
+spid=$!; PIDS+=($spid)
+wait_sock "$D"
+r=$(echo ping-from-socat | timeout 5 socat -t 1 - UNIX-SENDTO:"$D",bind="$T/socat-client.sock") || fail "socat sendto"
+wait "$spid"
+[ "$r" = ping-from-socat ] || fail "socat got '$r'"
+ok "socat UNIX-SENDTO,bind= <-> recv --echo"
+
+# socat as the receiver (UNIX-RECV) of udsock send
+rm -f "$T/sr.sock"
+bg timeout 10 socat -u UNIX-RECV:"$T/sr.sock" "OPEN:$T/r4,creat"
+spid=$LAST
+wait_sock "$T/sr.sock"
+timeout 5 "$U" send "$T/sr.sock" to-socat || fail "send to socat"
+sleep 0.3
+kill "$spid" 2>/dev/null
+[ "$(cat "$T/r4")" = to-socat ] || fail "socat UNIX-RECV got '$(cat "$T/r4")'"
+ok "udsock send -> socat UNIX-RECV"
+
+# recv --reply CMD: the command sees the datagram on stdin and UDSOCK_PEER
+timeout 10 "$U" recv -n 2 --reply 'tr a-z A-Z; printf " from %s" "${UDSOCK_PEER%%[0-9a-f]*}"' "$D" > /dev/null &
+spid=$!; PIDS+=($spid)
+wait_sock "$D"
+r=$(timeout 5 "$U" send --reply "$D" hello world) || fail "send --reply: status $?"
+wait "$spid"
+[ "$r" = "$(printf 'HELLO from @\nWORLD from @')" ] || fail "--reply output: '$r'"
+ok "recv --reply CMD / send --reply"
+
+# send --reply with nobody answering: a clear failure after --timeout
+timeout 10 "$U" recv -n 1 "$D" > /dev/null &
+spid=$!; PIDS+=($spid)
+wait_sock "$D"
+err=$(timeout 5 "$U" send --reply --timeout 0.3 "$D" unanswered 2>&1); rc=$?
+wait "$spid"
+[ $rc = 1 ] && [[ "$err" == *"no reply within 0.3 s"* ]] || fail "no reply: rc $rc, '$err'"
+ok "send --reply --timeout: $err"
+
+# sending to nobody
+err=$(timeout 5 "$U" send "$T/nobody.sock" x 2>&1); rc=$?
+[ $rc = 1 ] && [ "$err" = "udsock: connect $T/nobody.sock: No such file or directory (is the server running?)" ] ||
+    fail "send to nobody: rc $rc '$err'"
+ok "send to a missing receiver: $err"
+
+# abstract datagram address
+A="@udsock-dgram-$$-$RANDOM"
+timeout 10 "$U" recv -n 1 "$A" > "$T/r5" &
+spid=$!; PIDS+=($spid)
+timeout 5 "$U" send --wait 5 "$A" abstract-dgram || fail "abstract send"
+wait "$spid"
+[ "$(cat "$T/r5")" = abstract-dgram ] || fail "abstract recv: $(cat "$T/r5")"
+ok "abstract datagram address"
+
+# listen --type dgram prints datagrams raw; stdin goes to the last named sender
+Q="$T/q.sock"
+bg timeout 10 bash -c "(sleep 0.6; echo answer-to-sender) | $U listen --type dgram $Q > $T/r6"
+spid=$LAST
+wait_sock "$Q"
+r=$(printf 'dgram-in' | timeout 5 socat -t 2 - UNIX-SENDTO:"$Q",bind="$T/qc.sock")
+[ "$(cat "$T/r6")" = dgram-in ] || fail "listen --type dgram got '$(cat "$T/r6")'"
+[ "$r" = answer-to-sender ] || fail "listen --type dgram reply: '$r'"
+kill "$spid"
+ok "listen --type dgram <-> socat UNIX-SENDTO"
+
+# seqpacket: boundaries kept both ways (udsock <-> udsock and socat)
+P="$T/p.sock"
+bg timeout 10 bash -c "(sleep 0.3; printf msg-a; sleep 0.3; printf msg-b) | $U listen --type seqpacket $P > $T/r7"
+spid=$LAST
+wait_sock "$P"
+r=$( (printf first; sleep 0.3; printf second) | timeout 10 "$U" connect --type seqpacket "$P") || fail "seqpacket connect"
+wait "$spid" || fail "seqpacket listen status"
+[ "$r" = msg-amsg-b ] && [ "$(cat "$T/r7")" = firstsecond ] || fail "seqpacket: '$r' / '$(cat "$T/r7")'"
+rm -f "$P"
+bg timeout 10 socat UNIX-LISTEN:"$P",socktype=5 SYSTEM:"cat > $T/r8; echo seq-reply"
+wait_sock "$P"
+r=$(printf seq-data | timeout 10 "$U" connect --type seqpacket "$P") || fail "seqpacket vs socat"
+[ "$r" = seq-reply ] && [ "$(cat "$T/r8")" = seq-data ] || fail "seqpacket vs socat: '$r'"
+ok "seqpacket listen/connect both ways, and connect vs socat socktype=5"
+err=$(timeout 5 "$U" connect "$P.none" --type seqpacket 2>&1 < /dev/null); [ $? = 1 ] || fail "seqpacket missing"
+echo "all passed"

@@ -1,0 +1,164 @@
+#!/bin/bash
+# uds-test-timeout: 90
+# udsock listen/recv and what is already at the path: a regular file is
+# refused and left unchanged, a live server is not taken over, a stale
+# socket is replaced; the socket file is removed on SIGTERM/SIGINT;
+# --mode/--owner/--group; -k with several clients at once (whole lines,
+# stdin broadcast); usage errors exit 2.
+. "$(dirname "$0")/io_common.bash"
+need socat
+
+# a regular file at the path: refused, unchanged (content and inode)
+F="$T/file.sock"
+echo "precious data" > "$F"
+before="$(sha "$F") $(stat -c %i "$F")"
+for cmd in listen recv; do
+    err=$(timeout 5 "$U" $cmd "$F" 2>&1 < /dev/null); rc=$?
+    op=$cmd; [ $cmd = recv ] && op=bind
+    [ $rc = 1 ] || fail "$cmd on a regular file: rc $rc"
+    [ "$err" = "udsock: $op $F: exists and is not a socket; refusing to remove it" ] || fail "message: $err"
+    [ "$(sha "$F") $(stat -c %i "$F")" = "$before" ] || fail "$cmd changed the regular file"
+done
+ok "regular file refused and unchanged: $err"
+
+# a live server (socat) is not taken over
+L="$T/live.sock"
+bg timeout 20 socat -u UNIX-LISTEN:"$L",fork OPEN:"$T/socat-got",creat,append
+wait_sock "$L"
+ino=$(stat -c %i "$L")
+err=$(timeout 5 "$U" listen "$L" 2>&1 < /dev/null); rc=$?
+[ $rc = 1 ] && [ "$err" = "udsock: listen $L: Address already in use (a server is running there; not taking it over)" ] ||
+    fail "live server: rc $rc '$err'"
+[ "$(stat -c %i "$L")" = "$ino" ] || fail "live server's socket file was replaced"
+echo still-socat | timeout 5 "$U" connect "$L" || fail "connect to socat after refusal"
+for i in $(seq 100); do [ -s "$T/socat-got" ] && break; sleep 0.02; done
+[ "$(cat "$T/socat-got")" = still-socat ] || fail "socat no longer reachable"
+ok "live server not taken over: $err"
+kill $LAST
+
+# a stale socket file (its server was killed with SIGKILL) is replaced
+Z="$T/stale.sock"
+"$U" listen "$Z" < /dev/null > /dev/null &
+zp=$!; PIDS+=($zp)
+wait_sock "$Z"
+kill -KILL $zp; wait $zp 2>/dev/null
+[ -S "$Z" ] || fail "SIGKILL should leave the file behind"
+bg timeout 10 bash -c "$U listen $Z < /dev/null > $T/stale-got"
+spid=$LAST
+sleep 0.2
+echo reused | timeout 5 "$U" connect --wait 3 "$Z" || fail "connect to the replaced stale socket"
+wait "$spid"
+[ "$(cat "$T/stale-got")" = reused ] || fail "stale replacement got '$(cat "$T/stale-got")'"
+ok "stale socket file replaced"
+
+# SIGTERM / SIGINT: the socket file is removed, the status says which signal
+for sig in TERM INT HUP; do
+    S="$T/sig-$sig.sock"
+    "$U" listen "$S" < /dev/null > /dev/null &
+    p=$!; PIDS+=($p)
+    wait_sock "$S"
+    kill -$sig $p
+    wait $p; rc=$?
+    wait_gone "$S" || fail "SIG$sig: socket file left behind"
+    [ $rc = $((128 + $(kill -l $sig))) ] || fail "SIG$sig: status $rc"
+done
+ok "SIGTERM/SIGINT/SIGHUP while waiting: file removed, status 128+signo"
+S="$T/sig-k.sock"
+"$U" listen -k "$S" < /dev/null > /dev/null &
+p=$!; PIDS+=($p)
+wait_sock "$S"
+timeout 10 "$U" connect "$S" < <(sleep 3) > /dev/null &
+c=$!
+sleep 0.3
+kill -TERM $p; wait $p; rc=$?
+wait_gone "$S" || fail "-k SIGTERM: socket file left behind"
+[ $rc = 143 ] || fail "-k SIGTERM status $rc"
+wait $c || fail "client of a terminated listen -k: status $?"
+ok "SIGTERM with a client connected (-k): file removed; the client ends cleanly"
+"$U" recv "$T/sig-r.sock" > /dev/null &
+p=$!; PIDS+=($p)
+wait_sock "$T/sig-r.sock"
+kill -TERM $p; wait $p
+wait_gone "$T/sig-r.sock" || fail "recv SIGTERM: socket file left behind"
+ok "recv: SIGTERM removes the socket file"
+
+# --mode, --owner, --group applied before anyone can connect
+M="$T/mode.sock"
+"$U" listen --mode 0640 --owner nobody --group nogroup "$M" < /dev/null > /dev/null &
+p=$!; PIDS+=($p)
+wait_sock "$M"
+[ "$(stat -c '%a %U %G' "$M")" = "640 nobody nogroup" ] || fail "mode/owner: $(stat -c '%a %U %G' "$M")"
+kill $p; wait $p
+ok "--mode 0640 --owner nobody --group nogroup"
+
+# -k: four clients at once, long lines that arrive in pieces: every output
+# line is whole, every client's lines are all there and in order.
+K="$T/k.sock"
+bg timeout 30 bash -c "$U listen -k $K < /dev/null > $T/k.out"
+kp=$LAST
+wait_sock "$K"
+gen() { # client number: 300 lines of 3000+ bytes, written in two halves
+    local pad; pad=$(head -c 3000 /dev/zero | tr '\0' "$1")
+    for j in $(seq -w 300); do printf 'c%d-%s-%s' "$1" "$j" "${pad:0:1500}"; printf '%s\n' "${pad:1500}"; done
+}
+cps=()
+for i in 1 2 3 4; do
+    gen $i | timeout 20 "$U" connect "$K" > /dev/null &
+    cps+=($!)
+done
+for c in "${cps[@]}"; do wait $c || fail "-k client status"; done
+sleep 0.3
+kill $kp; wait $kp 2>/dev/null
+lines=$(wc -l < "$T/k.out")
+[ "$lines" = 1200 ] || fail "-k: $lines lines, want 1200"
+bad=$(grep -cvE '^c([1-4])-[0-9]{3}-(1{3000}|2{3000}|3{3000}|4{3000})$' "$T/k.out")
+[ "$bad" = 0 ] || fail "-k: $bad mixed lines"
+for i in 1 2 3 4; do
+    grep "^c$i-" "$T/k.out" | cut -d- -f2 | sort -c || fail "-k: client $i lines out of order"
+    grep "^c$i-" "$T/k.out" | grep -vc "^c$i-[0-9]*-$i*$" > /dev/null && fail "-k: client $i line mixed"
+done
+ok "-k with 4 concurrent clients: 1200 whole lines, per-client order kept"
+
+# -k: stdin goes to every connected client
+B="$T/b.sock"
+bg timeout 10 bash -c "(sleep 1; echo to-everyone; sleep 0.5) | $U listen -k $B > /dev/null"
+bp=$LAST
+wait_sock "$B"
+timeout 10 "$U" connect "$B" < <(sleep 2) > "$T/b1" &
+c1=$!
+timeout 10 "$U" connect "$B" < <(sleep 2) > "$T/b2" &
+c2=$!
+sleep 1.7
+kill $bp
+wait $c1; wait $c2
+[ "$(cat "$T/b1")" = to-everyone ] && [ "$(cat "$T/b2")" = to-everyone ] ||
+    fail "-k broadcast: '$(cat "$T/b1")' '$(cat "$T/b2")'"
+ok "-k: stdin broadcast to all connected clients"
+
+# usage errors: exit 2 and a message naming the problem
+chk2() {
+    local err rc
+    err=$(timeout 5 "$U" "$@" 2>&1 < /dev/null); rc=$?
+    [ $rc = 2 ] || fail "'udsock $*': status $rc (want 2): $err"
+    [ -n "$err" ] || fail "'udsock $*': no message"
+}
+chk2 connect
+chk2 connect --bogus "$T/x"
+chk2 connect --type bogus "$T/x"
+chk2 connect "$T/x" "$T/y"
+chk2 listen
+chk2 listen --mode 999 "$T/x"
+chk2 listen --owner no-such-user-here "$T/x"
+chk2 listen --mode 0600 @abstract-x
+chk2 listen "$T/$(head -c 120 /dev/zero | tr '\0' a)"
+chk2 send
+chk2 send --timeout x "$T/x" m
+chk2 recv -n 0 "$T/x"
+chk2 recv --echo --reply cat "$T/x"
+chk2 no-such-subcommand
+[ ! -e "$T/x" ] || fail "a usage error created a file"
+for c in listen connect send recv; do
+    timeout 5 "$U" $c --help | grep -q "^usage: udsock $c" || fail "$c --help"
+done
+ok "usage errors exit 2; --help for listen, connect, send, recv"
+echo "all passed"
