@@ -145,6 +145,8 @@ static int g_type;
 /* Appends n bytes to a growable buffer; exits on out-of-memory. */
 static void buf_add(char **b, size_t *len, size_t *cap, const void *data, size_t n)
 {
+    if (n == 0)
+        return;
     if (*len + n > *cap) {
         size_t nc = *cap ? *cap : 4096;
         while (nc < *len + n)
