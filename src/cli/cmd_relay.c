@@ -96,6 +96,7 @@ typedef struct relay {
     int listen_unix;
     cli_access acc;
     int verbose, hex;
+    int no_splice;
     int stream_both;
     unsigned long connno;
     unsigned long open;
@@ -129,6 +130,7 @@ static void usage(FILE *f)
             "  -v, --verbose        log connections and dump their traffic on stderr\n"
             "                       ('>' client to target, '<' target to client)\n"
             "  -x, --hex            with -v: dump as hex instead of escaped text\n"
+            "  --no-splice          copy through a 256 KiB buffer instead of splice()\n"
             "  -h, --help           this text\n"
             "EOF from one side is passed on as shutdown(SHUT_WR) to the other; a\n"
             "connection ends when both directions have ended.\n");
@@ -590,7 +592,7 @@ static void new_conn(int cfd, const uds_addr *peer)
     c->s[0] = (side){c, cfd, 0, 0, 0, 0};
     c->s[1] = (side){c, tfd, 1, 0, 0, 0};
     int msg = !R.stream_both;
-    int use_splice = R.stream_both && !R.verbose;
+    int use_splice = R.stream_both && !R.verbose && !R.no_splice;
     if (dir_init(&c->d[0], 0, use_splice, msg) < 0 || dir_init(&c->d[1], 1, use_splice, msg) < 0) {
         cli_warn("relay: #%lu: out of memory", num);
         close(cfd);
@@ -663,11 +665,12 @@ int cmd_relay(int argc, char **argv)
     lo.group = (gid_t)-1;
     int ltype = UDS_STREAM, ttype = 0;
     enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_TTYPE, O_MODE, O_OWNER,
-           O_GROUP, O_TYPE };
+           O_GROUP, O_TYPE, O_NOSPLICE };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},
         {"hex", no_argument, NULL, 'x'},
+        {"no-splice", no_argument, NULL, O_NOSPLICE},
         {"type", required_argument, NULL, O_TYPE},
         {"target-type", required_argument, NULL, O_TTYPE},
         {"mode", required_argument, NULL, O_MODE},
@@ -696,6 +699,9 @@ int cmd_relay(int argc, char **argv)
             break;
         case 'x':
             R.hex = 1;
+            break;
+        case O_NOSPLICE:
+            R.no_splice = 1;
             break;
         case 'c':
             v = strtoul(optarg, &end, 10);
