@@ -270,7 +270,7 @@ def main():
     p("|---|---|---|---|---|---|")
     first = {}
     for c in cases:
-        key = (c["group"], c["metric"])
+        key = (c["group"], c["metric"], c["case"].rsplit("_P", 1)[1] if "_P" in c["case"] else "")
         first.setdefault(key, c)
         f0 = first[key]
         rel = ratio(c["median"], f0["median"])
