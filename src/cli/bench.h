@@ -125,6 +125,26 @@ typedef struct bench_srv_opts {
  */
 int bench_serve(uds_listener *l, const bench_srv_opts *opts);
 
+/* ---- the library's server and client (bench_lib.c) -------------------- */
+
+typedef struct bench_rr_params {
+    unsigned clients, depth; /* connections, requests in flight on each */
+    size_t size;             /* request (and response) payload bytes */
+    uint64_t spin_ns;        /* client busy-poll before blocking */
+    double duration;         /* seconds (0: only count) */
+    uint64_t count;          /* responses to measure (0: only duration) */
+    uint64_t warm;           /* responses not measured at the start */
+} bench_rr_params;
+
+/*
+ * Serves forever an echo on the listening socket lfd with uds_server on a
+ * uds_loop (what `rr --impl lib` measures). Spins up to spin_us polling
+ * the loop after the last request before blocking. Returns -errno only.
+ */
+int bench_lib_serve(int lfd, int spin_us, size_t max_msg);
+/* Measures request/response with uds_client connections into *row. */
+void bench_lib_rr(const uds_addr *a, int type, const bench_rr_params *p, bench_row *row);
+
 /* ---- helpers shared by both ends (bench_server.c) ---------------------- */
 
 /* recv() that busy-polls with MSG_DONTWAIT for spin_ns before blocking. */

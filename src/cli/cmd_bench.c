@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -49,6 +50,7 @@ typedef struct bench_opts {
     int spin_us;
     int sndbuf, rcvbuf;
     int warmup;
+    int lib;         /* rr/hold: the library's uds_server / uds_client */
     const char *server_addr, *client_addr;
     int fmt;
 } bench_opts;
@@ -128,6 +130,9 @@ static void usage(FILE *f)
         "      --spin USEC       busy-poll up to USEC before blocking, both ends\n"
         "      --sndbuf N, --rcvbuf N   SO_SNDBUF / SO_RCVBUF on both ends\n"
         "      --warmup N        round trips not recorded at the start (default 100)\n"
+        "      --impl lib|core   rr/hold: the library's uds_server + uds_client with its\n"
+        "                        framing (lib, the default) or a plain epoll echo over\n"
+        "                        the core socket calls (core)\n"
         "      --server ADDR     run only the serving end on ADDR (until killed)\n"
         "      --client ADDR     run only the measuring end, against such a server\n"
         "      --json | --csv    machine-readable output (default: a table)\n");
@@ -187,9 +192,7 @@ static int done(const bench_opts *o, uint64_t ops, uint64_t t0, uint64_t now)
 {
     if (o->count && ops >= o->count)
         return 1;
-    if (o->count && o->duration <= 0)
-        return 0;
-    return (double)(now - t0) >= o->duration * 1e9;
+    return o->duration > 0 && (double)(now - t0) >= o->duration * 1e9;
 }
 
 static void fill_lat(bench_row *r, const bench_hist *h)
@@ -651,6 +654,87 @@ out:
     close(fd);
 }
 
+/* The forked server (fork mode), so `hold --impl lib` can look at it. */
+static pid_t server_pid;
+
+/* Entries in /proc/PID/fd, or -1. */
+static long count_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Resident bytes of process pid (from /proc/PID/statm), 0 if unknown. */
+static uint64_t rss_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "re");
+    unsigned long sz = 0, res = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &sz, &res) != 2)
+        res = 0;
+    fclose(f);
+    return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * hold with the library's server: open N idle connections, wait until the
+ * server process holds N more descriptors, and divide its RSS growth by N.
+ * RSS counts the pages touched, so this is user-space memory (kernel
+ * socket buffers are not in it).
+ */
+static void run_hold_lib(const uds_addr *a, int type, const bench_opts *o, bench_row *r)
+{
+    unsigned n = (unsigned)(o->clients > 0 ? o->clients : 1);
+    if (server_pid <= 0)
+        return note(r, "hold --impl lib", -ENOTSUP);
+    int *fds = malloc(n * sizeof(int));
+    unsigned k = 0;
+    if (!fds)
+        return note(r, "hold", -ENOMEM);
+    long base = count_fds(server_pid);
+    uint64_t rss0 = rss_of(server_pid), t0 = bench_now_ns();
+    uds_connect_opts co;
+    memset(&co, 0, sizeof(co));
+    co.type = type;
+    co.timeout_ms = 10000;
+    for (; k < n; k++) {
+        fds[k] = uds_connect(a, &co);
+        if (fds[k] < 0) {
+            note(r, "connect", fds[k]);
+            break;
+        }
+    }
+    long held = 0;
+    for (int i = 0; i < 1000; i++) { /* until the server accepted them all */
+        held = count_fds(server_pid) - base;
+        if (held >= (long)k)
+            break;
+        usleep(10000);
+    }
+    usleep(100000); /* let it settle (lazy allocations, epoll registration) */
+    uint64_t rss1 = rss_of(server_pid);
+    r->ops = held > 0 ? (uint64_t)held : 0;
+    r->secs = (double)(bench_now_ns() - t0) / 1e9;
+    r->extra = held > 0 ? (double)(rss1 > rss0 ? rss1 - rss0 : 0) / (double)held : 0;
+    if (held < (long)n && !r->note[0])
+        snprintf(r->note, sizeof(r->note), "server holds %ld of %u", held, n);
+    for (unsigned i = 0; i < k; i++)
+        close(fds[i]);
+    free(fds);
+}
+
 /* Opens N idle connections; the server says how much memory they cost it. */
 static void run_hold(const uds_addr *a, int type, const bench_opts *o, bench_row *r)
 {
@@ -702,7 +786,7 @@ static void run_one(const bench_opts *o, const char *transport, const uds_addr *
     memset(&r, 0, sizeof(r));
     r.mode = o->mode_name;
     r.transport = transport;
-    r.impl = "core";
+    r.impl = o->lib && (o->mode == BM_RR || o->mode == BM_HOLD) ? "lib" : "core";
     r.size = size;
     r.clients = o->mode == BM_RR || o->mode == BM_HOLD ? (o->clients > 0 ? o->clients : 1) : 1;
     r.pipeline = o->mode == BM_RR ? (o->pipeline > 0 ? o->pipeline : 1) : 1;
@@ -716,10 +800,32 @@ static void run_one(const bench_opts *o, const char *transport, const uds_addr *
     switch (o->mode) {
     case BM_PINGPONG: run_pingpong(a, type, size, o, &r); break;
     case BM_STREAM: run_stream(a, type, size, o, &r); break;
-    case BM_RR: run_rr(a, type, size, o, &r); break;
+    case BM_RR:
+        if (o->lib) {
+            bench_rr_params p;
+            memset(&p, 0, sizeof(p));
+            p.clients = (unsigned)r.clients;
+            p.depth = (unsigned)r.pipeline;
+            p.size = size;
+            p.spin_ns = (uint64_t)(o->spin_us > 0 ? o->spin_us : 0) * 1000u;
+            p.duration = o->duration;
+            p.count = o->count;
+            p.warm = (uint64_t)o->warmup;
+            bench_lib_rr(a, type, &p, &r);
+            if (r.note[0])
+                failed = 1;
+        } else {
+            run_rr(a, type, size, o, &r);
+        }
+        break;
     case BM_CONNECT: run_connect(a, type, size, o, &r); break;
     case BM_DGRAM: run_dgram(a, size, batch, o, &r); break;
-    case BM_HOLD: run_hold(a, type, o, &r); break;
+    case BM_HOLD:
+        if (o->lib)
+            run_hold_lib(a, type, o, &r);
+        else
+            run_hold(a, type, o, &r);
+        break;
     default: break;
     }
     bench_out_row(o->fmt, &r);
@@ -803,6 +909,10 @@ static int run_forked(const bench_opts *o, const char *transport)
         if (getppid() == 1)
             _exit(1);
         bench_pin(o->cpu_server);
+        if (o->lib) {
+            bench_lib_serve(l.fd, o->spin_us, maxsize);
+            _exit(1);
+        }
         bench_srv_opts so;
         memset(&so, 0, sizeof(so));
         so.sndbuf = o->sndbuf;
@@ -813,7 +923,9 @@ static int run_forked(const bench_opts *o, const char *transport)
     int keep = l.fd;
     l.fd = -1; /* the child serves; we only remove the file at the end */
     close(keep);
+    server_pid = pid;
     run_sizes(o, transport, &l.addr);
+    server_pid = 0;
     kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
         ;
@@ -864,6 +976,13 @@ static int run_server(const bench_opts *o)
     uds_addr_format(&l.addr, text, sizeof(text));
     fprintf(stderr, "udsock: bench server on %s (%s); Ctrl-C to stop\n", text,
             uds_type_name(l.type));
+    if (o->lib) {
+        fprintf(stderr, "udsock: (library server: rr requests only)\n");
+        r = bench_lib_serve(l.fd, o->spin_us, 64u << 20);
+        uds_listener_close(&l);
+        cli_warn("bench server %s: %s", text, uds_strerror(r));
+        return CLI_FAIL;
+    }
     bench_srv_opts so;
     memset(&so, 0, sizeof(so));
     so.spin_us = o->spin_us;
@@ -913,7 +1032,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_bench(int argc, char **argv)
 {
     enum { O_SWEEP = 256, O_BYTES, O_CPUS, O_SPIN, O_SNDBUF, O_RCVBUF, O_WARMUP, O_SERVER,
-           O_CLIENT, O_JSON, O_CSV };
+           O_CLIENT, O_JSON, O_CSV, O_IMPL };
     static const struct option lopts[] = {
         {"transport", required_argument, 0, 't'}, {"size", required_argument, 0, 's'},
         {"sweep", no_argument, 0, O_SWEEP},       {"duration", required_argument, 0, 'd'},
@@ -923,7 +1042,7 @@ int cmd_bench(int argc, char **argv)
         {"spin", required_argument, 0, O_SPIN},   {"sndbuf", required_argument, 0, O_SNDBUF},
         {"rcvbuf", required_argument, 0, O_RCVBUF}, {"warmup", required_argument, 0, O_WARMUP},
         {"server", required_argument, 0, O_SERVER}, {"client", required_argument, 0, O_CLIENT},
-        {"json", no_argument, 0, O_JSON},         {"csv", no_argument, 0, O_CSV},
+        {"impl", required_argument, 0, O_IMPL},   {"json", no_argument, 0, O_JSON},         {"csv", no_argument, 0, O_CSV},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     bench_opts o;
@@ -933,7 +1052,8 @@ int cmd_bench(int argc, char **argv)
     o.warmup = 100;
     o.fmt = BF_TABLE;
     char *tlist = NULL, *slist = NULL, *blist = NULL;
-    int sweep = 0;
+    int sweep = 0, dur_set = 0, impl_set = 0;
+    const char *impl = "lib";
     char argline[1024] = "udsock";
     for (int i = 0; i < argc; i++) {
         size_t l = strlen(argline);
@@ -949,6 +1069,7 @@ int cmd_bench(int argc, char **argv)
         case 'b': blist = optarg; break;
         case O_SWEEP: sweep = 1; break;
         case 'd':
+            dur_set = 1;
             o.duration = strtod(optarg, &end);
             if (*end || o.duration < 0)
                 cli_die(CLI_USAGE, "bench: bad --duration '%s' (seconds, e.g. 0.5)", optarg);
@@ -991,6 +1112,7 @@ int cmd_bench(int argc, char **argv)
         }
         case O_WARMUP: o.warmup = atoi(optarg); if (o.warmup < 0) o.warmup = 0; break;
         case O_SERVER: o.server_addr = optarg; break;
+        case O_IMPL: impl = optarg; impl_set = 1; break;
         case O_CLIENT: o.client_addr = optarg; break;
         case O_JSON: o.fmt = BF_JSON; break;
         case O_CSV: o.fmt = BF_CSV; break;
@@ -998,6 +1120,10 @@ int cmd_bench(int argc, char **argv)
         default: usage(stderr); return CLI_USAGE;
         }
     }
+    if (o.count && !dur_set)
+        o.duration = 0; /* --count alone: exactly that many */
+    if (strcmp(impl, "lib") && strcmp(impl, "core"))
+        cli_die(CLI_USAGE, "bench: bad --impl '%s' (lib or core)", impl);
     const char *mname = optind < argc ? argv[optind++] : "pingpong";
     if (optind < argc) {
         cli_warn("bench: unexpected argument '%s'", argv[optind]);
@@ -1009,6 +1135,8 @@ int cmd_bench(int argc, char **argv)
         return CLI_USAGE;
     }
     o.mode_name = mname;
+    o.lib = !strcmp(impl, "lib") &&
+            (o.mode == BM_RR || o.mode == BM_HOLD || (o.server_addr && impl_set));
     if (o.server_addr && o.client_addr) {
         cli_warn("bench: --server and --client exclude each other (omit both to run both ends)");
         return CLI_USAGE;
