@@ -703,7 +703,33 @@ static void run_hold_lib(const uds_addr *a, int type, const bench_opts *o, bench
     unsigned k = 0;
     if (!fds)
         return note(r, "hold", -ENOMEM);
-    long base = count_fds(server_pid);
+    /* one full request first: the server is then set up (loop, buffers of
+       a first connection), so the baseline holds only what is per-connection */
+    uds_client *probe;
+    uds_client_opts po;
+    memset(&po, 0, sizeof(po));
+    po.type = type;
+    po.connect_timeout_ms = 10000;
+    int pr = uds_client_connect(&probe, a, &po);
+    if (pr == 0) {
+        void *resp = NULL;
+        size_t rl;
+        pr = uds_client_call(probe, "hi", 2, &resp, &rl, 10000);
+        free(resp);
+        uds_client_close(probe);
+    }
+    if (pr < 0) {
+        free(fds);
+        return note(r, "probe request", pr);
+    }
+    long base = -1;
+    for (int i = 0; i < 100; i++) { /* until the probe connection is gone */
+        usleep(10000);
+        long now_fds = count_fds(server_pid);
+        if (now_fds == base)
+            break;
+        base = now_fds;
+    }
     uint64_t rss0 = rss_of(server_pid), t0 = bench_now_ns();
     uds_connect_opts co;
     memset(&co, 0, sizeof(co));

@@ -27,7 +27,7 @@ awk '/^pingpong /{ if ($5 != "same:0") exit 1; if (!($7 > 0) || !($9 > 0) || $9 
 {
   "$B" bench pingpong -n 300 --json -s 64,4k
   "$B" bench stream -d 0.1 -s 64k --json
-  "$B" bench rr -c 4 -P 8 -d 0.1 --json
+  "$B" bench rr -c 4 -P 8 -d 0.1 --json --impl core
   "$B" bench connect -n 200 --json
   "$B" bench dgram -d 0.1 --json
   "$B" bench hold -c 50 --json
@@ -46,6 +46,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/j*")):
     rows += json.load(open(f))["results"]
 modes = {r["mode"] for r in rows}
 assert modes == {"pingpong", "stream", "rr", "connect", "dgram", "hold"}, modes
+assert {r["impl"] for r in rows if r["mode"] in ("rr", "hold")} == {"core", "lib"}, rows
 for r in rows:
     assert r["note"] == "", r
     assert r["ops"] > 0 and r["secs"] > 0, r
@@ -85,6 +86,17 @@ grep -q '^pingpong,unix,core,64,' "$tmp/c.csv" || fail "client pingpong: $(cat "
 grep -q '^stream,unix,' "$tmp/c.csv" || fail "client stream: $(cat "$tmp/c.csv")"
 kill "$srv"; wait "$srv" 2>/dev/null || true; srv=""
 [ ! -e "$sock" ] || fail "bench server left its socket file behind"
+
+# 4b. the same with the library's server and client (rr defaults to --impl lib)
+sock2="$tmp/lib.sock"
+"$B" bench rr --server "$sock2" 2>"$tmp/srv2.err" &
+srv=$!
+for _ in $(seq 100); do [ -S "$sock2" ] && break; sleep 0.05; done
+[ -S "$sock2" ] || fail "library bench server did not start: $(cat "$tmp/srv2.err")"
+"$B" bench rr --client "$sock2" -n 500 -P 4 --csv >"$tmp/c2.csv"
+grep -q '^rr,unix,lib,64,1,4,.*,500,' "$tmp/c2.csv" || fail "client rr lib: $(cat "$tmp/c2.csv")"
+kill "$srv"; wait "$srv" 2>/dev/null || true; srv=""
+[ ! -e "$sock2" ] || fail "library bench server left its socket file behind"
 
 # 5. usage errors exit 2 and say why
 set +e
