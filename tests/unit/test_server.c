@@ -746,6 +746,19 @@ static void nop_handler(uds_server *s, uds_req *req, const void *m, size_t l, vo
     uds_req_reply(req, "", 0);
 }
 
+/* Resident set size in KiB (/proc/self/statm, pages). */
+static long rss_kib(void)
+{
+    long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 static void dummy_io(uds_loop *l, int fd, unsigned ev, void *arg)
 {
     (void)l; (void)fd; (void)ev; (void)arg;
@@ -755,7 +768,7 @@ static void test_idle_memory(void **state)
 {
     (void)state;
     raise_nofile();
-    int n = 2000;
+    int n = 10000;
     if (2 * n + 64 > nofile())
         n = (int)(nofile() - 64) / 2;
     uds_loop *l;
@@ -775,6 +788,7 @@ static void test_idle_memory(void **state)
     assert_int_equal(uds_loop_unwatch(l, peers[n - 1]), 0);
     uds_loop_run_once(l, 0);
     struct mallinfo2 before = mallinfo2();
+    long rss0 = rss_kib();
     for (int i = 0; i < n; i++)
         assert_int_equal(uds_server_add_conn(s, mine[i]), 0);
     /* one request/reply on each, so they have been through the buffers */
@@ -796,12 +810,14 @@ static void test_idle_memory(void **state)
         assert_int_equal(uds_read_exact(peers[i], r, 4), 4);
     }
     struct mallinfo2 after = mallinfo2();
+    long rss1 = rss_kib();
     size_t used = after.uordblks > before.uordblks ? after.uordblks - before.uordblks : 0;
     uds_server_stats_get(s, &st);
     assert_int_equal(st.conns, (unsigned)n);
     assert_int_equal(st.queued, 0);
-    print_message("idle connections: %d, heap in use %zu bytes = %zu bytes per connection\n",
-                  n, used, used / (size_t)n);
+    print_message("idle connections: %d, heap in use +%zu bytes = %zu bytes per connection "
+                  "(RSS +%ld KiB = %ld bytes per connection)\n",
+                  n, used, used / (size_t)n, rss1 - rss0, (rss1 - rss0) * 1024 / n);
     /* mallinfo2 counts glibc's heap; under ASan the count is 0 and the
        figure is not meaningful */
     if (used > 0)
