@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- a server in a thread ----------------------------------------------- */
@@ -830,6 +833,228 @@ static void test_idle_memory(void **state)
     free(mine);
 }
 
+
+/* ---- out of fds ---------------------------------------------------------- */
+
+static int max_open_fd(void)
+{
+    int m = 0;
+    for (int fd = 0; fd < 65536 && fd < nofile(); fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            m = fd;
+    return m;
+}
+
+/* A child that keeps trying calls until `want` succeeded (or 15 s). */
+static void emfile_child(const uds_addr *a, int go, int res, int want)
+{
+    char c;
+    if (read(go, &c, 1) != 1)
+        _exit(2);
+    int ok = 0;
+    uint64_t t0 = tu_now_ms();
+    while (ok < want && tu_now_ms() - t0 < 15000) {
+        uds_client *cl;
+        uds_client_opts o;
+        memset(&o, 0, sizeof(o));
+        o.connect_timeout_ms = 2000;
+        if (uds_client_connect(&cl, a, &o) < 0) {
+            usleep(10000);
+            continue;
+        }
+        void *resp;
+        size_t rl;
+        if (uds_client_call(cl, "Eok", 3, &resp, &rl, 3000) == 0) {
+            ok++;
+            free(resp);
+        }
+        uds_client_close(cl);
+    }
+    if (write(res, &ok, sizeof(ok)) != (ssize_t)sizeof(ok))
+        _exit(3);
+    _exit(0);
+}
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void test_emfile(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct srv *v = srv_start(tu_path(dir, "f.sock"), UDS_STREAM, NULL);
+    int go[2], res[2];
+    assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(res, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        emfile_child(&v->addr, go[0], res[1], 10);
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    /* fill the holes below the highest open fd, then cap just above it:
+       no fd is left for accept */
+    int top = max_open_fd();
+    int *fill = calloc((size_t)top + 1, sizeof(int)), nfill = 0;
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        fill[nfill++] = fd;
+        if (fd >= top)
+            break;
+    }
+    low = old;
+    low.rlim_cur = (rlim_t)max_open_fd() + 1;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    usleep(100000);
+    double c0 = cpu_ms();
+    uint64_t t0 = tu_now_ms();
+    usleep(600000);
+    double used = cpu_ms() - c0;
+    uint64_t wall = tu_now_ms() - t0;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    free(fill);
+    print_message("EMFILE: %.1f ms CPU in %llu ms while out of fds\n", used,
+                  (unsigned long long)wall);
+    assert_true(used < (double)wall * 0.25); /* a spinning loop uses ~100% */
+    int ok = 0;
+    assert_int_equal(read(res[0], &ok, sizeof(ok)), (ssize_t)sizeof(ok));
+    int st;
+    waitpid(pid, &st, 0);
+    assert_int_equal(ok, 10); /* served again once fds are back */
+    assert_true(log_has(v, "pausing accepts"));
+    close(go[0]);
+    close(go[1]);
+    close(res[0]);
+    close(res[1]);
+    srv_stop(v);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- peers killed mid-message -------------------------------------------- */
+
+static void test_peer_killed(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct srv *v = srv_start(tu_path(dir, "k.sock"), UDS_STREAM, NULL);
+    uds_client *good = client_for(v, UDS_STREAM);
+    good_call(v, good);
+    int fds0 = tu_count_fds();
+    srand(12345);
+    for (int i = 0; i < 100; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int fd = uds_connect(&v->addr, NULL);
+            if (fd < 0)
+                _exit(1);
+            /* a stream of 3000-byte messages, written in odd pieces */
+            char msg[3004];
+            uds_framer f = {UDS_FRAME_LEN32, 0};
+            memset(msg, 'E', sizeof(msg));
+            uds_frame_header(&f, 3000, (uint8_t *)msg);
+            for (;;)
+                for (size_t off = 0; off < sizeof(msg); off += 97) {
+                    size_t n = sizeof(msg) - off < 97 ? sizeof(msg) - off : 97;
+                    if (uds_write_all(fd, msg + off, n) < 0)
+                        _exit(0);
+                }
+        }
+        usleep((useconds_t)(rand() % 3000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    good_call(v, good);
+    /* the server sees every EOF; fds come back to where they were */
+    int fds = -1;
+    for (int i = 0; i < 100; i++) {
+        fds = tu_count_fds();
+        if (fds == fds0)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(fds, fds0);
+    uds_client_close(good);
+    srv_stop(v);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- the client driven by a loop (server on the same loop) -------------- */
+
+struct async_st {
+    uds_client *c;
+    int got, bad;
+};
+
+static void async_io(uds_loop *l, int fd, unsigned ev, void *arg)
+{
+    (void)fd;
+    struct async_st *a = arg;
+    if (ev & UDS_EV_WRITE) {
+        if (uds_client_flush(a->c, 0) == 0)
+            uds_loop_watch(l, uds_client_fd(a->c), UDS_EV_READ, async_io, a);
+    }
+    void *resp;
+    size_t rl;
+    int r;
+    while ((r = uds_client_recv(a->c, &resp, &rl, 0)) == 0) {
+        char want[32];
+        int n = snprintf(want, sizeof(want), "E%d", a->got);
+        if (rl != (size_t)n || memcmp(resp, want, rl) != 0)
+            a->bad++;
+        a->got++;
+        free(resp);
+    }
+    if (r != -EAGAIN) {
+        uds_loop_unwatch(l, uds_client_fd(a->c));
+        uds_loop_stop(l);
+    }
+}
+
+static void test_client_on_loop(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    uds_server *s;
+    assert_int_equal(uds_loop_new(&l), 0);
+    assert_int_equal(uds_server_new(&s, l, NULL, handler, NULL), 0);
+    int p[2];
+    assert_int_equal(uds_pair(SOCK_STREAM, 0, p), 0);
+    assert_int_equal(uds_server_add_conn(s, p[0]), 0);
+    struct async_st a = {NULL, 0, 0};
+    assert_int_equal(uds_client_from_fd(&a.c, p[1], NULL), 0);
+    for (int i = 0; i < 2000; i++) {
+        char req[32];
+        int n = snprintf(req, sizeof(req), "E%d", i);
+        assert_int_equal(uds_client_send(a.c, req, (size_t)n), 0);
+    }
+    int r = uds_client_flush(a.c, 0);
+    assert_true(r == 0 || r == -EAGAIN);
+    assert_int_equal(uds_loop_watch(l, p[1], UDS_EV_READ | (r ? UDS_EV_WRITE : 0),
+                                    async_io, &a), 0);
+    uint64_t t0 = tu_now_ms();
+    while (a.got < 2000 && tu_now_ms() - t0 < 5000)
+        assert_int_equal(uds_loop_run_once(l, 100), 0);
+    assert_int_equal(a.got, 2000);
+    assert_int_equal(a.bad, 0);
+    uds_loop_unwatch(l, p[1]);
+    uds_client_close(a.c);
+    uds_server_free(s);
+    uds_loop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -845,6 +1070,9 @@ int main(void)
         cmocka_unit_test(test_slow_reader_cap),
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_idle_memory),
+        cmocka_unit_test(test_emfile),
+        cmocka_unit_test(test_peer_killed),
+        cmocka_unit_test(test_client_on_loop),
         cmocka_unit_test(test_many_seqpacket),
         cmocka_unit_test(test_many_tcp),
         cmocka_unit_test(test_many_unix_stream),
