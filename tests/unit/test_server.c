@@ -373,6 +373,20 @@ static void calls_on(const char *addr, int type)
     assert_int_equal(uds_client_recv(c, &resp, &rl, 50), -EAGAIN);
     uds_client_close(c);
     c = client_for(v, type);
+    /* a spinning client gets the same answers */
+    uds_client_close(c);
+    {
+        uds_client_opts so;
+        memset(&so, 0, sizeof(so));
+        so.type = type;
+        so.spin_us = 200;
+        assert_int_equal(uds_client_connect(&c, &v->addr, &so), 0);
+        for (int i = 0; i < 20; i++) {
+            assert_int_equal(uds_client_call(c, "Espin", 5, &resp, &rl, 2000), 0);
+            assert_string_equal(resp, "Espin");
+            free(resp);
+        }
+    }
     /* one-byte message, answered */
     assert_int_equal(uds_client_call(c, "E", 1, &resp, &rl, 2000), 0);
     assert_int_equal(rl, 1);
@@ -1055,6 +1069,104 @@ static void test_client_on_loop(void **state)
     uds_loop_free(l);
 }
 
+
+/* ---- SIGTERM: drain in-flight requests, remove the file only if ours ------ */
+
+static void term_done(uds_server *s, void *arg)
+{
+    uds_server_free(s);
+    uds_loop_stop(arg);
+}
+
+static void on_term(uds_loop *l, int signo, void *arg)
+{
+    (void)signo;
+    uds_server_shutdown(arg, 2000, term_done, l);
+}
+
+/* Child: a single-threaded server; adopts lfd, or listens on path. */
+static void term_child(int lfd, const char *path, int ready)
+{
+    struct srv v;
+    memset(&v, 0, sizeof(v));
+    pthread_mutex_init(&v.mu, NULL);
+    if (uds_loop_new(&v.loop) < 0)
+        _exit(10);
+    if (uds_server_new(&v.s, v.loop, NULL, handler, &v) < 0)
+        _exit(11);
+    if (lfd >= 0) {
+        if (uds_server_adopt(v.s, lfd) < 0)
+            _exit(12);
+    } else {
+        uds_addr a;
+        if (uds_addr_parse(&a, path) < 0 || uds_server_listen(v.s, &a, NULL) < 0)
+            _exit(13);
+    }
+    if (uds_loop_signal(v.loop, SIGTERM, on_term, v.s) < 0)
+        _exit(14);
+    if (write(ready, "r", 1) != 1)
+        _exit(15);
+    uds_loop_run(v.loop);
+    uds_loop_free(v.loop);
+    _exit(0);
+}
+
+static void sigterm_case(int adopt)
+{
+    char *dir = tu_tmpdir();
+    char path[256];
+    snprintf(path, sizeof(path), "%s", tu_path(dir, "t.sock"));
+    uds_addr a;
+    assert_int_equal(uds_addr_parse(&a, path), 0);
+    uds_listener l;
+    memset(&l, 0, sizeof(l));
+    l.fd = -1;
+    if (adopt)
+        assert_int_equal(uds_listen(&l, &a, NULL), 0);
+    int rd[2];
+    assert_int_equal(pipe2(rd, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        term_child(l.fd, path, rd[1]);
+    if (adopt)
+        close(l.fd); /* the child has it; the file is not ours to remove */
+    char c;
+    assert_int_equal(read(rd[0], &c, 1), 1);
+    uds_client *cl;
+    assert_int_equal(uds_client_connect(&cl, &a, NULL), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(uds_client_send(cl, i % 2 ? "Sslow" : "Dfast", 5), 0);
+    assert_int_equal(uds_client_flush(cl, 1000), 0);
+    usleep(50000); /* received, and most still unanswered (300 ms) */
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    void *resp;
+    size_t rl;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(uds_client_recv(cl, &resp, &rl, 3000), 0);
+        assert_memory_equal(resp, i % 2 ? "Sslow" : "Dfast", 5);
+        free(resp);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    struct stat sb;
+    if (adopt)
+        assert_int_equal(stat(path, &sb), 0); /* inherited: left in place */
+    else
+        assert_int_equal(stat(path, &sb), -1); /* ours: removed */
+    uds_client_close(cl);
+    close(rd[0]);
+    close(rd[1]);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void test_sigterm_drains(void **state) { (void)state; sigterm_case(0); }
+static void test_sigterm_adopted(void **state) { (void)state; sigterm_case(1); }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1071,6 +1183,8 @@ int main(void)
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_idle_memory),
         cmocka_unit_test(test_emfile),
+        cmocka_unit_test(test_sigterm_drains),
+        cmocka_unit_test(test_sigterm_adopted),
         cmocka_unit_test(test_peer_killed),
         cmocka_unit_test(test_client_on_loop),
         cmocka_unit_test(test_many_seqpacket),
