@@ -35,7 +35,7 @@ socat ABSTRACT-LISTEN:"$AB",fork EXEC:cat 2>/dev/null &
 ASRV=$!
 PIDS+=($ASRV)
 wait_sock "$T/live.sock" || bad "server did not start"
-sleep 0.2
+for _ in $(seq 100); do grep -q "@$AB\$" /proc/net/unix && break; sleep 0.05; done
 
 out=$("$U" ls "$T")
 echo "$out"
@@ -67,7 +67,7 @@ echo "$all" | awk -v p="@$AB" -v pid="$ASRV" '$NF == p && $2 == "listening" && $
 socat -u UNIX-CONNECT:"$T/live.sock" - >/dev/null 2>&1 &
 CL=$!
 PIDS+=($CL)
-sleep 0.3
+for _ in $(seq 100); do ls -l /proc/$CL/fd 2>/dev/null | grep -q socket: && break; sleep 0.05; done
 "$U" ls -a | awk -v pid="$CL" '$3 == pid && $2 == "connected"' | grep -q . \
     && ok "-a: the client's unnamed socket is connected, pid $CL" || bad "-a: client not listed"
 kill "$CL" 2>/dev/null

@@ -22,6 +22,8 @@ trap cleanup EXIT
 bad() { echo "FAIL: $*"; fail=1; }
 ok() { echo "ok: $*"; }
 # wait until a socket file exists (bounded)
+# wait until a file has content (bounded)
+wait_file() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
 # start "udsock serve" in the background, stderr to $T/NAME.log
 start() { # NAME ARGS...
@@ -103,9 +105,9 @@ wait_sock "$S"
 r=$(timeout 5 socat -t 3 - UNIX-CONNECT:"$S" </dev/null)
 [ "$r" = hello ] && ok "allow-uid root: root served" || bad "allow-uid: root got '$r'"
 start_t=$(date +%s%N)
-r=$(timeout 5 $NOBODY socat -t 3 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
+r=$(timeout 12 $NOBODY socat -t 8 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
 el=$(( ($(date +%s%N) - start_t) / 1000000 ))
-[ -z "$r" ] && [ "$el" -lt 2500 ] && ok "allow-uid root: 65534 closed at once (${el} ms)" \
+[ -z "$r" ] && [ "$el" -lt 5000 ] && ok "allow-uid root: 65534 closed at once (${el} ms)" \
     || bad "allow-uid: 65534 got '$r' after ${el} ms"
 grep -q 'udsock: serve: refused uid 65534 (not allowed)' "$T/acl.log" && ok "refusal logged" \
     || bad "no refusal line: $(cat "$T/acl.log")"
@@ -146,9 +148,9 @@ timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/h1" 2>/dev/null & PIDS+=($!)
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/h2" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 2 || bad "-c: two children did not start"
 start_t=$(date +%s%N)
-r=$(timeout 5 socat -t 3 -u UNIX-CONNECT:"$S" - 2>/dev/null)
+r=$(timeout 8 socat -u UNIX-CONNECT:"$S" - 2>/dev/null)
 el=$(( ($(date +%s%N) - start_t) / 1000000 ))
-[ -z "$r" ] && [ "$el" -lt 2500 ] && grep -q 'too many connections: 2, limit -c 2' "$T/lim.log" \
+[ -z "$r" ] && [ "$el" -lt 5000 ] && grep -q 'too many connections: 2, limit -c 2' "$T/lim.log" \
     && ok "-c 2: third client closed at once (${el} ms)" || bad "-c: got '$r' after $el ms; $(cat "$T/lim.log")"
 [ "$(nchildren "$SP")" = 2 ] && ok "-c 2: still 2 children" || bad "-c: $(nchildren "$SP") children"
 for k in $(ps --ppid "$SP" -o pid=); do kill "$k"; done
@@ -163,7 +165,7 @@ r=$(timeout 5 socat -t 3 -u UNIX-CONNECT:"$S" - 2>/dev/null)
     && ok "-C 1: second root client refused" || bad "-C: got '$r'; $(cat "$T/perl.log")"
 timeout 12 $NOBODY socat -u UNIX-CONNECT:"$S" - >"$T/h4" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 2 && ok "-C 1: client of another uid accepted" || bad "-C: 65534 not served"
-sleep 0.2
+wait_file "$T/h4"
 grep -q 'n=0' "$T/h4" && ok "IPCCONNNUM=0 for the first connection of 65534" || bad "h4: $(cat "$T/h4")"
 for k in $(ps --ppid "$SP" -o pid=); do kill "$k"; done
 kill "$SP"; wait "$SP" 2>/dev/null
@@ -174,7 +176,7 @@ wait_sock "$S"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/n1" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 1
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/n2" 2>/dev/null & PIDS+=($!)
-wait_children "$SP" 2; sleep 0.2
+wait_children "$SP" 2; wait_file "$T/n1"; wait_file "$T/n2"
 [ "$(cat "$T/n1")" = n=0 ] && [ "$(cat "$T/n2")" = n=1 ] && ok "IPCCONNNUM 0 then 1" \
     || bad "IPCCONNNUM: $(cat "$T/n1") $(cat "$T/n2")"
 for k in $(ps --ppid "$SP" -o pid=); do kill "$k"; done
