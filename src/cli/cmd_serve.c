@@ -14,8 +14,10 @@
  * "${PROTO}..." generically (s6-ipcserver-access, s6-connlimit) then find
  * every variable they look for, IPCCONNNUM included, which has no UNIX*
  * counterpart; ucspi-unix programs read the UNIX* names directly.
- * IPCCONNNUM follows s6-ipcserverd: the number of connections from the same
- * uid that were already open when this one was accepted (0 for the first).
+ * IPCCONNNUM follows s6-ipcserverd as Debian 12's s6 2.11 behaves (checked
+ * by running it): the number of connections from the same uid open now,
+ * this one included (1 for the first); s6-connlimit compares it with
+ * IPCCONNMAX.
  * TCP listener: PROTO=TCP, TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP,
  * TCPLOCALPORT (ucspi-tcp names).
  *
@@ -179,7 +181,7 @@ static void run_child(serve *s, int cfd, const uds_cred *cred, const uds_addr *p
         setenv("PROTO", "IPC", 1);
         setenv_u("IPCREMOTEEUID", cred->uid);
         setenv_u("IPCREMOTEEGID", cred->gid);
-        setenv_u("IPCCONNNUM", same_uid);
+        setenv_u("IPCCONNNUM", same_uid + 1);
         setenv_u("UNIXREMOTEEUID", cred->uid);
         setenv_u("UNIXREMOTEEGID", cred->gid);
         setenv_u("UNIXREMOTEPID", (unsigned long)cred->pid);

@@ -46,7 +46,7 @@ err=""
 [ "$UNIXREMOTEEUID" = "$cuid" ] || err="$err UNIXREMOTEEUID=$UNIXREMOTEEUID/$cuid"
 [ "$UNIXREMOTEEGID" = "$cgid" ] || err="$err UNIXREMOTEEGID=$UNIXREMOTEEGID/$cgid"
 [ "$UNIXREMOTEPID" = "$cpid" ] || err="$err UNIXREMOTEPID=$UNIXREMOTEPID/$cpid"
-[ "$IPCCONNNUM" = 0 ] || err="$err IPCCONNNUM=$IPCCONNNUM"
+[ "$IPCCONNNUM" = 1 ] || err="$err IPCCONNNUM=$IPCCONNNUM"
 [ "$IPCLOCALPATH" = "$EXPECT_PATH" ] || err="$err IPCLOCALPATH=$IPCLOCALPATH"
 [ "$UNIXLOCALPATH" = "$EXPECT_PATH" ] || err="$err UNIXLOCALPATH=$UNIXLOCALPATH"
 [ -z "${TCPREMOTEIP+x}" ] || err="$err TCPREMOTEIP set"
@@ -166,18 +166,18 @@ r=$(timeout 5 socat -t 3 -u UNIX-CONNECT:"$S" - 2>/dev/null)
 timeout 12 $NOBODY socat -u UNIX-CONNECT:"$S" - >"$T/h4" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 2 && ok "-C 1: client of another uid accepted" || bad "-C: 65534 not served"
 wait_file "$T/h4"
-grep -q 'n=0' "$T/h4" && ok "IPCCONNNUM=0 for the first connection of 65534" || bad "h4: $(cat "$T/h4")"
+grep -q 'n=1' "$T/h4" && ok "IPCCONNNUM=1 for the first connection of 65534" || bad "h4: $(cat "$T/h4")"
 for k in $(ps --ppid "$SP" -o pid=); do kill "$k"; done
 kill "$SP"; wait "$SP" 2>/dev/null
 
-# IPCCONNNUM counts this uid's connections already open
+# IPCCONNNUM counts this uid's connections open now, this one included (as s6)
 start num "$S" -- sh -c 'echo "n=$IPCCONNNUM"; exec sleep 8'
 wait_sock "$S"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/n1" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 1
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/n2" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 2; wait_file "$T/n1"; wait_file "$T/n2"
-[ "$(cat "$T/n1")" = n=0 ] && [ "$(cat "$T/n2")" = n=1 ] && ok "IPCCONNNUM 0 then 1" \
+[ "$(cat "$T/n1")" = n=1 ] && [ "$(cat "$T/n2")" = n=2 ] && ok "IPCCONNNUM 1 then 2" \
     || bad "IPCCONNNUM: $(cat "$T/n1") $(cat "$T/n2")"
 for k in $(ps --ppid "$SP" -o pid=); do kill "$k"; done
 kill "$SP"; wait "$SP" 2>/dev/null
