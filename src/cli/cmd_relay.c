@@ -79,7 +79,8 @@ typedef struct dir {
 struct conn {
     side s[2];
     dir d[2]; /* d[0] client->target, d[1] target->client */
-    int connecting;
+    int connecting;  /* 1: connect in progress, 2: target backlog full, retry */
+    uint64_t retry_until, retry_at; /* ms, CLOCK_MONOTONIC (connecting == 2) */
     int dead;
     unsigned long num;
     conn *next_dead;
@@ -104,6 +105,7 @@ typedef struct relay {
     conn *dead;
     conn *live;
     int accept_paused;
+    unsigned nretry; /* connections waiting to retry their connect */
 } relay;
 
 static relay R;
@@ -226,6 +228,8 @@ static void conn_close(conn *c, const char *why)
     if (c->dead)
         return;
     c->dead = 1;
+    if (c->connecting == 2)
+        R.nretry--;
     if (R.verbose || why)
         fprintf(stderr, "udsock: relay: #%lu closed%s%s (> %llu bytes, < %llu bytes)\n", c->num,
                 why ? ": " : "", why ? why : "", (unsigned long long)c->d[0].bytes,
@@ -283,6 +287,8 @@ static void update(conn *c)
 {
     for (int i = 0; i < 2 && !c->dead; i++) {
         side *s = &c->s[i];
+        if (s->fd < 0)
+            continue; /* target not connected yet (retry pending) */
         uint32_t ev = 0;
         if (dir_room(&c->d[i]))
             ev |= EPOLLIN;
@@ -336,6 +342,8 @@ static void dir_fail(conn *c, int idx, const char *op, int err)
 /* Reads what the source has into the pipe/buffer. Returns -1 if c died. */
 static int dir_read(conn *c, dir *d)
 {
+    if (d->from == 1 && c->connecting)
+        return 0;
     int fd = c->s[d->from].fd;
     for (;;) {
         if (!dir_room(d))
@@ -572,19 +580,24 @@ static void new_conn(int cfd, const uds_addr *peer)
         return;
     }
     int tfd = start_connect();
-    if (tfd < 0) {
+    int retry = tfd == -EAGAIN && R.target.kind != UDS_ADDR_TCP;
+    if (tfd < 0 && !retry) {
         cli_warn("relay: #%lu: %s; closing the client", num,
                  cli_errtext("connect", R.ttext, tfd));
         close(cfd);
         return;
     }
-    int connecting = (tfd >> 30) & 1;
-    tfd &= ~(1 << 30);
+    int connecting = retry ? 2 : (tfd >> 30) & 1;
+    if (retry)
+        tfd = -1;
+    else
+        tfd &= ~(1 << 30);
     conn *c = calloc(1, sizeof(*c));
     if (!c) {
         cli_warn("relay: #%lu: out of memory", num);
         close(cfd);
-        close(tfd);
+        if (tfd >= 0)
+            close(tfd);
         return;
     }
     c->num = num;
@@ -596,7 +609,8 @@ static void new_conn(int cfd, const uds_addr *peer)
     if (dir_init(&c->d[0], 0, use_splice, msg) < 0 || dir_init(&c->d[1], 1, use_splice, msg) < 0) {
         cli_warn("relay: #%lu: out of memory", num);
         close(cfd);
-        close(tfd);
+        if (tfd >= 0)
+            close(tfd);
         for (int i = 0; i < 2; i++) {
             if (c->d[i].pr >= 0)
                 close(c->d[i].pr);
@@ -609,6 +623,16 @@ static void new_conn(int cfd, const uds_addr *peer)
     c->d[0].src_stream = R.listen_type == UDS_STREAM;
     c->d[1].src_stream = R.target_type == UDS_STREAM;
     R.open++;
+    if (retry) {
+        /* the target's backlog is full (a unix connect says EAGAIN at once):
+           try again every few ms for up to 2 s, the client waiting */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        c->retry_at = now + 2;
+        c->retry_until = now + 2000;
+        R.nretry++;
+    }
     c->next = R.live;
     if (R.live)
         R.live->prev = c;
@@ -624,6 +648,45 @@ static void new_conn(int cfd, const uds_addr *peer)
         }
     }
     update(c);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Retries the connects that met a full backlog; gives up after 2 s. */
+static void retry_connects(void)
+{
+    uint64_t now = now_ms();
+    for (conn *c = R.live, *next; c; c = next) {
+        next = c->next;
+        if (c->dead || c->connecting != 2 || now < c->retry_at)
+            continue;
+        int tfd = start_connect();
+        if (tfd == -EAGAIN && now < c->retry_until) {
+            c->retry_at = now + 5;
+            continue;
+        }
+        if (tfd < 0) {
+            char why[UDS_ADDR_STRLEN + 100];
+            snprintf(why, sizeof(why), "%s",
+                     cli_errtext("connect", R.ttext, tfd == -EAGAIN ? -ETIMEDOUT : tfd));
+            conn_close(c, why);
+            continue;
+        }
+        R.nretry--;
+        c->connecting = (tfd >> 30) & 1;
+        c->s[1].fd = tfd & ~(1 << 30);
+        if (R.verbose)
+            vlog(c, "connected to %s after a full backlog", R.ttext);
+        /* what the client sent meanwhile, and its EOF, go out now */
+        if (!c->connecting && dir_write(c, &c->d[0]) < 0)
+            continue;
+        update(c);
+    }
 }
 
 static void accept_some(void)
@@ -818,7 +881,7 @@ int cmd_relay(int argc, char **argv)
     int status = CLI_OK;
     struct epoll_event evs[128];
     for (int running = 1; running;) {
-        int n = epoll_wait(R.ep, evs, 128, R.accept_paused ? 100 : -1);
+        int n = epoll_wait(R.ep, evs, 128, R.nretry ? 5 : R.accept_paused ? 100 : -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -846,6 +909,8 @@ int cmd_relay(int argc, char **argv)
                 on_side((side *)p, evs[i].events);
             }
         }
+        if (R.nretry)
+            retry_connects();
         while (R.dead) {
             conn *c = R.dead;
             R.dead = c->next_dead;

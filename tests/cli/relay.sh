@@ -184,7 +184,39 @@ nfd=$(ls /proc/"$UU"/fd 2>/dev/null | wc -l)
 kill "$UU"; wait "$UU"; rc=$?
 [ $rc = 0 ] && ok "busy relay: exit 0 on SIGTERM (no sanitizer report)" || bad "relay uu exited $rc: $(cat "$T/uu.log")"
 
-# ---- 12. usage ----
+# ---- 12. target backlog full: the relay retries instead of dropping ----
+cat >"$T/slow.py" <<'EOF2'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+time.sleep(1.0)   # accept nothing for a second: backlog 1 fills up
+while True:
+    c, _ = s.accept()
+    d = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        d += b
+    c.sendall(b"got %d\n" % len(d)); c.close()
+EOF2
+$PY "$T/slow.py" "$T/slow.sock" & PIDS+=($!)
+wait_sock "$T/slow.sock"
+relay bl -v "$T/r-bl.sock" "$T/slow.sock"
+wait_sock "$T/r-bl.sock"
+for i in 1 2 3 4; do
+    (echo "client $i" | timeout 10 socat -t 8 - UNIX-CONNECT:"$T/r-bl.sock" >"$T/bl.$i") &
+done
+wait_n=0
+for _ in $(seq 200); do
+    wait_n=$(cat "$T"/bl.* 2>/dev/null | grep -c '^got 9$')
+    [ "$wait_n" = 4 ] && break
+    sleep 0.05
+done
+[ "$wait_n" = 4 ] && grep -q 'after a full backlog' "$T/bl.log" \
+    && ok "full target backlog: connects retried, 4/4 clients served" \
+    || bad "backlog: $wait_n/4 served; $(grep -c 'full backlog' "$T/bl.log") retried"
+
+# ---- 13. usage ----
 "$U" relay "$T/only-one.sock" 2>/dev/null; [ $? = 2 ] && ok "one address: exit 2" || bad "usage"
 echo precious >"$T/file"
 "$U" relay "$T/file" "$T/echo.sock" 2>"$T/file.log"
