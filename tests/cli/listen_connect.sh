@@ -42,21 +42,21 @@ xfer "ncat -U (sending) -> udsock listen | cat" "$T/64m" \
     "$U listen $S < /dev/null | cat > $T/out" "ncat -U $S < $T/64m > /dev/null"
 
 # 1 GiB: the data never passes through user space (splice), so it is quick
-# even under ASan; the checksums dominate.
+# even under ASan. The receiver's output is compared byte for byte with cmp
+# (cheaper than three sha256 runs over 1 GiB). UDS_SKIP_1G=1 skips it.
 if [ "${UDS_SKIP_1G:-0}" != 1 ]; then
     head -c 1073741824 /dev/urandom > "$T/1g"
-    want=$(sha "$T/1g")
     rm -f "$S"
-    bg timeout 60 bash -c "socat -u UNIX-LISTEN:$S STDOUT | sha256sum > $T/sum"
+    bg timeout 60 bash -c "socat -u UNIX-LISTEN:$S STDOUT | cmp - $T/1g && touch $T/same1"
     spid=$LAST; wait_sock "$S"
     timeout 60 "$U" connect "$S" < "$T/1g" || fail "1 GiB connect"
-    wait "$spid"; [ "$(cut -d' ' -f1 "$T/sum")" = "$want" ] || fail "1 GiB udsock connect -> socat differs"
+    wait "$spid"; [ -e "$T/same1" ] || fail "1 GiB udsock connect -> socat differs"
     ok "1 GiB udsock connect -> socat UNIX-LISTEN"
     rm -f "$S"
-    bg timeout 60 bash -c "$U listen $S < /dev/null | sha256sum > $T/sum"
+    bg timeout 60 bash -c "$U listen $S < /dev/null | cmp - $T/1g && touch $T/same2"
     spid=$LAST; wait_sock "$S"
     timeout 60 nc -N -U "$S" < "$T/1g" || fail "1 GiB nc"
-    wait "$spid"; [ "$(cut -d' ' -f1 "$T/sum")" = "$want" ] || fail "1 GiB nc -> udsock listen differs"
+    wait "$spid"; [ -e "$T/same2" ] || fail "1 GiB nc -> udsock listen differs"
     ok "1 GiB nc -N -U -> udsock listen"
     rm -f "$T/1g"
 fi
