@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 #include "opts.h"
+#include "internal.h" /* UDS__RETRY */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,8 +137,8 @@ static ssize_t run_reply(const char *cmd, const char *data, size_t len, const ch
     }
     close(p[0]);
     int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
+    if (UDS__RETRY(waitpid(pid, &st, 0)) < 0)
+        st = 0;
     if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
         cli_warn("--reply: '%s' exited with status %d", cmd, WEXITSTATUS(st));
     else if (WIFSIGNALED(st))

@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "opts.h"
+#include "internal.h" /* UDS__RETRY */
 
 #include <errno.h>
 #include <getopt.h>
@@ -51,10 +52,7 @@ static int send_one(const char *data, size_t len)
     if (!g_reply)
         return 0;
     struct pollfd p = {g_fd, POLLIN, 0};
-    int n;
-    do
-        n = poll(&p, 1, g_timeout_ms);
-    while (n < 0 && errno == EINTR);
+    int n = (int)UDS__RETRY(poll(&p, 1, g_timeout_ms));
     if (n == 0) {
         cli_warn("%s: no reply within %.3g s", g_name, g_timeout_ms / 1000.0);
         return CLI_FAIL;
@@ -140,9 +138,7 @@ int cmd_send(int argc, char **argv)
                     cli_die(CLI_FAIL, "out of memory");
                 all = nb;
             }
-            ssize_t n = read(STDIN_FILENO, all + len, cap - len);
-            if (n < 0 && errno == EINTR)
-                continue;
+            ssize_t n = UDS__RETRY(read(STDIN_FILENO, all + len, cap - len));
             if (n < 0)
                 cli_die(CLI_FAIL, "read stdin: %s", strerror(errno));
             if (n == 0)

@@ -16,8 +16,13 @@
  * /dev/null, another socket) the data goes through a private 1 MiB pipe.
  * Where the kernel refuses (a terminal, an O_APPEND file: EINVAL) the
  * direction falls back to read/write with a 256 KiB buffer.
+ *
+ * splice() into a socket cannot take MSG_NOSIGNAL; a vanished peer would
+ * raise SIGPIPE there, which main.c ignores for the whole process, so it
+ * shows up as EPIPE like every other send.
  */
 #include "copy.h"
+#include "internal.h" /* UDS__RETRY: the one place EINTR is retried */
 #include "opts.h"
 #include "progress.h"
 
@@ -93,9 +98,7 @@ static int splice_err_at_dst(const dir *d, int err)
 static int drain_pipe(dir *d, int p, size_t n, int *refused)
 {
     while (n > 0) {
-        ssize_t m = splice(p, NULL, d->dst, NULL, n, SPLICE_F_MOVE);
-        if (m < 0 && errno == EINTR)
-            continue;
+        ssize_t m = UDS__RETRY(splice(p, NULL, d->dst, NULL, n, SPLICE_F_MOVE));
         if (m < 0 && errno == EINVAL && refused) {
             *refused = 1; /* dst does not take splice; caller copies */
             return 0;
@@ -114,9 +117,7 @@ static int drain_pipe(dir *d, int p, size_t n, int *refused)
 static int drain_pipe_rw(dir *d, int p, size_t n, char *buf)
 {
     while (n > 0) {
-        ssize_t m = read(p, buf, n < COPY_BUF ? n : COPY_BUF);
-        if (m < 0 && errno == EINTR)
-            continue;
+        ssize_t m = UDS__RETRY(read(p, buf, n < COPY_BUF ? n : COPY_BUF));
         if (m <= 0)
             return PUMP_FAIL;
         ssize_t w = uds_write_all(d->dst, buf, (size_t)m);
@@ -140,9 +141,7 @@ static int pump_splice(dir *d, char **buf)
     if (is_pipe(d->src) || is_pipe(d->dst)) {
         int moved = 0;
         for (;;) {
-            ssize_t n = splice(d->src, NULL, d->dst, NULL, COPY_PIPE, SPLICE_F_MOVE);
-            if (n < 0 && errno == EINTR)
-                continue;
+            ssize_t n = UDS__RETRY(splice(d->src, NULL, d->dst, NULL, COPY_PIPE, SPLICE_F_MOVE));
             if (n < 0 && errno == EINVAL && !moved)
                 return PUMP_FALLBACK;
             if (n < 0) {
@@ -161,9 +160,7 @@ static int pump_splice(dir *d, char **buf)
     fcntl(p[1], F_SETPIPE_SZ, COPY_PIPE); /* best effort; 64 KiB works too */
     int r = PUMP_EOF, moved = 0;
     for (;;) {
-        ssize_t n = splice(d->src, NULL, p[1], NULL, COPY_PIPE, SPLICE_F_MOVE);
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = UDS__RETRY(splice(d->src, NULL, p[1], NULL, COPY_PIPE, SPLICE_F_MOVE));
         if (n < 0 && errno == EINVAL && !moved) {
             r = PUMP_FALLBACK;
             break;
@@ -201,10 +198,7 @@ static ssize_t recv_msg(dir *d, char *buf, size_t cap)
     struct msghdr mh = {0};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
-    ssize_t n;
-    do
-        n = recvmsg(d->src, &mh, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = UDS__RETRY(recvmsg(d->src, &mh, MSG_CMSG_CLOEXEC));
     if (n >= 0 && (mh.msg_flags & MSG_TRUNC))
         cli_warn("receive from %s: message longer than %zu bytes, truncated", d->name, cap);
     return n < 0 ? -errno : n;
@@ -230,9 +224,7 @@ static int pump_rw(dir *d, char **bufp)
         if (msg && !d->to_sock) {
             n = recv_msg(d, buf, cap);
         } else {
-            do
-                n = read(d->src, buf, want);
-            while (n < 0 && errno == EINTR);
+            n = UDS__RETRY(read(d->src, buf, want));
             if (n < 0)
                 n = -errno;
         }
