@@ -11,9 +11,11 @@
  * in between.
  *
  * Data path per direction (client->target is '>', target->client is '<'):
- *   - both ends stream, not -v: splice(socket -> pipe -> socket), one pipe
- *     per direction sized with F_SETPIPE_SZ (1 MiB when allowed); the bytes
- *     never enter user space;
+ *   - both ends stream, not -v: recv/send through a 64 KiB buffer while the
+ *     traffic is small (request/response), and as soon as one read fills
+ *     the buffer, splice(socket -> pipe -> socket) with a pipe for that
+ *     direction sized with F_SETPIPE_SZ (1 MiB when allowed): bulk bytes
+ *     never enter user space (see to_splice());
  *   - otherwise a 256 KiB buffer with recv/send; when either end is
  *     seqpacket, one message at a time so boundaries are kept.
  * Backpressure: a side is read only while its direction's pipe/buffer has
@@ -45,6 +47,7 @@
 #include <unistd.h>
 
 #define BUF_SIZE (256 * 1024)
+#define SMALL_BUF (64 * 1024) /* first buffer of a direction that may splice */
 #define MSG_FROM_STREAM (64 * 1024) /* a stream chunk sent as one seqpacket */
 #define PIPE_WANT (1024 * 1024)
 
@@ -67,6 +70,8 @@ typedef struct dir {
     int pr, pw;      /* pipe (M_SPLICE) */
     size_t inpipe, pipesz;
     int pipefull;    /* splice in said EAGAIN with bytes in the pipe */
+    int can_splice;  /* M_BUF that turns into M_SPLICE once traffic is bulk */
+    int go_splice;   /* a read filled the buffer: splice once it is empty */
     char *buf;       /* M_BUF / M_MSG */
     size_t off, len, cap;
     int src_stream;  /* the source is a stream socket (M_MSG chunking) */
@@ -274,6 +279,8 @@ static int dir_room(const dir *d)
         return !d->pipefull && d->inpipe < d->pipesz;
     if (d->mode == M_MSG)
         return d->len == 0;
+    if (d->go_splice)
+        return d->len == d->off; /* the switch waits for an empty buffer */
     return d->len < d->cap || d->off > 0;
 }
 
@@ -339,6 +346,31 @@ static void dir_fail(conn *c, int idx, const char *op, int err)
     conn_close(c, R.verbose || (err != ECONNRESET && err != EPIPE) ? why : NULL);
 }
 
+/*
+ * Turns a buffered direction into a spliced one (its buffer is empty).
+ * Why not splice from the start: for small request/response traffic a
+ * recv+send pair costs less than two splices through a pipe, and a
+ * connection that never carries bulk data never needs its pipe (two fds
+ * fewer, no pipe setup on every connect).
+ */
+static void to_splice(dir *d)
+{
+    int p[2];
+    d->go_splice = 0;
+    d->can_splice = 0;
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+        return; /* stays buffered */
+    d->pr = p[0];
+    d->pw = p[1];
+    /* fails without privilege above /proc/sys/fs/pipe-max-size or past the
+       per-user pipe quota: the default size still works */
+    fcntl(d->pw, F_SETPIPE_SZ, PIPE_WANT);
+    int sz = fcntl(d->pw, F_GETPIPE_SZ);
+    d->pipesz = sz > 0 ? (size_t)sz : 65536;
+    d->mode = M_SPLICE;
+    d->off = d->len = 0;
+}
+
 /* Reads what the source has into the pipe/buffer. Returns -1 if c died. */
 static int dir_read(conn *c, dir *d)
 {
@@ -348,6 +380,8 @@ static int dir_read(conn *c, dir *d)
     for (;;) {
         if (!dir_room(d))
             return 0;
+        if (d->go_splice)
+            to_splice(d);
         ssize_t n;
         if (d->mode == M_SPLICE) {
             n = splice(fd, NULL, d->pw, NULL, d->pipesz - d->inpipe,
@@ -388,7 +422,11 @@ static int dir_read(conn *c, dir *d)
                 d->bytes += (uint64_t)n;
                 if (d->mode == M_MSG)
                     return 0;
-                continue;
+                if ((size_t)n < want)
+                    return 0; /* drained for now; epoll says when there is more */
+                if (d->can_splice)
+                    d->go_splice = 1; /* bulk: splice from the next read on */
+                return 0;
             }
         }
         if (n == 0) {
@@ -406,14 +444,9 @@ static int dir_read(conn *c, dir *d)
             return 0;
         }
         if (errno == EINVAL && d->mode == M_SPLICE && d->inpipe == 0) {
-            /* splice refused these sockets: fall back to copying */
+            /* splice refused these sockets: back to copying, for good */
             d->mode = M_BUF;
-            d->cap = BUF_SIZE;
-            d->buf = malloc(d->cap);
-            if (!d->buf) {
-                conn_close(c, "out of memory");
-                return -1;
-            }
+            d->off = d->len = 0;
             continue;
         }
         dir_fail(c, d->from, "read from", errno);
@@ -514,22 +547,9 @@ static int dir_init(dir *d, int from, int use_splice, int msg)
     d->to = 1 - from;
     d->sign = from == 0 ? '>' : '<';
     d->pr = d->pw = -1;
-    if (use_splice) {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0) {
-            d->pr = p[0];
-            d->pw = p[1];
-            /* fails without privilege above /proc/sys/fs/pipe-max-size or
-               past the per-user pipe quota: the default size still works */
-            fcntl(d->pw, F_SETPIPE_SZ, PIPE_WANT);
-            int sz = fcntl(d->pw, F_GETPIPE_SZ);
-            d->pipesz = sz > 0 ? (size_t)sz : 65536;
-            d->mode = M_SPLICE;
-            return 0;
-        }
-    }
     d->mode = msg ? M_MSG : M_BUF;
-    d->cap = BUF_SIZE;
+    d->cap = use_splice ? SMALL_BUF : BUF_SIZE;
+    d->can_splice = use_splice;
     d->buf = malloc(d->cap);
     return d->buf ? 0 : -ENOMEM;
 }
