@@ -21,6 +21,8 @@ static const char connect_help[] =
     "\n"
     "  -t, --type TYPE     stream (default), seqpacket or dgram\n"
     "  -w, --wait SECONDS  retry until the server appears (0 = forever)\n"
+    "  -N, --no-shutdown   do not half-close at EOF on stdin (for peers such as\n"
+    "                      ncat -l that hang up when they see EOF)\n"
     "  -p, --progress      show bytes and rate on stderr (like pv)\n"
     "  -q, --quiet         never show progress (not even on a terminal)\n"
     "  -h, --help          this text\n"
@@ -28,16 +30,19 @@ static const char connect_help[] =
     "ADDR: /path, unix:PATH, @abstract, tcp:HOST:PORT, udp:HOST:PORT\n"
     "Exit status: 0 ok, 1 runtime failure, 2 usage error.\n";
 
+static int g_no_shutdown;
+
 int cmd_connect(int argc, char **argv)
 {
     static const struct option lo[] = {
         {"type", required_argument, NULL, 't'}, {"wait", required_argument, NULL, 'w'},
-        {"progress", no_argument, NULL, 'p'},   {"quiet", no_argument, NULL, 'q'},
+        {"progress", no_argument, NULL, 'p'},
+        {"no-shutdown", no_argument, NULL, 'N'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
     uds_connect_opts co = {0};
     int prog = PROGRESS_AUTO, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "t:w:pqh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:w:pqNh", lo, NULL)) != -1) {
         switch (c) {
         case 't':
             co.type = cli_opt_type("connect", optarg);
@@ -48,6 +53,9 @@ int cmd_connect(int argc, char **argv)
             break;
         case 'p':
             prog = PROGRESS_ON;
+            break;
+        case 'N':
+            g_no_shutdown = 1;
             break;
         case 'q':
             prog = PROGRESS_OFF;
@@ -73,7 +81,8 @@ int cmd_connect(int argc, char **argv)
     if (type == UDS_STREAM)
         cli_big_buffers(fd);
     cli_copy cc = {.sock = fd, .type = type, .name = text, .in_fd = STDIN_FILENO,
-                   .out_fd = STDOUT_FILENO, .sigfd = cli_signals_block(), .progress = prog};
+                   .out_fd = STDOUT_FILENO, .sigfd = cli_signals_block(), .progress = prog,
+                   .no_shutdown = g_no_shutdown};
     int r = cli_copy_run(&cc);
     if (r < 0)
         cli_die_by_signal(-r);

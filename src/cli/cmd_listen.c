@@ -47,6 +47,8 @@ static const char listen_help[] =
     "  -m, --mode MODE     permissions of the socket file, e.g. 0660\n"
     "  -o, --owner USER    owner of the socket file (set before listen)\n"
     "  -g, --group GROUP   group of the socket file (set before listen)\n"
+    "  -N, --no-shutdown   do not half-close at EOF on stdin (for peers such as\n"
+    "                      ncat -l that hang up when they see EOF)\n"
     "  -p, --progress      show bytes and rate on stderr (like pv)\n"
     "  -q, --quiet         never show progress\n"
     "  -v, --verbose       report listening, clients arriving and leaving\n"
@@ -63,6 +65,7 @@ static const char listen_help[] =
 
 static uds_listener g_l;
 static int g_verbose;
+static int g_no_shutdown;
 
 /* Stops by signal: remove our socket file first, then die of it. */
 static void __attribute__((noreturn)) stop_by_signal(int sig)
@@ -117,7 +120,8 @@ static int serve_one(const char *text, int sigfd, int prog)
         if (type == UDS_STREAM)
             cli_big_buffers(fd);
         cli_copy cc = {.sock = fd, .type = type, .name = text, .in_fd = STDIN_FILENO,
-                       .out_fd = STDOUT_FILENO, .sigfd = sigfd, .progress = prog};
+                       .out_fd = STDOUT_FILENO, .sigfd = sigfd, .progress = prog,
+                       .no_shutdown = g_no_shutdown};
         int r = cli_copy_run(&cc);
         if (r < 0)
             cli_die_by_signal(-r);
@@ -417,6 +421,7 @@ int cmd_listen(int argc, char **argv)
         {"keep", no_argument, NULL, 'k'},     {"type", required_argument, NULL, 't'},
         {"mode", required_argument, NULL, 'm'}, {"owner", required_argument, NULL, 'o'},
         {"group", required_argument, NULL, 'g'}, {"progress", no_argument, NULL, 'p'},
+        {"no-shutdown", no_argument, NULL, 'N'},
         {"quiet", no_argument, NULL, 'q'},    {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
@@ -424,7 +429,7 @@ int cmd_listen(int argc, char **argv)
     o.group = (gid_t)-1;
     int keep = 0, prog = PROGRESS_AUTO, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "kt:m:o:g:pqvh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "kt:m:o:g:pqNvh", lo, NULL)) != -1) {
         switch (c) {
         case 'k':
             keep = 1;
@@ -445,6 +450,9 @@ int cmd_listen(int argc, char **argv)
             break;
         case 'p':
             prog = PROGRESS_ON;
+            break;
+        case 'N':
+            g_no_shutdown = 1;
             break;
         case 'q':
             prog = PROGRESS_OFF;

@@ -53,6 +53,7 @@ typedef struct dir {
     int efd;             /* eventfd: +1 when this direction ends */
     atomic_ullong bytes; /* delivered to dst so far */
     atomic_int done;     /* 1 EOF reached, 2 failed */
+    int no_shutdown;     /* keep the sending side open at EOF */
 } dir;
 
 /* Static: the threads may outlive cli_copy_run() until the process exits. */
@@ -256,7 +257,7 @@ static void *pump(void *arg)
     if (r == PUMP_FALLBACK)
         r = pump_rw(d, &buf);
     free(buf);
-    if (r == PUMP_EOF && d->to_sock && d->type != UDS_DGRAM)
+    if (r == PUMP_EOF && d->to_sock && d->type != UDS_DGRAM && !d->no_shutdown)
         shutdown(d->dst, SHUT_WR); /* the peer sees EOF; we keep reading */
     atomic_store(&d->done, r == PUMP_EOF ? 1 : 2);
     uint64_t one = 1;
@@ -289,7 +290,7 @@ int cli_copy_run(const cli_copy *c)
         return CLI_FAIL;
     }
     g_in = (dir){.src = c->in_fd, .dst = c->sock, .to_sock = 1, .type = c->type,
-                 .name = c->name, .efd = efd};
+                 .name = c->name, .efd = efd, .no_shutdown = c->no_shutdown};
     g_out = (dir){.src = c->sock, .dst = c->out_fd, .to_sock = 0, .type = c->type,
                   .name = c->name, .efd = efd};
     progress pg;

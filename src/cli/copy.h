@@ -15,14 +15,15 @@ typedef struct cli_copy {
     int out_fd;       /* usually STDOUT_FILENO */
     int sigfd;        /* from cli_signals_block() */
     int progress;     /* PROGRESS_AUTO / _ON / _OFF */
+    int no_shutdown;  /* 1: do not half-close at EOF on in_fd */
 } cli_copy;
 
 /*
  * Copies in_fd -> sock and sock -> out_fd at the same time, one thread per
  * direction, with blocking I/O: splice() through a pipe for stream sockets
  * (no copy through user space), 256 KiB buffers otherwise.
- * At EOF on in_fd the socket is half-closed (shutdown SHUT_WR) and reading
- * goes on. Returns when the socket has reached EOF and either in_fd is
+ * At EOF on in_fd the socket is half-closed (shutdown SHUT_WR, unless
+ * no_shutdown) and reading goes on. Returns when the socket has reached EOF and either in_fd is
  * finished too or the peer has closed completely (POLLHUP); for datagram
  * sockets, when in_fd is finished.
  * Returns CLI_OK, CLI_FAIL (a direction failed; already reported on

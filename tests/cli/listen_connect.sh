@@ -41,6 +41,19 @@ done
 xfer "ncat -U (sending) -> udsock listen | cat" "$T/64m" \
     "$U listen $S < /dev/null | cat > $T/out" "ncat -U $S < $T/64m > /dev/null"
 
+# ncat -l hangs up as soon as it sees EOF from its client, so against it
+# connect must not half-close: --no-shutdown (-N) keeps the sending side open.
+xfer "ncat -lU (sending) -> udsock connect --no-shutdown" "$T/1m" \
+    "ncat -lU $S < $T/1m > /dev/null" "$U connect --no-shutdown $S < /dev/null > $T/out"
+# appending to a file (splice into an O_APPEND file may be refused: fallback)
+rm -f "$S"; echo "already here" > "$T/app"
+bg timeout 20 bash -c "$U listen $S < $T/1m > /dev/null"
+spid=$LAST; wait_sock "$S"
+timeout 20 "$U" connect "$S" < /dev/null >> "$T/app" || fail "connect >> file"
+wait "$spid"
+(echo "already here"; cat "$T/1m") | cmp -s - "$T/app" || fail "connect >> file: content differs"
+ok "connect >> file appends byte-exact"
+
 # 1 GiB: the data never passes through user space (splice), so it is quick
 # even under ASan. The receiver's output is compared byte for byte with cmp
 # (cheaper than three sha256 runs over 1 GiB). UDS_SKIP_1G=1 skips it.
