@@ -731,14 +731,19 @@ int uds_server_new(uds_server **out, uds_loop *loop, const uds_server_opts *opts
  * Listens on addr (uds_listen: safe bind; lopts may be NULL) and accepts
  * from the loop. May be called more than once. Returns 0 or -errno.
  * The socket file is removed at shutdown/free if it is still ours.
+ * Datagram sockets (UDS_DGRAM, udp:) work too: each datagram is a request,
+ * answered with sendto() to its sender (a unix client must be bound, as
+ * uds_connect does); replies that do not fit the socket buffer now are
+ * dropped (-EAGAIN from uds_req_reply); no ordering, no per-peer limits.
  */
 int uds_server_listen(uds_server *s, const uds_addr *addr,
                       const uds_listen_opts *lopts);
 
 /*
- * Accepts on an inherited listening socket (socket activation, --fd). The
- * server owns fd on success (closes it at the end) but never unlinks its
- * path. Returns 0 or -errno (-ENOTSOCK, -EINVAL for a datagram socket).
+ * Accepts on an inherited listening socket (socket activation, --fd), or
+ * serves an inherited bound datagram socket. The server owns fd on success
+ * (closes it at the end) but never unlinks its path. Returns 0 or -errno
+ * (-ENOTSOCK; -EINVAL for a stream socket that is not listening).
  */
 int uds_server_adopt(uds_server *s, int fd);
 
@@ -783,7 +788,8 @@ void uds_server_stats_get(const uds_server *s, uds_server_stats *out);
  * Answers req with a copy of data (framed like the request). req is
  * released by the call, whatever it returns. Returns 0, UDS_ECLOSED if the
  * connection is gone (the reply is discarded), -EMSGSIZE if len is over
- * max_msg (the request gets no answer).
+ * max_msg (the request gets no answer), -EINVAL for a '\n' in a LINE-mode
+ * reply; datagram requests: -EAGAIN or the sendto error (reply lost).
  */
 int uds_req_reply(uds_req *req, const void *data, size_t len);
 
@@ -838,7 +844,9 @@ int uds_client_fd(const uds_client *c);
  * no limit). On success *resp is a malloc'd buffer the caller frees (a NUL is
  * appended, not counted in *resp_len). Responses to earlier uds_client_send
  * requests still pending are read and discarded first. Returns 0,
- * -ETIMEDOUT (the late response will be skipped by the next call),
+ * -ETIMEDOUT (the late response will be skipped by the next call; over
+ * datagrams, where responses can be lost, it is not: put an id in your
+ * messages if late answers matter),
  * UDS_ECLOSED (server closed), -EMSGSIZE, UDS_EFRAME, -errno.
  */
 int uds_client_call(uds_client *c, const void *req, size_t len, void **resp,

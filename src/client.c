@@ -23,6 +23,7 @@
 struct uds_client {
     int fd;
     int packets;
+    int dgram;            /* responses can be lost: no skipping after timeouts */
     int eof;
     int err;              /* sticky protocol error */
     unsigned spin_us;
@@ -83,6 +84,7 @@ int uds_client_from_fd(uds_client **out, int fd, const uds_client_opts *opts)
         return -ENOMEM;
     c->fd = fd;
     c->packets = type == SOCK_SEQPACKET || type == SOCK_DGRAM;
+    c->dgram = type == SOCK_DGRAM;
     c->spin_us = opts ? opts->spin_us : 0;
     size_t max = opts && opts->max_msg ? opts->max_msg : UDS_FRAME_DEFAULT_MAX;
     if (max > UDS_FRAME_LIMIT)
@@ -157,7 +159,7 @@ static int read_some(uds_client *c)
                                 MSG_DONTWAIT));
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uds__err();
-    if (n == 0) {
+    if (n == 0 && !c->dgram) { /* SEQPACKET end; an empty datagram is a message */
         c->eof = 1;
         return 0;
     }
@@ -352,7 +354,10 @@ int uds_client_call(uds_client *c, const void *req, size_t len, void **resp,
         return r;
     r = uds_client_recv(c, resp, resp_len, timeout_ms == 0 ? -1 : timeout_ms);
     if (r == -EAGAIN) {
-        c->skip = c->pending; /* the late response will be thrown away */
+        if (c->dgram) /* likely lost: waiting for it would eat the next one */
+            c->skip = c->pending = 0;
+        else
+            c->skip = c->pending; /* the late response will be thrown away */
         return -ETIMEDOUT;
     }
     return r;

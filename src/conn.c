@@ -36,6 +36,7 @@ struct uds_conn {
     uint16_t reads_per_wakeup;
     uint8_t mask;       /* events currently asked of the loop */
     unsigned packets : 1;       /* SEQPACKET/DGRAM: a read is a message */
+    unsigned dgram : 1;         /* DGRAM: a 0-byte read is an empty message */
     unsigned reading : 1;       /* the application wants input */
     unsigned eof : 1;           /* the peer shut down its side */
     unsigned closing : 1;       /* fd closed, free pending */
@@ -275,7 +276,7 @@ static void read_packets(uds_conn *c)
                 close_now(c, uds__err());
             return;
         }
-        if (n == 0) { /* SEQPACKET: 0 is end of stream */
+        if (n == 0 && !c->dgram) { /* SEQPACKET: 0 is end of stream */
             on_eof(c);
             return;
         }
@@ -327,6 +328,7 @@ int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
     c->arg = arg;
     c->fd = fd;
     c->packets = type == SOCK_SEQPACKET || type == SOCK_DGRAM;
+    c->dgram = type == SOCK_DGRAM;
     c->high_water = opts && opts->high_water ? opts->high_water : DEF_HIGH_WATER;
     c->out_cap = opts && opts->out_cap ? opts->out_cap : DEF_OUT_CAP;
     if (c->out_cap < c->high_water)

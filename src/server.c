@@ -33,11 +33,14 @@ struct sconn;
 struct uds_req {
     struct uds_req *next;
     struct sconn *sc;  /* NULL once the connection is gone */
+    struct lsock *dg;  /* datagram request: the socket to reply through */
     char *reply;       /* an out-of-order reply waiting for its turn */
     size_t reply_len;
     uds_cred cred;
     uint8_t done;      /* answered (or dropped) */
     uint8_t has_reply;
+    socklen_t peer_len; /* datagram: the sender's address follows */
+    unsigned char peer[];
 };
 
 struct sconn {
@@ -57,9 +60,19 @@ struct sconn {
     uint8_t counted_uid;
 };
 
+/*
+ * A listening socket, or a bound datagram socket. A datagram socket is
+ * referenced by its unanswered requests (replies go out through it), so it
+ * outlives shutdown until they are answered ("zombie"), and outlives the
+ * server itself detached (s == NULL, fd closed: replies are discarded).
+ */
 struct lsock {
     uds_server *s;
     uds_listener l;
+    int dgram;
+    int zombie;
+    unsigned refs;
+    struct lsock *znext;
 };
 
 struct uid_count {
@@ -75,6 +88,9 @@ struct uds_server {
     void *arg;
     struct lsock **ls;
     int nls;
+    struct lsock *zombies;
+    unsigned dgram_inflight;
+    int deadline_hit;
     struct sconn *conns;
     unsigned nconns;
     struct uid_count *uids;
@@ -220,10 +236,55 @@ static void pump(struct sconn *sc)
         maybe_resume(sc);
 }
 
+/* Lets go of a datagram request; the socket goes with its last one. */
+static void dgram_release(uds_req *r)
+{
+    struct lsock *ls = r->dg;
+    uds_server *s = ls->s;
+    free(r);
+    ls->refs--;
+    if (s)
+        s->dgram_inflight--;
+    if (ls->refs == 0 && (ls->zombie || !s)) {
+        if (s) {
+            struct lsock **pp = &s->zombies;
+            while (*pp && *pp != ls)
+                pp = &(*pp)->znext;
+            if (*pp)
+                *pp = ls->znext;
+        }
+        uds_listener_close(&ls->l);
+        free(ls);
+    }
+    if (s)
+        maybe_finish(s);
+}
+
+static int dgram_reply(uds_req *r, const void *data, size_t len)
+{
+    struct lsock *ls = r->dg;
+    int ret;
+    if (!ls->s || ls->l.fd < 0)
+        ret = UDS_ECLOSED;
+    else if (len > ls->s->framer.max)
+        ret = -EMSGSIZE;
+    else {
+        ssize_t n = UDS__RETRY(sendto(ls->l.fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                                      (const struct sockaddr *)r->peer, r->peer_len));
+        ret = n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : 0;
+        if (ret == 0)
+            ls->s->st.replies++;
+    }
+    dgram_release(r);
+    return ret;
+}
+
 int uds_req_reply(uds_req *r, const void *data, size_t len)
 {
     if (!r)
         return -EINVAL;
+    if (r->dg)
+        return dgram_reply(r, data, len);
     struct sconn *sc = r->sc;
     if (!sc) {
         free(r);
@@ -263,6 +324,10 @@ void uds_req_drop(uds_req *r)
 {
     if (!r)
         return;
+    if (r->dg) {
+        dgram_release(r);
+        return;
+    }
     struct sconn *sc = r->sc;
     if (!sc) {
         free(r);
@@ -276,7 +341,7 @@ const uds_cred *uds_req_cred(const uds_req *r) { return &r->cred; }
 
 void uds_req_close(uds_req *r)
 {
-    if (r && r->sc)
+    if (r && !r->dg && r->sc)
         uds_conn_close(r->sc->conn);
     uds_req_drop(r);
 }
@@ -557,6 +622,49 @@ static void on_accept(uds_loop *loop, int fd, unsigned ev, void *arg)
     }
 }
 
+/* Datagram socket readable: each datagram is one request. */
+static void on_dgram(uds_loop *loop, int fd, unsigned ev, void *arg)
+{
+    (void)ev;
+    struct lsock *ls = arg;
+    uds_server *s = ls->s;
+    size_t max = s->framer.max;
+    for (int i = 0; i < 16 && !s->draining; i++) {
+        char *buf = uds__loop_scratch(loop, max + 1);
+        if (!buf)
+            return;
+        struct sockaddr_storage from;
+        struct iovec iov = {buf, max + 1};
+        struct msghdr mh;
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_name = &from;
+        mh.msg_namelen = sizeof(from);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        ssize_t n = UDS__RETRY(recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                slog(s, UDS_LOG_DEBUG, "recvmsg: %s", strerror(errno));
+            return;
+        }
+        if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > max) {
+            slog(s, UDS_LOG_WARNING, "datagram over %zu bytes dropped", max);
+            s->st.dropped++;
+            continue;
+        }
+        uds_req *r = calloc(1, sizeof(*r) + mh.msg_namelen);
+        if (!r)
+            return;
+        r->dg = ls;
+        r->peer_len = mh.msg_namelen;
+        memcpy(r->peer, &from, mh.msg_namelen);
+        ls->refs++;
+        s->dgram_inflight++;
+        s->st.requests++;
+        s->cb(s, r, buf, (size_t)n, s->arg);
+    }
+}
+
 static int add_listener(uds_server *s, const uds_listener *l)
 {
     struct lsock *ls = calloc(1, sizeof(*ls));
@@ -570,8 +678,11 @@ static int add_listener(uds_server *s, const uds_listener *l)
     s->ls = v;
     ls->s = s;
     ls->l = *l;
+    ls->dgram = l->type == UDS_DGRAM;
     int r = uds_set_nonblock(l->fd, 1);
-    if (r == 0)
+    if (r == 0 && ls->dgram)
+        r = uds_loop_watch(s->loop, l->fd, UDS_EV_READ, on_dgram, ls);
+    else if (r == 0)
         r = uds_loop_watch(s->loop, l->fd, s->resume_timer ? 0 : UDS_EV_READ,
                            on_accept, ls);
     if (r < 0) {
@@ -593,8 +704,6 @@ int uds_server_listen(uds_server *s, const uds_addr *addr,
     else
         memset(&o, 0, sizeof(o));
     o.flags |= UDS_NONBLOCK;
-    if (o.type == UDS_DGRAM || (o.type == 0 && addr->kind == UDS_ADDR_UDP))
-        return -EPROTOTYPE;
     uds_listener l;
     int r = uds_listen(&l, addr, &o);
     if (r < 0)
@@ -612,13 +721,14 @@ int uds_server_adopt(uds_server *s, int fd)
     int type = uds_sock_type(fd);
     if (type < 0)
         return type;
-    if (type != SOCK_STREAM && type != SOCK_SEQPACKET)
+    if (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM)
         return -EPROTOTYPE;
     int acc = 0;
     socklen_t al = sizeof(acc);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0)
+    if (type != SOCK_DGRAM &&
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0)
         return uds__err();
-    if (!acc)
+    if (type != SOCK_DGRAM && !acc)
         return -EINVAL;
     uds_listener l;
     int r = uds_listener_from_fd(&l, fd);
@@ -775,9 +885,16 @@ int uds_server_new(uds_server **out, uds_loop *loop, const uds_server_opts *opts
 static void close_listeners(uds_server *s)
 {
     for (int i = 0; i < s->nls; i++) {
-        uds_loop_unwatch(s->loop, s->ls[i]->l.fd);
-        uds_listener_close(&s->ls[i]->l);
-        free(s->ls[i]);
+        struct lsock *ls = s->ls[i];
+        uds_loop_unwatch(s->loop, ls->l.fd);
+        if (ls->dgram && ls->refs > 0) { /* replies still to go out */
+            ls->zombie = 1;
+            ls->znext = s->zombies;
+            s->zombies = ls;
+            continue;
+        }
+        uds_listener_close(&ls->l);
+        free(ls);
     }
     free(s->ls);
     s->ls = NULL;
@@ -795,11 +912,25 @@ static void cancel_timers(uds_server *s)
     s->resume_timer = s->sweep_timer = s->deadline_timer = 0;
 }
 
+/* The server goes away: datagram sockets still referenced by requests are
+   closed and left to their last request to free. */
+static void detach_zombies(uds_server *s)
+{
+    for (struct lsock *z = s->zombies, *n; z; z = n) {
+        n = z->znext;
+        uds_listener_close(&z->l);
+        z->s = NULL;
+    }
+    s->zombies = NULL;
+}
+
 static void maybe_finish(uds_server *s)
 {
-    if (!s->draining || s->nconns != 0 || s->done_called)
+    if (!s->draining || s->nconns != 0 || s->done_called ||
+        (s->dgram_inflight > 0 && !s->deadline_hit))
         return;
     s->done_called = 1;
+    detach_zombies(s);
     cancel_timers(s);
     if (s->done)
         s->done(s, s->done_arg);
@@ -811,11 +942,13 @@ static void deadline(uds_loop *loop, uint64_t id, void *arg)
     (void)id;
     uds_server *s = arg;
     s->deadline_timer = 0;
+    s->deadline_hit = 1;
     if (s->nconns)
         slog(s, UDS_LOG_WARNING, "shutdown deadline: closing %u connections",
              s->nconns);
     for (struct sconn *sc = s->conns; sc; sc = sc->next)
         uds_conn_close(sc->conn);
+    maybe_finish(s);
 }
 
 int uds_server_shutdown(uds_server *s, unsigned deadline_ms,
@@ -835,8 +968,8 @@ int uds_server_shutdown(uds_server *s, unsigned deadline_ms,
         if (sc->inflight == 0)
             uds_conn_end(sc->conn);
     }
-    if (s->nconns == 0) {
-        maybe_finish(s);
+    if (s->nconns == 0 && s->dgram_inflight == 0) {
+        maybe_finish(s); /* may free s */
         return 0;
     }
     int64_t t = uds_loop_timer(s->loop, deadline_ms, deadline, s);
@@ -850,6 +983,7 @@ void uds_server_free(uds_server *s)
         return;
     cancel_timers(s);
     close_listeners(s);
+    detach_zombies(s);
     for (struct sconn *sc = s->conns, *n; sc; sc = n) {
         n = sc->next;
         for (uds_req *r = sc->head, *rn; r; r = rn) {

@@ -1167,6 +1167,130 @@ static void sigterm_case(int adopt)
 static void test_sigterm_drains(void **state) { (void)state; sigterm_case(0); }
 static void test_sigterm_adopted(void **state) { (void)state; sigterm_case(1); }
 
+
+/* ---- datagrams: one datagram = one request ------------------------------- */
+
+static void dgram_on(const char *addr)
+{
+    char *dir = tu_tmpdir();
+    char a[256];
+    snprintf(a, sizeof(a), "%s", addr ? addr : tu_path(dir, "d.sock"));
+    uds_server_opts o;
+    memset(&o, 0, sizeof(o));
+    o.max_msg = 2000;
+    struct srv *v = srv_start(a, UDS_DGRAM, &o);
+    uds_client *c = client_for(v, UDS_DGRAM);
+    void *resp;
+    size_t rl;
+    assert_int_equal(uds_client_call(c, "Ehello", 6, &resp, &rl, 2000), 0);
+    assert_string_equal(resp, "Ehello");
+    free(resp);
+    /* answered later through the request handle */
+    assert_int_equal(uds_client_call(c, "Dlater", 6, &resp, &rl, 2000), 0);
+    assert_string_equal(resp, "Dlater");
+    free(resp);
+    /* an empty datagram is a message too */
+    assert_int_equal(uds_client_call(c, "", 0, &resp, &rl, 2000), 0);
+    assert_int_equal(rl, 0);
+    free(resp);
+    char req[64];
+    for (int i = 0; i < 30; i++) {
+        int n = snprintf(req, sizeof(req), "E%d", i);
+        assert_int_equal(uds_client_send(c, req, (size_t)n), 0);
+    }
+    for (int i = 0; i < 30; i++) {
+        assert_int_equal(uds_client_recv(c, &resp, &rl, 2000), 0);
+        int n = snprintf(req, sizeof(req), "E%d", i);
+        assert_int_equal(rl, (size_t)n);
+        assert_memory_equal(resp, req, (size_t)n);
+        free(resp);
+    }
+    /* too large: dropped with a log line, the server goes on */
+    char big[3000];
+    memset(big, 'E', sizeof(big));
+    assert_int_equal(uds_send(uds_client_fd(c), big, sizeof(big)), (ssize_t)sizeof(big));
+    assert_int_equal(uds_client_call(c, "Eafter", 6, &resp, &rl, 2000), 0);
+    assert_string_equal(resp, "Eafter");
+    free(resp);
+    assert_true(log_has(v, "datagram over 2000 bytes dropped"));
+    uds_client_close(c);
+    srv_stop(v);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void test_dgram_unix(void **state) { (void)state; dgram_on(NULL); }
+static void test_dgram_udp(void **state) { (void)state; dgram_on("udp:127.0.0.1:0"); }
+
+
+static int dg_done;
+static void dg_done_cb(uds_server *s, void *arg)
+{
+    (void)s;
+    (void)arg;
+    dg_done = 1;
+}
+
+/* Shutdown waits for datagram replies; free with requests pending is safe. */
+static void test_dgram_shutdown(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    const char *path = tu_path(dir, "z.sock");
+    for (int variant = 0; variant < 2; variant++) {
+        struct srv v;
+        memset(&v, 0, sizeof(v));
+        pthread_mutex_init(&v.mu, NULL);
+        assert_int_equal(uds_loop_new(&v.loop), 0);
+        assert_int_equal(uds_server_new(&v.s, v.loop, NULL, handler, &v), 0);
+        uds_addr a;
+        assert_int_equal(uds_addr_parse(&a, path), 0);
+        uds_listen_opts lo;
+        memset(&lo, 0, sizeof(lo));
+        lo.type = UDS_DGRAM;
+        assert_int_equal(uds_server_listen(v.s, &a, &lo), 0);
+        uds_client *c;
+        uds_client_opts co;
+        memset(&co, 0, sizeof(co));
+        co.type = UDS_DGRAM;
+        assert_int_equal(uds_client_connect(&c, &a, &co), 0);
+        assert_int_equal(uds_client_send(c, "Sslow", 5), 0);
+        assert_int_equal(uds_client_flush(c, 1000), 0);
+        uds_server_stats st;
+        do {
+            uds_loop_run_once(v.loop, 100);
+            uds_server_stats_get(v.s, &st);
+        } while (st.requests < 1);
+        dg_done = 0;
+        if (variant == 0) {
+            assert_int_equal(uds_server_shutdown(v.s, 2000, dg_done_cb, NULL), 0);
+            assert_int_equal(dg_done, 0); /* a reply is still to go out */
+            uint64_t t0 = tu_now_ms();
+            while (!dg_done && tu_now_ms() - t0 < 3000)
+                uds_loop_run_once(v.loop, 100);
+            assert_int_equal(dg_done, 1);
+            void *resp;
+            size_t rl;
+            assert_int_equal(uds_client_recv(c, &resp, &rl, 1000), 0);
+            assert_string_equal(resp, "Sslow");
+            free(resp);
+            uds_server_free(v.s);
+            struct stat sb;
+            assert_int_equal(stat(path, &sb), -1);
+        } else {
+            uds_server_free(v.s); /* the pending reply is discarded later */
+            uint64_t t0 = tu_now_ms();
+            while (tu_now_ms() - t0 < 400)
+                uds_loop_run_once(v.loop, 50);
+        }
+        uds_client_close(c);
+        uds_loop_free(v.loop);
+        pthread_mutex_destroy(&v.mu);
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1174,6 +1298,9 @@ int main(void)
         cmocka_unit_test(test_calls_unix),
         cmocka_unit_test(test_calls_seqpacket),
         cmocka_unit_test(test_calls_tcp),
+        cmocka_unit_test(test_dgram_unix),
+        cmocka_unit_test(test_dgram_udp),
+        cmocka_unit_test(test_dgram_shutdown),
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_half_close),
         cmocka_unit_test(test_slowloris),
