@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The computation service end to end: calc_server + calc_client.
+#   - every command answers correctly, bad input gets "error: ..." (exit 1)
+#   - --pipeline: 1000 requests, answers all there and in order
+#   - one thread serves 20 concurrent slow requests at once (not one by one)
+#   - --line mode talks to socat
+#   - SIGTERM with requests in flight: all answered, socket file removed
+#   - socket-activated by systemd-socket-activate: serves, file kept at exit
+# uds-test-timeout: 90
+set -u
+B=${UDS_BUILD_DIR:-build}
+srv=$B/examples/calc_server
+cli=$B/examples/calc_client
+for x in "$srv" "$cli"; do [ -x "$x" ] || { echo "missing $x" >&2; exit 1; }; done
+d=$(mktemp -d /tmp/udsock-calc-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$d"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; for f in "$d"/*.err; do [ -s "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" >&2; done; exit 1; }
+wait_for() { for _ in $(seq 100); do "$@" && return 0; sleep 0.05; done; return 1; }
+now_ms() { date +%s%3N; }
+
+# start: calc_server ADDR ARGS... with --ready-fd, returns once it serves
+start() {
+  local name=$1; shift
+  "$srv" "$@" --ready-fd 7 7>"$d/$name.ready" 2>"$d/$name.err" &
+  pids+=($!)
+  last=$!
+  wait_for test -s "$d/$name.ready" || fail "$name did not become ready"
+}
+
+S=$d/calc.sock
+start main "$S"
+
+# 1. each command
+check() { # check REQUEST EXPECTED
+  local got
+  got=$("$cli" "$S" "$1" 2>&1)
+  [ "$got" = "$2" ] || fail "'$1': got '$got', want '$2'"
+}
+check "sum 1 2 3" "6"
+check "sum" "0"
+check "mul 2 3 4" "24"
+check "mul 2 3.5" "7"
+check "sort 5 3 9 -1 2.5" "-1 2.5 3 5 9"
+check "expr (1+2)*3" "9"
+check "expr 7/2" "3.5"
+check "expr -(4-10)%4" "2"
+check "upper hello, World" "HELLO, WORLD"
+want=$(printf 'some payload' | python3 -c '
+import sys
+h = 0xcbf29ce484222325
+for b in sys.stdin.buffer.read():
+    h = ((h ^ b) * 0x100000001b3) % 2**64
+print("%016x" % h)')
+check "hash some payload" "$want"
+
+# errors are answers, and make the client exit 1
+for bad in "expr 1/0" "expr (1+2" "expr 2 +* 3" "sum 1 two 3" "frobnicate 7" "sleep forever"; do
+  got=$("$cli" "$S" "$bad" 2>&1)
+  rc=$?
+  case "$got" in error:*) ;; *) fail "'$bad': want an error reply, got '$got'";; esac
+  [ $rc -eq 1 ] || fail "'$bad': exit status $rc, want 1"
+done
+got=$("$cli" "$S" "expr 1/0")
+[ "$got" = "error: division by zero at offset 3" ] || fail "division by zero reply: '$got'"
+deep="expr $(printf '%*s' 5000 '' | tr ' ' '(')1"
+got=$("$cli" "$S" "$deep")
+case "$got" in "error: expression nested too deeply"*) ;; *) fail "deep nesting: '$got'";; esac
+
+# 2. pipelined: 1000 requests sent at once, 1000 answers in order
+seq 1 1000 | awk '{print "sum " $1 " " $1}' >"$d/req.txt"
+seq 1 1000 | awk '{print 2 * $1}' >"$d/want.txt"
+"$cli" --pipeline "$S" <"$d/req.txt" >"$d/got.txt" 2>"$d/cli.err" || fail "pipeline client failed"
+cmp -s "$d/got.txt" "$d/want.txt" || fail "pipelined answers differ: $(diff "$d/want.txt" "$d/got.txt" | head -5)"
+
+# 3. one thread, many clients at once: 20 x "sleep 400" finish together
+[ "$(awk '/^Threads:/ {print $2}' /proc/$last/status)" = 1 ] || fail "calc_server is not single-threaded"
+t0=$(now_ms)
+cpids=()
+for i in $(seq 20); do "$cli" "$S" "sleep 400" >"$d/slow$i.out" & cpids+=($!); done
+for p in "${cpids[@]}"; do wait "$p" || fail "a concurrent client failed"; done
+dt=$(( $(now_ms) - t0 ))
+for i in $(seq 20); do [ "$(cat "$d/slow$i.out")" = "slept 400 ms" ] || fail "slow client $i: $(cat "$d/slow$i.out")"; done
+echo "calc: 20 concurrent 'sleep 400' requests took ${dt} ms"
+[ "$dt" -lt 3000 ] || fail "20 concurrent sleeps took ${dt} ms: served one at a time?"
+
+# 4. SIGTERM with requests in flight: all answered, then the file is gone
+mpid=$last
+cpids=()
+for i in $(seq 5); do "$cli" --pipeline "$S" "sleep 600" "sum $i $i" >"$d/term$i.out" & cpids+=($!); done
+sleep 0.3
+kill -TERM "$mpid"
+for p in "${cpids[@]}"; do wait "$p" || fail "an in-flight client failed after SIGTERM"; done
+for i in $(seq 5); do
+  [ "$(cat "$d/term$i.out")" = "$(printf 'slept 600 ms\n%d' $((2 * i)))" ] || fail "in-flight requests $i: $(cat "$d/term$i.out")"
+done
+wait "$mpid" || fail "calc_server exit status $? after SIGTERM"
+[ ! -e "$S" ] || fail "socket file left after SIGTERM"
+grep -q "finishing requests in flight" "$d/main.err" || fail "no shutdown message"
+
+# 5. --line: plain text lines, socat can talk to it
+L=$d/line.sock
+start line "$L" --line
+got=$(printf 'sum 40 2\nupper ok\n' | socat -t 5 - UNIX-CONNECT:"$L")
+[ "$got" = "$(printf '42\nOK')" ] || fail "--line via socat: '$got'"
+got=$("$cli" --line "$L" "sort 3 2 1")
+[ "$got" = "1 2 3" ] || fail "--line client: '$got'"
+kill -TERM "$last"; wait "$last"
+
+# 6. socket activation: serves the inherited socket, never unlinks it
+if command -v systemd-socket-activate >/dev/null; then
+  A=$d/act.sock
+  systemd-socket-activate -l "$A" "$srv" 2>"$d/act.err" &
+  apid=$!
+  pids+=($apid)
+  wait_for test -S "$A" || fail "systemd-socket-activate did not bind"
+  got=$("$cli" "$A" "expr 6*7")
+  [ "$got" = 42 ] || fail "activated calc_server: '$got'"
+  grep -q "(inherited)" "$d/act.err" || fail "activated calc_server did not use the inherited socket"
+  kill -TERM "$apid"; wait "$apid" || fail "activated calc_server exit status $?"
+  [ -S "$A" ] || fail "inherited socket file removed"
+else
+  fail "systemd-socket-activate missing (scripts/deps.sh installs systemd)"
+fi
+
+# 7. usage and connection errors
+"$cli" >/dev/null 2>&1; [ $? -eq 2 ] || fail "calc_client without ADDR: want exit 2"
+"$srv" --bogus >/dev/null 2>&1; [ $? -eq 2 ] || fail "calc_server --bogus: want exit 2"
+msg=$("$cli" "$d/nobody.sock" "sum 1" 2>&1); rc=$?
+[ $rc -eq 1 ] || fail "no server: exit $rc"
+case "$msg" in *"is calc_server running?"*) ;; *) fail "no server: message '$msg'";; esac
+echo "calc: ok"
