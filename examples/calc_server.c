@@ -333,8 +333,8 @@ static void on_request(uds_server *s, uds_req *req, const void *msg, size_t len,
     }
     memcpy(text, msg, len);
     text[len] = '\0';
-    if (!strncmp(text, "sleep ", 6))
-        start_sleep(req, text + 6);
+    if (!strncmp(text, "sleep", 5) && (text[5] == ' ' || text[5] == '\0'))
+        start_sleep(req, text + 5 + (text[5] == ' '));
     else
         uds_req_reply(req, out, calc(text, len, out, 64 + 8 * len));
     free(text);
