@@ -48,7 +48,9 @@ int uds_frame_decode(const uds_framer *f, const void *buf, size_t len,
         /* look no further than a maximal line: the verdict on an endless
            line comes as soon as max + "\r\n" bytes are in */
         size_t scan = len < max + 2 ? len : max + 2;
-        const unsigned char *nl = memchr(p, '\n', scan);
+        /* scan == 0 (nothing buffered yet, p may be NULL): memchr(NULL, .., 0)
+           is undefined behaviour, so do not call it */
+        const unsigned char *nl = scan ? memchr(p, '\n', scan) : NULL;
         if (!nl)
             return len >= max + 2 ? -EMSGSIZE : 0;
         size_t n = (size_t)(nl - p);
