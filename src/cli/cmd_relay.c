@@ -175,7 +175,10 @@ static void dump(conn *c, char sign, const unsigned char *p, size_t n)
 {
     char ts[32];
     stamp(ts, sizeof(ts));
-    size_t cap = 128 + n * 5 + (n / 16 + 1) * 40;
+    /* worst cases: text, every byte a newline: "\\n\n" plus the next line's
+       "#N > " prefix (at most 24 bytes) = 27 bytes per byte; hex: about 100
+       bytes per 16-byte line */
+    size_t cap = 256 + n * 30 + (n / 16 + 1) * 110;
     char *o = malloc(cap);
     if (!o)
         return;

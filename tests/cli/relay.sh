@@ -113,6 +113,10 @@ sleep 0.2
 [ "$r" = ping-line ] && grep -q '^#1 > ping-line\\n$' "$T/v.log" && grep -q '^#1 < ping-line\\n$' "$T/v.log" \
     && grep -Eq '[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6} #1 > 10 bytes' "$T/v.log" \
     && ok "-v shows both directions with timestamps" || bad "-v: '$r'; log: $(cat "$T/v.log")"
+# the dump's worst case (every byte a newline) must fit its buffer
+r=$(head -c 200000 /dev/zero | tr '\0' '\n' | timeout 10 socat -t 5 - UNIX-CONNECT:"$T/r-v.sock" | wc -c)
+[ "$r" = 200000 ] && [ "$(grep -c '^#2 > \\n$' "$T/v.log")" = 200000 ] \
+    && ok "-v: 200000 newlines dumped one per line" || bad "-v newlines: $r bytes back, $(grep -c '^#2 > \\n$' "$T/v.log") lines"
 relay vx -v --hex "$T/r-vx.sock" "$T/echo.sock"
 wait_sock "$T/r-vx.sock"
 r=$(printf 'AB\001' | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-vx.sock" | od -An -tx1 | tr -d ' \n')
