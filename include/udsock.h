@@ -830,13 +830,15 @@ typedef struct uds_client_opts {
 int uds_client_connect(uds_client **out, const uds_addr *addr,
                        const uds_client_opts *opts);
 
-/* Wraps a connected socket; the client owns fd on success. */
+/* Wraps a connected socket; the client owns fd on success. Returns 0,
+   -EINVAL, -ENOTSOCK, -ENOMEM. */
 int uds_client_from_fd(uds_client **out, int fd, const uds_client_opts *opts);
 
 /* Closes the socket and frees. NULL is a no-op. */
 void uds_client_close(uds_client *c);
 
-/* The socket, for a loop (non-blocking; owned by the client). */
+/* The socket, for a loop (owned by the client). The client never changes
+   its O_NONBLOCK flag and never waits in calls given timeout_ms 0. */
 int uds_client_fd(const uds_client *c);
 
 /*

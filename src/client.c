@@ -1,7 +1,10 @@
 /*
  * client.c — request/response client, blocking or pipelined.
  *
- * The socket is always non-blocking; "blocking" calls wait with poll().
+ * The socket's O_NONBLOCK flag is left as it is; every call that must not
+ * wait says MSG_DONTWAIT. A call with no time limit on a blocking socket
+ * waits inside recv() itself: send + recv, two syscalls per round trip.
+ * With a limit it waits with poll().
  * While waiting to send, the client also reads whatever responses arrive:
  * a client that pipelines many requests without reading would otherwise
  * deadlock with a server that stops reading a peer whose replies pile up.
@@ -76,9 +79,6 @@ int uds_client_from_fd(uds_client **out, int fd, const uds_client_opts *opts)
     int framing = opts && opts->framing ? opts->framing : UDS_FRAME_LEN32;
     if (framing != UDS_FRAME_LEN32 && framing != UDS_FRAME_LINE)
         return -EINVAL;
-    int r = uds_set_nonblock(fd, 1);
-    if (r < 0)
-        return r;
     uds_client *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
@@ -126,9 +126,10 @@ void uds_client_close(uds_client *c)
 int uds_client_fd(const uds_client *c) { return c->fd; }
 size_t uds_client_pending(const uds_client *c) { return c->pending; }
 
-/* Reads what is there now into `in`. 1 = got data, 0 = nothing (EAGAIN),
-   or an error (end of stream is recorded in c->eof and returns 0). */
-static int read_some(uds_client *c)
+/* Reads into `in`: what is there now (flags MSG_DONTWAIT), or waiting on a
+   blocking socket (flags 0). 1 = got data, 0 = nothing (EAGAIN), or an
+   error (end of stream is recorded in c->eof and returns 0). */
+static int read_some(uds_client *c, int flags)
 {
     if (c->eof)
         return 0;
@@ -144,7 +145,7 @@ static int read_some(uds_client *c)
         return -ENOMEM;
     if (!c->packets) {
         ssize_t n = UDS__RETRY(recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len,
-                                    MSG_DONTWAIT));
+                                    flags));
         if (n < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uds__err();
         if (n == 0) {
@@ -156,7 +157,7 @@ static int read_some(uds_client *c)
     }
     char *rec = c->in + c->in_len;
     ssize_t n = UDS__RETRY(recv(c->fd, rec + UDS_FRAME_HDR_LEN, c->wire.max + 1,
-                                MSG_DONTWAIT));
+                                flags));
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uds__err();
     if (n == 0 && !c->dgram) { /* SEQPACKET end; an empty datagram is a message */
@@ -214,7 +215,7 @@ static int wait_io(uds_client *c, int64_t dl)
     if (r == 0)
         return -EAGAIN;
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-        int n = read_some(c);
+        int n = read_some(c, MSG_DONTWAIT);
         if (n < 0)
             return n;
     }
@@ -325,16 +326,27 @@ int uds_client_recv(uds_client *c, void **resp, size_t *resp_len, int timeout_ms
             if (r < 0 && r != -EAGAIN)
                 return r;
         }
-        /* spin: cheaper than sleeping when the answer is microseconds away */
-        r = read_some(c);
-        if (r < 0)
-            return r;
-        if (r > 0 || c->eof)
-            continue;
-        if (spin_until && uds__now_ns() < spin_until)
-            continue;
-        if (timeout_ms == 0)
-            return -EAGAIN;
+        if (timeout_ms < 0 && !spin_until && c->out_off == c->out_len) {
+            /* no limit, nothing to send: let recv() itself wait */
+            r = read_some(c, 0);
+            if (r < 0)
+                return r;
+            if (r > 0 || c->eof)
+                continue;
+            /* EAGAIN: the caller made the socket non-blocking; poll below */
+        } else {
+            r = read_some(c, MSG_DONTWAIT);
+            if (r < 0)
+                return r;
+            if (r > 0 || c->eof)
+                continue;
+            /* spin: cheaper than sleeping when the answer is microseconds away */
+            if (spin_until && uds__now_ns() < spin_until)
+                continue;
+            spin_until = 0;
+            if (timeout_ms == 0)
+                return -EAGAIN;
+        }
         r = wait_io(c, dl);
         if (r < 0)
             return r;

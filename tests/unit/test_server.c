@@ -343,6 +343,10 @@ static void calls_on(const char *addr, int type)
     assert_int_equal(rl, 6);
     assert_string_equal(resp, "Ehello");
     free(resp);
+    /* no time limit: waits in recv() itself */
+    assert_int_equal(uds_client_call(c, "Eforever", 8, &resp, &rl, -1), 0);
+    assert_string_equal(resp, "Eforever");
+    free(resp);
     /* timeout: 'S' is answered after 300 ms */
     uint64_t t0 = tu_now_ms();
     assert_int_equal(uds_client_call(c, "Sslow", 5, &resp, &rl, 100), -ETIMEDOUT);
