@@ -75,7 +75,8 @@ static void dir_fail(dir *d, int at_dst, int err)
         if (at_dst)
             cli_warn("write stdout: %s", e);
         else
-            cli_warn("receive from %s: %s", d->name, e);
+            cli_warn("receive from %s: %s%s", d->name, e,
+                     err == ECONNRESET ? " (the peer closed the connection with data unread)" : "");
     }
 }
 

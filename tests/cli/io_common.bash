@@ -28,6 +28,12 @@ wait_gone() {
     for i in $(seq 200); do [ -e "$1" ] || return 0; sleep 0.025; done
     return 1
 }
+# waits (at most 10 s) until file $1 contains the fixed string $2
+wait_grep() {
+    local i
+    for i in $(seq 400); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.025; done
+    fail "'$2' did not appear in $1: $(cat "$1" 2>/dev/null)"
+}
 # is this an AddressSanitizer build?
 is_asan() { grep -q '^UDS_SANITIZE:BOOL=ON' "$UDS_BUILD_DIR/CMakeCache.txt" 2>/dev/null; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }

@@ -11,6 +11,8 @@ head -c 1048576 /dev/urandom > "$T/1m"
 head -c 67108864 /dev/urandom > "$T/64m"
 
 S="$T/s.sock"
+declare -A SUM
+for f in "$T/1b" "$T/1m" "$T/64m"; do SUM[$f]=$(sha "$f"); done
 # xfer NAME FILE SERVER-CMD CLIENT-CMD: server writes what it gets to $T/out
 xfer() {
     local name=$1 f=$2 srv=$3 cli=$4
@@ -20,7 +22,7 @@ xfer() {
     wait_sock "$S"
     timeout 60 bash -c "$cli" || fail "$name: client exit status $?"
     wait "$spid" || fail "$name: server exit status $?"
-    [ "$(sha "$T/out")" = "$(sha "$f")" ] || fail "$name: data differs ($(stat -c %s "$T/out") of $(stat -c %s "$f") bytes)"
+    [ "$(sha "$T/out")" = "${SUM[$f]}" ] || fail "$name: data differs ($(stat -c %s "$T/out") of $(stat -c %s "$f") bytes)"
     ok "$name $(stat -c %s "$f") bytes"
 }
 for f in "$T/1b" "$T/1m" "$T/64m"; do
@@ -153,7 +155,7 @@ bg timeout 10 socat -u UNIX-LISTEN:"$S" SYSTEM:"head -c 10 > /dev/null"
 wait_sock "$S"
 timeout 10 "$U" connect "$S" < "$T/64m" > /dev/null 2> "$T/err7"; rc=$?
 [ $rc = 1 ] || fail "vanished peer: rc $rc (want 1), stderr: $(cat "$T/err7")"
-grep -qE "^udsock: send to $S: (Broken pipe|Connection reset by peer)" "$T/err7" || fail "vanished peer message: $(cat "$T/err7")"
+grep -qE "^udsock: (send to|receive from) $S: (Broken pipe|Connection reset by peer)" "$T/err7" || fail "vanished peer message: $(cat "$T/err7")"
 ok "vanished peer reported: $(head -1 "$T/err7")"
 
 # --progress: totals on stderr
