@@ -22,7 +22,7 @@ static const char connect_help[] =
     "  -t, --type TYPE     stream (default), seqpacket or dgram\n"
     "  -w, --wait SECONDS  retry until the server appears (0 = forever)\n"
     "  -N, --no-shutdown   do not half-close at EOF on stdin (for peers such as\n"
-    "                      ncat -l that hang up when they see EOF)\n"
+    "                      ncat -l or nc -l that hang up at EOF)\n"
     "  -p, --progress      show bytes and rate on stderr (like pv)\n"
     "  -q, --quiet         never show progress (not even on a terminal)\n"
     "  -h, --help          this text\n"

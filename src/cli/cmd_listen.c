@@ -48,7 +48,7 @@ static const char listen_help[] =
     "  -o, --owner USER    owner of the socket file (set before listen)\n"
     "  -g, --group GROUP   group of the socket file (set before listen)\n"
     "  -N, --no-shutdown   do not half-close at EOF on stdin (for peers such as\n"
-    "                      ncat -l that hang up when they see EOF)\n"
+    "                      ncat -l or nc -l that hang up at EOF)\n"
     "  -p, --progress      show bytes and rate on stderr (like pv)\n"
     "  -q, --quiet         never show progress\n"
     "  -v, --verbose       report listening, clients arriving and leaving\n"

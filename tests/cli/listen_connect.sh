@@ -43,10 +43,15 @@ done
 xfer "ncat -U (sending) -> udsock listen | cat" "$T/64m" \
     "$U listen $S < /dev/null | cat > $T/out" "ncat -U $S < $T/64m > /dev/null"
 
-# ncat -l hangs up as soon as it sees EOF from its client, so against it
+# ncat -l and OpenBSD nc -l hang up as soon as they see EOF from their client,
+# so when receiving from them
 # connect must not half-close: --no-shutdown (-N) keeps the sending side open.
 xfer "ncat -lU (sending) -> udsock connect --no-shutdown" "$T/1m" \
     "ncat -lU $S < $T/1m > /dev/null" "$U connect --no-shutdown $S < /dev/null > $T/out"
+xfer "nc -N -lU (sending) -> udsock connect --no-shutdown" "$T/1m" \
+    "nc -N -lU $S < $T/1m > /dev/null" "$U connect -N $S < /dev/null > $T/out"
+xfer "udsock connect -> nc -lU" "$T/1m" \
+    "nc -lU $S < /dev/null > $T/out" "$U connect $S < $T/1m"
 # appending to a file (splice into an O_APPEND file may be refused: fallback)
 rm -f "$S"; echo "already here" > "$T/app"
 bg timeout 20 bash -c "$U listen $S < $T/1m > /dev/null"
