@@ -41,6 +41,7 @@ int cmd_connect(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
     uds_connect_opts co = {0};
     int prog = PROGRESS_AUTO, c;
+    cli_std_fds_open();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "t:w:pqNh", lo, NULL)) != -1) {
         switch (c) {

@@ -428,6 +428,7 @@ int cmd_listen(int argc, char **argv)
     o.owner = (uid_t)-1;
     o.group = (gid_t)-1;
     int keep = 0, prog = PROGRESS_AUTO, c;
+    cli_std_fds_open();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "kt:m:o:g:pqNvh", lo, NULL)) != -1) {
         switch (c) {

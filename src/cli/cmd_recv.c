@@ -163,6 +163,7 @@ int cmd_recv(int argc, char **argv)
     int from = 0, cred = 0, echo = 0, raw = 0, verbose = 0, c;
     long count = 0;
     const char *reply = NULL;
+    cli_std_fds_open();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "fceR:n:m:o:g:vh", lo, NULL)) != -1) {
         switch (c) {

@@ -83,6 +83,7 @@ int cmd_send(int argc, char **argv)
     uds_connect_opts co = {0};
     co.type = UDS_DGRAM;
     int whole = 0, c;
+    cli_std_fds_open();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+rT:w:h", lo, NULL)) != -1) {
         switch (c) {

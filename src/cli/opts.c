@@ -5,6 +5,7 @@
 #include "opts.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <math.h>
@@ -136,6 +137,18 @@ void cli_die_by_signal(int signo)
     raise(signo); /* pending while blocked; delivered on unblock */
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     _exit(128 + signo);
+}
+
+void cli_std_fds_open(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            /* open() returns the lowest free number: this very fd. No
+               O_CLOEXEC on purpose: a standard fd is meant to be inherited. */
+            int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (n >= 0 && n != fd)
+                close(n);
+        }
 }
 
 const char *cli_fmt_bytes(double b, char *buf, size_t size)

@@ -54,6 +54,14 @@ int cli_signal_read(int sigfd);
  */
 void cli_die_by_signal(int signo) __attribute__((noreturn));
 
+/*
+ * Makes sure fds 0, 1 and 2 are open (on /dev/null if they were closed), so
+ * a socket created later can never land on them and be mistaken for stdin
+ * or stdout (`udsock connect X <&-` would otherwise copy the socket into
+ * itself).
+ */
+void cli_std_fds_open(void);
+
 /* Bytes as text: "0 B", "512 B", "1.50 KiB", "3.20 GiB" into buf. */
 const char *cli_fmt_bytes(double bytes, char *buf, size_t size);
 
