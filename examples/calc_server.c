@@ -33,6 +33,229 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The computation (at the end of the file): request text -> reply text in
+   out (cap bytes); errors are replies too ("error: ..."). */
+static size_t calc(const char *req, size_t reqlen, char *out, size_t cap);
+
+/* ---- the service: one loop, one server, replies now or from a timer ---- */
+
+static uds_loop *loop;
+static uds_server *server;
+static unsigned shutdown_ms = 5000;
+
+/* A "sleep" request waiting for its timer; listed so exit can drop it. */
+struct sleeper {
+    struct sleeper *next, **pprev;
+    uds_req *req;
+    unsigned ms;
+    int64_t timer;
+};
+static struct sleeper *sleepers;
+
+static void unlist(struct sleeper *z)
+{
+    if (z->next)
+        z->next->pprev = z->pprev;
+    *z->pprev = z->next;
+}
+
+/* The timer fired: answer now. Replies still go out in request order. */
+static void on_sleep_done(uds_loop *l, uint64_t id, void *arg)
+{
+    struct sleeper *z = arg;
+    char out[64];
+    int n = snprintf(out, sizeof(out), "slept %u ms", z->ms);
+    uds_req_reply(z->req, out, (size_t)n); /* UDS_ECLOSED if the client left: fine */
+    unlist(z);
+    free(z);
+}
+
+/* Answers "sleep MS" later: the request stays open while others are served. */
+static void start_sleep(uds_req *req, const char *args)
+{
+    char *end;
+    unsigned long ms = strtoul(args, &end, 10);
+    struct sleeper *z = NULL;
+    if (end == args || *end || ms > 10000 || !(z = calloc(1, sizeof(*z)))) {
+        const char *e = "error: sleep needs milliseconds, 0 to 10000";
+        uds_req_reply(req, e, strlen(e));
+        return;
+    }
+    z->req = req;
+    z->ms = (unsigned)ms;
+    if ((z->timer = uds_loop_timer(loop, ms, on_sleep_done, z)) < 0) {
+        uds_req_reply(req, "error: no timer", 15);
+        free(z);
+        return;
+    }
+    z->next = sleepers;
+    if (sleepers)
+        sleepers->pprev = &z->next;
+    z->pprev = &sleepers;
+    sleepers = z;
+}
+
+/* One request: compute, reply. msg is only valid during this call. */
+static void on_request(uds_server *s, uds_req *req, const void *msg, size_t len, void *arg)
+{
+    char *text = malloc(len + 1), *out = malloc(64 + 8 * len);
+    if (!text || !out) {
+        free(text);
+        free(out);
+        uds_req_close(req); /* cannot even say why: hang up */
+        return;
+    }
+    memcpy(text, msg, len);
+    text[len] = '\0';
+    if (!strncmp(text, "sleep", 5) && (text[5] == ' ' || text[5] == '\0'))
+        start_sleep(req, text + 5 + (text[5] == ' '));
+    else
+        uds_req_reply(req, out, calc(text, len, out, 64 + 8 * len));
+    free(text);
+    free(out);
+}
+
+static void on_log(void *arg, int level, const char *text)
+{
+    if (level <= UDS_LOG_INFO)
+        fprintf(stderr, "calc_server: %s\n", text);
+}
+
+static void on_stopped(uds_server *s, void *arg) { uds_loop_stop(loop); }
+
+/* First SIGTERM/SIGINT: finish what is in flight; a second one: stop now. */
+static void on_signal(uds_loop *l, int signo, void *arg)
+{
+    static int stopping;
+    fprintf(stderr, "calc_server: %s, %s\n", strsignal(signo),
+            stopping ? "stopping now" : "finishing requests in flight");
+    if (stopping++) {
+        uds_loop_stop(l);
+        return;
+    }
+    uds_notify_stopping();
+    uds_server_shutdown(server, shutdown_ms, on_stopped, NULL);
+}
+
+/* Serves the sockets a service manager passed; returns how many, or -1. */
+static int adopt_inherited(void)
+{
+    uds_activation act;
+    int r = uds_activation_get(&act, UDS_ACT_UNSET_ENV);
+    if (r < 0) {
+        fprintf(stderr, "calc_server: LISTEN_FDS: %s\n", uds_strerror(r));
+        return -1;
+    }
+    for (int i = 0; i < act.count; i++) {
+        int fd = UDS_LISTEN_FDS_START + i;
+        r = uds_socket_check(fd, UDS_STREAM, 0, 1);
+        if (r == -EPROTOTYPE)
+            r = uds_socket_check(fd, UDS_SEQPACKET, 0, 1);
+        if (r == 0)
+            r = uds_server_adopt(server, fd); /* never unlinks its path */
+        if (r < 0) {
+            fprintf(stderr, "calc_server: inherited fd %d (%s): %s (need a listening stream "
+                    "or seqpacket socket)\n", fd, act.names[i], uds_strerror(r));
+            uds_activation_free(&act);
+            return -1;
+        }
+    }
+    r = act.count;
+    uds_activation_free(&act);
+    return r;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: calc_server [ADDR] [--line] [--ready-fd N] [--max-conns N]\n"
+                    "         [--msg-timeout MS] [--idle-timeout MS] [--shutdown-ms MS]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    uds_server_opts o = {.framing = UDS_FRAME_LEN32, .log = on_log};
+    const char *addr_text = NULL;
+    unsigned ready_fd = (unsigned)-1, *opt;
+    int r;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--line")) {
+            o.framing = UDS_FRAME_LINE;
+            continue;
+        }
+        if (!strcmp(a, "--ready-fd"))
+            opt = &ready_fd;
+        else if (!strcmp(a, "--max-conns"))
+            opt = &o.max_conns;
+        else if (!strcmp(a, "--msg-timeout"))
+            opt = &o.msg_timeout_ms;
+        else if (!strcmp(a, "--idle-timeout"))
+            opt = &o.idle_timeout_ms;
+        else if (!strcmp(a, "--shutdown-ms"))
+            opt = &shutdown_ms;
+        else if (a[0] != '-' && !addr_text) {
+            addr_text = a;
+            continue;
+        } else
+            return usage();
+        char *end;
+        if (++i == argc || (*opt = (unsigned)strtoul(argv[i], &end, 10), *end || end == argv[i]))
+            return usage();
+    }
+
+    int status = 1;
+    if ((r = uds_loop_new(&loop)) < 0 ||
+        (r = uds_server_new(&server, loop, &o, on_request, NULL)) < 0) {
+        fprintf(stderr, "calc_server: %s\n", uds_strerror(r));
+        goto out;
+    }
+    int inherited = adopt_inherited();
+    if (inherited < 0)
+        goto out;
+    if (inherited == 0) {
+        uds_addr addr;
+        if (!addr_text) {
+            status = usage();
+            goto out;
+        }
+        if ((r = uds_addr_parse(&addr, addr_text)) < 0 ||
+            (r = uds_server_listen(server, &addr, NULL)) < 0) {
+            fprintf(stderr, "calc_server: listen %s: %s\n", addr_text, uds_strerror(r));
+            goto out;
+        }
+    }
+    if ((r = uds_loop_signal(loop, SIGTERM, on_signal, NULL)) < 0 ||
+        (r = uds_loop_signal(loop, SIGINT, on_signal, NULL)) < 0) {
+        fprintf(stderr, "calc_server: signals: %s\n", uds_strerror(r));
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN); /* sockets use MSG_NOSIGNAL; this is for stderr */
+
+    uds_addr bound;
+    char name[UDS_ADDR_STRLEN] = "?";
+    if (uds_server_addr(server, &bound) == 0)
+        uds_addr_format(&bound, name, sizeof(name));
+    fprintf(stderr, "calc_server: serving on %s%s\n", name, inherited ? " (inherited)" : "");
+    uds_notify_ready();
+    if (ready_fd != (unsigned)-1 && (r = uds_ready_fd((int)ready_fd)) < 0)
+        fprintf(stderr, "calc_server: --ready-fd %u: %s\n", ready_fd, uds_strerror(r));
+
+    status = uds_loop_run(loop) < 0 ? 1 : 0;
+out:
+    uds_server_free(server); /* socket file removed if it is ours */
+    while (sleepers) {       /* a second signal cut "sleep"s short */
+        struct sleeper *z = sleepers;
+        uds_loop_timer_cancel(loop, (uint64_t)z->timer);
+        uds_req_drop(z->req);
+        unlist(z);
+        free(z);
+    }
+    uds_loop_free(loop);
+    return status;
+}
+
 /* ---- the computations: pure functions from request text to reply text ---- */
 
 /* A number: an exact 64-bit integer while possible, a double otherwise. */
@@ -261,218 +484,4 @@ static size_t calc(const char *req, size_t reqlen, char *out, size_t cap)
     }
 #undef IS
     return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
-}
-
-/* ---- the service: one loop, one server, replies now or from a timer ---- */
-
-static uds_loop *loop;
-static uds_server *server;
-static unsigned shutdown_ms = 5000;
-
-/* A "sleep" request waiting for its timer; listed so exit can drop it. */
-struct sleeper {
-    struct sleeper *next, **pprev;
-    uds_req *req;
-    unsigned ms;
-    int64_t timer;
-};
-static struct sleeper *sleepers;
-
-static void unlist(struct sleeper *z)
-{
-    if (z->next)
-        z->next->pprev = z->pprev;
-    *z->pprev = z->next;
-}
-
-/* The timer fired: answer now. Replies still go out in request order. */
-static void on_sleep_done(uds_loop *l, uint64_t id, void *arg)
-{
-    struct sleeper *z = arg;
-    char out[64];
-    int n = snprintf(out, sizeof(out), "slept %u ms", z->ms);
-    uds_req_reply(z->req, out, (size_t)n); /* UDS_ECLOSED if the client left: fine */
-    unlist(z);
-    free(z);
-}
-
-/* Answers "sleep MS" later: the request stays open while others are served. */
-static void start_sleep(uds_req *req, const char *args)
-{
-    char *end;
-    unsigned long ms = strtoul(args, &end, 10);
-    struct sleeper *z = NULL;
-    if (end == args || *end || ms > 10000 || !(z = calloc(1, sizeof(*z)))) {
-        const char *e = "error: sleep needs milliseconds, 0 to 10000";
-        uds_req_reply(req, e, strlen(e));
-        return;
-    }
-    z->req = req;
-    z->ms = (unsigned)ms;
-    if ((z->timer = uds_loop_timer(loop, ms, on_sleep_done, z)) < 0) {
-        uds_req_reply(req, "error: no timer", 15);
-        free(z);
-        return;
-    }
-    z->next = sleepers;
-    if (sleepers)
-        sleepers->pprev = &z->next;
-    z->pprev = &sleepers;
-    sleepers = z;
-}
-
-/* One request: compute, reply. msg is only valid during this call. */
-static void on_request(uds_server *s, uds_req *req, const void *msg, size_t len, void *arg)
-{
-    char *text = malloc(len + 1), *out = malloc(64 + 8 * len);
-    if (!text || !out) {
-        free(text);
-        free(out);
-        uds_req_close(req); /* cannot even say why: hang up */
-        return;
-    }
-    memcpy(text, msg, len);
-    text[len] = '\0';
-    if (!strncmp(text, "sleep", 5) && (text[5] == ' ' || text[5] == '\0'))
-        start_sleep(req, text + 5 + (text[5] == ' '));
-    else
-        uds_req_reply(req, out, calc(text, len, out, 64 + 8 * len));
-    free(text);
-    free(out);
-}
-
-static void on_log(void *arg, int level, const char *text)
-{
-    if (level <= UDS_LOG_INFO)
-        fprintf(stderr, "calc_server: %s\n", text);
-}
-
-static void on_stopped(uds_server *s, void *arg) { uds_loop_stop(loop); }
-
-/* First SIGTERM/SIGINT: finish what is in flight; a second one: stop now. */
-static void on_signal(uds_loop *l, int signo, void *arg)
-{
-    static int stopping;
-    fprintf(stderr, "calc_server: %s, %s\n", strsignal(signo),
-            stopping ? "stopping now" : "finishing requests in flight");
-    if (stopping++) {
-        uds_loop_stop(l);
-        return;
-    }
-    uds_notify_stopping();
-    uds_server_shutdown(server, shutdown_ms, on_stopped, NULL);
-}
-
-/* Serves the sockets a service manager passed; returns how many, or -1. */
-static int adopt_inherited(void)
-{
-    uds_activation act;
-    int r = uds_activation_get(&act, UDS_ACT_UNSET_ENV);
-    if (r < 0) {
-        fprintf(stderr, "calc_server: LISTEN_FDS: %s\n", uds_strerror(r));
-        return -1;
-    }
-    for (int i = 0; i < act.count; i++) {
-        int fd = UDS_LISTEN_FDS_START + i;
-        r = uds_socket_check(fd, UDS_STREAM, 0, 1);
-        if (r == -EPROTOTYPE)
-            r = uds_socket_check(fd, UDS_SEQPACKET, 0, 1);
-        if (r == 0)
-            r = uds_server_adopt(server, fd); /* never unlinks its path */
-        if (r < 0) {
-            fprintf(stderr, "calc_server: inherited fd %d (%s): %s (need a listening stream "
-                    "or seqpacket socket)\n", fd, act.names[i], uds_strerror(r));
-            uds_activation_free(&act);
-            return -1;
-        }
-    }
-    r = act.count;
-    uds_activation_free(&act);
-    return r;
-}
-
-static int usage(void)
-{
-    fprintf(stderr, "usage: calc_server [ADDR] [--line] [--ready-fd N] [--max-conns N]\n"
-                    "         [--msg-timeout MS] [--idle-timeout MS] [--shutdown-ms MS]\n");
-    return 2;
-}
-
-int main(int argc, char **argv)
-{
-    uds_server_opts o = {.framing = UDS_FRAME_LEN32, .log = on_log};
-    const char *addr_text = NULL;
-    unsigned ready_fd = (unsigned)-1, *opt;
-    int r;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--line")) {
-            o.framing = UDS_FRAME_LINE;
-            continue;
-        }
-        if (!strcmp(a, "--ready-fd"))
-            opt = &ready_fd;
-        else if (!strcmp(a, "--max-conns"))
-            opt = &o.max_conns;
-        else if (!strcmp(a, "--msg-timeout"))
-            opt = &o.msg_timeout_ms;
-        else if (!strcmp(a, "--idle-timeout"))
-            opt = &o.idle_timeout_ms;
-        else if (!strcmp(a, "--shutdown-ms"))
-            opt = &shutdown_ms;
-        else if (a[0] != '-' && !addr_text) {
-            addr_text = a;
-            continue;
-        } else
-            return usage();
-        if (++i == argc)
-            return usage();
-        *opt = (unsigned)strtoul(argv[i], NULL, 10);
-    }
-
-    if ((r = uds_loop_new(&loop)) < 0 ||
-        (r = uds_server_new(&server, loop, &o, on_request, NULL)) < 0) {
-        fprintf(stderr, "calc_server: %s\n", uds_strerror(r));
-        return 1;
-    }
-    int inherited = adopt_inherited();
-    if (inherited < 0)
-        return 1;
-    if (inherited == 0) {
-        uds_addr addr;
-        if (!addr_text)
-            return usage();
-        if ((r = uds_addr_parse(&addr, addr_text)) < 0 ||
-            (r = uds_server_listen(server, &addr, NULL)) < 0) {
-            fprintf(stderr, "calc_server: listen %s: %s\n", addr_text, uds_strerror(r));
-            return 1;
-        }
-    }
-    if ((r = uds_loop_signal(loop, SIGTERM, on_signal, NULL)) < 0 ||
-        (r = uds_loop_signal(loop, SIGINT, on_signal, NULL)) < 0) {
-        fprintf(stderr, "calc_server: signals: %s\n", uds_strerror(r));
-        return 1;
-    }
-
-    uds_addr bound;
-    char name[UDS_ADDR_STRLEN] = "?";
-    if (uds_server_addr(server, &bound) == 0)
-        uds_addr_format(&bound, name, sizeof(name));
-    fprintf(stderr, "calc_server: serving on %s%s\n", name, inherited ? " (inherited)" : "");
-    uds_notify_ready();
-    if (ready_fd != (unsigned)-1 && (r = uds_ready_fd((int)ready_fd)) < 0)
-        fprintf(stderr, "calc_server: --ready-fd %u: %s\n", ready_fd, uds_strerror(r));
-
-    r = uds_loop_run(loop);
-
-    uds_server_free(server); /* socket file removed if it is ours */
-    while (sleepers) {       /* a second signal cut "sleep"s short */
-        struct sleeper *z = sleepers;
-        uds_loop_timer_cancel(loop, (uint64_t)z->timer);
-        uds_req_drop(z->req);
-        unlist(z);
-        free(z);
-    }
-    uds_loop_free(loop);
-    return r < 0 ? 1 : 0;
 }

@@ -110,7 +110,9 @@ got=$(printf 'sum 40 2\nupper ok\n' | socat -t 5 - UNIX-CONNECT:"$L")
 [ "$got" = "$(printf '42\nOK')" ] || fail "--line via socat: '$got'"
 got=$("$cli" --line "$L" "sort 3 2 1")
 [ "$got" = "1 2 3" ] || fail "--line client: '$got'"
-kill -TERM "$last"; wait "$last"
+kill -INT "$last"
+wait "$last" || fail "calc_server exit status $? after SIGINT"
+[ ! -e "$L" ] || fail "socket file left after SIGINT"
 
 # 6. socket activation: serves the inherited socket, never unlinks it
 if command -v systemd-socket-activate >/dev/null; then
