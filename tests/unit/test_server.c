@@ -469,6 +469,20 @@ static void test_bad_header(void **state)
     free(dir);
 }
 
+/* n requests "B<size>" in one write: the server may drop us right after */
+static void send_big_reqs(int fd, int n, int size)
+{
+    char *wire = malloc((size_t)n * 32), req[24];
+    size_t off = 0;
+    uds_framer f = {UDS_FRAME_LEN32, 0};
+    for (int i = 0; i < n; i++) {
+        int k = snprintf(req, sizeof(req), "B%d", size);
+        off += (size_t)uds_frame_encode(&f, req, (size_t)k, wire + off, 32);
+    }
+    assert_int_equal(uds_write_all(fd, wire, off), (ssize_t)off);
+    free(wire);
+}
+
 static void test_slow_reader(void **state)
 {
     (void)state;
@@ -484,15 +498,7 @@ static void test_slow_reader(void **state)
     /* 200 requests for 100 KiB each, never read: 20 MB if nothing held back */
     int slow = raw_connect(v);
     uds_set_bufsizes(slow, 0, 4096);
-    char req[64];
-    uint8_t hdr[4];
-    uds_framer f = {UDS_FRAME_LEN32, 0};
-    for (int i = 0; i < 200; i++) {
-        int n = snprintf(req, sizeof(req), "B%d", 100 * 1024);
-        uds_frame_header(&f, (size_t)n, hdr);
-        assert_int_equal(write(slow, hdr, 4), 4);
-        assert_int_equal(write(slow, req, (size_t)n), n);
-    }
+    send_big_reqs(slow, 200, 100 * 1024);
     /* the good client is served throughout */
     uint64_t t0 = tu_now_ms();
     int calls = 0;
@@ -506,10 +512,7 @@ static void test_slow_reader(void **state)
     close(slow);
     /* and the hard cap: one reply bigger than out_cap drops at once */
     int greedy = raw_connect(v);
-    int n = snprintf(req, sizeof(req), "B%d", 2 * 1024 * 1024);
-    uds_frame_header(&f, (size_t)n, hdr);
-    assert_int_equal(write(greedy, hdr, 4), 4);
-    assert_int_equal(write(greedy, req, (size_t)n), n);
+    send_big_reqs(greedy, 1, 2 * 1024 * 1024);
     assert_true(ends_within(greedy, 2000));
     close(greedy);
     good_call(v, good);
@@ -532,15 +535,7 @@ static void test_slow_reader_cap(void **state)
     o.send_timeout_ms = 200;
     struct srv *v = srv_start(tu_path(dir, "q.sock"), UDS_STREAM, &o);
     int slow = raw_connect(v);
-    char req[64];
-    uint8_t hdr[4];
-    uds_framer f = {UDS_FRAME_LEN32, 0};
-    for (int i = 0; i < 100; i++) {
-        int n = snprintf(req, sizeof(req), "B%d", 50 * 1024);
-        uds_frame_header(&f, (size_t)n, hdr);
-        assert_int_equal(write(slow, hdr, 4), 4);
-        assert_int_equal(write(slow, req, (size_t)n), n);
-    }
+    send_big_reqs(slow, 100, 50 * 1024);
     usleep(700000); /* not reading: the stall must be seen */
     assert_true(ends_within(slow, 3000));
     close(slow);
@@ -746,11 +741,15 @@ static void test_graceful_shutdown(void **state)
     for (int i = 0; i < 10; i++)
         assert_int_equal(uds_client_send(c, i % 2 ? "Sx" : "Dy", 2), 0);
     assert_int_equal(uds_client_flush(c, 1000), 0);
-    usleep(50000); /* let them arrive */
-    srv_ctl(v, 's');
+    /* all 10 left in one send, so the server read them in one recv: the
+       first answer (1 ms) proves they are all in, the 'S' ones in flight */
     void *resp;
     size_t rl;
-    for (int i = 0; i < 10; i++) {
+    assert_int_equal(uds_client_recv(c, &resp, &rl, 3000), 0);
+    assert_memory_equal(resp, "Dy", 2);
+    free(resp);
+    srv_ctl(v, 's');
+    for (int i = 1; i < 10; i++) {
         assert_int_equal(uds_client_recv(c, &resp, &rl, 3000), 0);
         assert_memory_equal(resp, i % 2 ? "Sx" : "Dy", 2);
         free(resp);
@@ -1007,7 +1006,7 @@ static void test_peer_killed(void **state)
     good_call(v, good);
     /* the server sees every EOF; fds come back to where they were */
     int fds = -1;
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 300; i++) {
         fds = tu_count_fds();
         if (fds == fds0)
             break;
@@ -1154,11 +1153,15 @@ static void sigterm_case(int adopt)
     for (int i = 0; i < 10; i++)
         assert_int_equal(uds_client_send(cl, i % 2 ? "Sslow" : "Dfast", 5), 0);
     assert_int_equal(uds_client_flush(cl, 1000), 0);
-    usleep(50000); /* received, and most still unanswered (300 ms) */
-    assert_int_equal(kill(pid, SIGTERM), 0);
+    /* one send, one recv on the server: the first answer (1 ms) says all
+       10 are in; the 'S' ones (300 ms) are still in flight */
     void *resp;
     size_t rl;
-    for (int i = 0; i < 10; i++) {
+    assert_int_equal(uds_client_recv(cl, &resp, &rl, 3000), 0);
+    assert_memory_equal(resp, "Dfast", 5);
+    free(resp);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    for (int i = 1; i < 10; i++) {
         assert_int_equal(uds_client_recv(cl, &resp, &rl, 3000), 0);
         assert_memory_equal(resp, i % 2 ? "Sslow" : "Dfast", 5);
         free(resp);
