@@ -68,9 +68,6 @@ int main(int argc, char **argv)
         perror("raw_dgram: bind");
         return 1;
     }
-    int p[2];
-    if (pipe(p) < 0)
-        return 1;
     pid_t pid = fork();
     if (pid == 0) { /* receiver */
         pin(cs);
@@ -126,12 +123,12 @@ int main(int argc, char **argv)
     uint64_t end = now_ns() + (uint64_t)(secs * 1e9);
     while (now_ns() < end) {
         if (batch > 1) {
-            if (sendmmsg(sfd, mm, batch, 0) < 0 && errno != EINTR)
+            if (sendmmsg(sfd, mm, batch, MSG_NOSIGNAL) < 0 && errno != EINTR)
                 break;
-        } else if (send(sfd, buf, size, 0) < 0 && errno != EINTR)
+        } else if (send(sfd, buf, size, MSG_NOSIGNAL) < 0 && errno != EINTR)
             break;
     }
-    send(sfd, buf, 1, 0);
+    send(sfd, buf, 1, MSG_NOSIGNAL);
     waitpid(pid, NULL, 0);
     unlink(sa.sun_path);
     rmdir(dir);

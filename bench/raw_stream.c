@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -149,7 +150,7 @@ int main(int argc, char **argv)
         bufs(sv[0], sockbuf);
         bufs(sv[1], sockbuf);
         int p[2];
-        if (pipe(p) < 0)
+        if (pipe2(p, O_CLOEXEC) < 0)
             return 1;
         pid_t pid = fork();
         if (pid == 0) {

@@ -29,6 +29,8 @@ enum bench_mode {
 };
 
 #define BENCH_MAGIC 0x42534455u /* "UDSB" little-endian */
+#define BENCH_MAX_SIZE (64u << 20) /* largest message a bench server accepts */
+#define BENCH_MAX_CLIENTS 100000u
 
 /* Host byte order: both ends are on this machine (unix or loopback). */
 typedef struct bench_hello {

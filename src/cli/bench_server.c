@@ -99,6 +99,9 @@ uint64_t bench_rss(void)
 
 /* ---- stream / seqpacket sessions ---------------------------------------- */
 
+static int wait_readable(int fd, int ms);
+static int hello_ok(const bench_hello *h);
+
 /* Echo size-byte messages until EOF (the pingpong session). */
 static void serve_pingpong(int c, const bench_hello *h, uint64_t spin_ns, int seqpacket)
 {
@@ -203,9 +206,13 @@ static void serve_rr(int lfd, int first, const bench_hello *h, const bench_srv_o
                      uint64_t spin_ns)
 {
     size_t n = h->clients ? h->clients : 1, size = h->size ? h->size : 1;
+    /* room for the pipeline, within bounds: a larger backlog simply waits
+       in the kernel's socket buffer */
     size_t cap = size * (h->pipeline ? h->pipeline : 1);
-    if (cap < 65536)
-        cap = 65536;
+    if (cap > (1u << 20))
+        cap = 1u << 20;
+    if (cap < 4096)
+        cap = 4096;
     if (cap < size)
         cap = size;
     rr_conn *cs = calloc(n, sizeof(*cs));
@@ -220,7 +227,8 @@ static void serve_rr(int lfd, int first, const bench_hello *h, const bench_srv_o
             if (fd < 0)
                 break;
             bench_hello hh;
-            if (bench_recv_exact(fd, &hh, sizeof(hh), 0) != sizeof(hh) || hh.magic != BENCH_MAGIC) {
+            if (!wait_readable(fd, 10000) ||
+                bench_recv_exact(fd, &hh, sizeof(hh), 0) != sizeof(hh) || !hello_ok(&hh)) {
                 close(fd);
                 break;
             }
@@ -371,6 +379,14 @@ static int wait_readable(int fd, int ms)
     return r > 0;
 }
 
+/* A peer's hello is checked before anything is allocated from it. */
+static int hello_ok(const bench_hello *h)
+{
+    return h->magic == BENCH_MAGIC && h->size <= BENCH_MAX_SIZE &&
+           h->clients <= BENCH_MAX_CLIENTS && h->pipeline <= 65536 && h->batch <= 1024 &&
+           h->spin_us <= 10000000;
+}
+
 static int serve_stream_listener(uds_listener *l, const bench_srv_opts *o)
 {
     int tcp = l->addr.kind == UDS_ADDR_TCP;
@@ -389,7 +405,7 @@ static int serve_stream_listener(uds_listener *l, const bench_srv_opts *o)
         bench_hello h;
         /* a silent connection must not hang the server forever */
         if (!wait_readable(c, 10000) || bench_recv_exact(c, &h, sizeof(h), 0) != sizeof(h) ||
-            h.magic != BENCH_MAGIC) {
+            !hello_ok(&h)) {
             close(c);
             continue;
         }
@@ -480,6 +496,8 @@ static int serve_dgram(uds_listener *l, const bench_srv_opts *o)
             continue; /* a stray datagram from an earlier burst */
         bench_hello h;
         memcpy(&h, buf, sizeof(h));
+        if (!hello_ok(&h))
+            continue;
         struct sockaddr_storage peer = ss;
         socklen_t peerlen = sl;
         uint64_t spin_ns = (uint64_t)(o->spin_us > 0 ? (unsigned)o->spin_us : h.spin_us) * 1000u;
@@ -498,6 +516,8 @@ static int serve_dgram(uds_listener *l, const bench_srv_opts *o)
             if (b > 1024)
                 b = 1024;
             size_t each = h.size > sizeof(h) ? h.size : sizeof(h);
+            if (each > cap)
+                each = cap; /* longer datagrams are truncated, still counted */
             if (each * b > cap)
                 b = (unsigned)(cap / each);
             if (b < 1)

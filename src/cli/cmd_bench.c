@@ -55,7 +55,6 @@ typedef struct bench_opts {
     int fmt;
 } bench_opts;
 
-static const char zeros_src[1] = {0};
 static char *zeros;            /* a large zero buffer to send from */
 static size_t zeros_len;
 
@@ -434,7 +433,7 @@ static void run_rr(const uds_addr *a, int type, size_t size, const bench_opts *o
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
     uint64_t t0 = bench_now_ns(), now = t0, ops = 0, issued_stop = 0, inflight = 0;
-    uint64_t tstart = t0, warm = (uint64_t)o->warmup * (n < 100 ? 1 : 1);
+    uint64_t tstart = t0, warm = (uint64_t)o->warmup;
     int issue = 1;
     for (unsigned i = 0; i < n; i++) {
         if (rr_pump(&cs[i], ep, i, size, depth, 1, msgsock) < 0) {
@@ -1240,7 +1239,6 @@ int cmd_bench(int argc, char **argv)
     zeros = calloc(1, zeros_len);
     if (!zeros)
         cli_die(CLI_FAIL, "bench: out of memory");
-    (void)zeros_src;
 
     bench_out_begin(o.fmt, argline);
     int rc = CLI_OK;
