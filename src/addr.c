@@ -208,6 +208,8 @@ int uds_addr_format(const uds_addr *a, char *buf, size_t size)
         break;
     }
     case UDS_ADDR_ABSTRACT: {
+        if (a->len <= UDS__SUN_OFF || a->len > sizeof(struct sockaddr_un))
+            return -EINVAL; /* a hand-made value with an impossible length */
         size_t n = a->len - UDS__SUN_OFF - 1;
         put(buf, size, &pos, "@");
         for (size_t i = 0; i < n; i++) {
@@ -265,6 +267,10 @@ int uds_addr_from_sockaddr(uds_addr *out, const struct sockaddr *sa,
     out->len = len;
     switch (sa->sa_family) {
     case AF_UNIX:
+        if (len > sizeof(struct sockaddr_un)) {
+            memset(out, 0, sizeof(*out));
+            return -EINVAL; /* longer than any name the kernel can hold */
+        }
         if (len <= UDS__SUN_OFF) {
             out->kind = UDS_ADDR_UNNAMED;
         } else if (out->u.un.sun_path[0] == '\0') {
@@ -281,6 +287,11 @@ int uds_addr_from_sockaddr(uds_addr *out, const struct sockaddr *sa,
         return 0;
     case AF_INET:
     case AF_INET6:
+        if (len < (sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                            : sizeof(struct sockaddr_in6))) {
+            memset(out, 0, sizeof(*out));
+            return -EINVAL; /* too short to hold the address it claims */
+        }
         out->kind = socktype == SOCK_DGRAM ? UDS_ADDR_UDP : UDS_ADDR_TCP;
         return 0;
     default:

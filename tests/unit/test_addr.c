@@ -266,6 +266,19 @@ static void test_from_sockaddr(void **state)
     assert_int_equal(uds_addr_from_sockaddr(&a, (struct sockaddr *)&sin, sizeof(sin), SOCK_STREAM), 0);
     assert_int_equal(a.kind, UDS_ADDR_TCP);
 
+    /* lengths no kernel returns: refused, not read past (found by fuzz_addr) */
+    struct sockaddr_storage ss;
+    memset(&ss, 0xff, sizeof(ss));
+    ss.ss_family = AF_UNIX;
+    ((struct sockaddr_un *)&ss)->sun_path[0] = '\0';
+    assert_int_equal(uds_addr_from_sockaddr(&a, (struct sockaddr *)&ss, sizeof(ss), SOCK_DGRAM), -EINVAL);
+    assert_int_equal(a.kind, UDS_ADDR_NONE);
+    assert_int_equal(uds_addr_from_sockaddr(&a, (struct sockaddr *)&sin, 4, SOCK_STREAM), -EINVAL);
+    memset(&a, 0, sizeof(a));
+    a.kind = UDS_ADDR_ABSTRACT;
+    a.len = sizeof(ss);
+    assert_int_equal(uds_addr_format(&a, buf, sizeof(buf)), -EINVAL);
+
     /* an unknown family */
     struct sockaddr sa;
     memset(&sa, 0, sizeof(sa));
