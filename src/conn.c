@@ -295,7 +295,9 @@ static void io_cb(uds_loop *loop, int fd, unsigned events, void *arg)
     (void)loop;
     (void)fd;
     uds_conn *c = arg;
-    if ((events & (UDS_EV_WRITE | UDS_EV_ERROR)) && c->out.bytes > 0) {
+    /* HUP too: a hung-up peer with only EV_WRITE asked must end in EPIPE
+       here, not be reported again and again by a level-triggered loop */
+    if ((events & (UDS_EV_WRITE | UDS_EV_ERROR | UDS_EV_HUP)) && c->out.bytes > 0) {
         c->write_blocked = 0;
         do_flush(c);
     }
