@@ -123,5 +123,30 @@ wait_sock "$P"
 r=$(printf seq-data | timeout 10 "$U" connect --type seqpacket "$P") || fail "seqpacket vs socat"
 [ "$r" = seq-reply ] && [ "$(cat "$T/r8")" = seq-data ] || fail "seqpacket vs socat: '$r'"
 ok "seqpacket listen/connect both ways, and connect vs socat socktype=5"
+# message boundaries: each chunk of connect's stdin is one message (checked by
+# a Python peer that records the size of every message it receives)
+if command -v python3 > /dev/null; then
+    rm -f "$P"
+    bg timeout 10 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept()
+sizes = []
+while True:
+    m = c.recv(1 << 20)
+    if not m: break
+    sizes.append(str(len(m)))
+for m in (b"a", b"bb", b"ccc"): c.send(m)
+open(sys.argv[2], "w").write(" ".join(sizes))
+' "$P" "$T/sizes"
+    spid=$LAST
+    wait_sock "$P"
+    r=$( (printf 12345; sleep 0.5; printf 1234567; sleep 0.5; printf 123) | timeout 10 "$U" connect --type seqpacket "$P") ||
+        fail "seqpacket vs python: status $?"
+    wait "$spid"
+    [ "$(cat "$T/sizes")" = "5 7 3" ] && [ "$r" = abbccc ] || fail "seqpacket boundaries: sizes '$(cat "$T/sizes")', got '$r'"
+    ok "seqpacket: one message per stdin chunk (sizes 5 7 3 seen by the peer)"
+fi
 err=$(timeout 5 "$U" connect "$P.none" --type seqpacket 2>&1 < /dev/null); [ $? = 1 ] || fail "seqpacket missing"
 echo "all passed"
