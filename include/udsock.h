@@ -976,12 +976,14 @@ int uds_activation_listener(const uds_activation *a, uds_listener *l,
  * NOTIFY_SOCKET variable, a path ("/run/...") or an abstract name ("@...").
  * state is newline-separated KEY=VALUE lines: "READY=1", "STOPPING=1",
  * "RELOADING=1", "STATUS=serving 12 clients", "MAINPID=...".
- * The socket used is CLOEXEC and closed again; the send uses MSG_NOSIGNAL.
+ * The socket used is CLOEXEC and closed again; the send uses MSG_NOSIGNAL
+ * and waits at most 1 s for room if the manager's socket is full.
  * Returns 1 if sent, 0 if NOTIFY_SOCKET is not set (nothing to do: not
  * running under a manager that wants it), or:
  *   -EINVAL        state NULL/empty, or NOTIFY_SOCKET empty
  *   -EAFNOSUPPORT  NOTIFY_SOCKET is neither a path nor @name (e.g. vsock:)
  *   -ENAMETOOLONG  the name does not fit in sun_path
+ *   -EAGAIN        the manager's socket stayed full for 1 s
  *   -errno of socket()/sendmsg() (-ECONNREFUSED if nobody listens there)
  */
 int uds_notify(const char *state);

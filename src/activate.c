@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* Parses a whole string of decimal digits into *out; -EINVAL otherwise. */
@@ -201,6 +202,9 @@ int uds_activation_listener(const uds_activation *a, uds_listener *l, const char
 
 /* ---- readiness ---------------------------------------------------------- */
 
+/* Longest uds_notify() waits for room in a full notification socket. */
+#define NOTIFY_TIMEOUT_MS 1000
+
 /*
  * Turns NOTIFY_SOCKET's value into a sockaddr_un. A path keeps its NUL
  * (length counted without it, as the kernel accepts); "@name" becomes an
@@ -239,8 +243,11 @@ int uds_notify(const char *state)
     int fd = uds__socket(AF_UNIX, SOCK_DGRAM, 0);
     if (fd < 0)
         return fd;
+    /* a manager that stopped reading must not hang us forever */
+    struct timeval tmo = {NOTIFY_TIMEOUT_MS / 1000, (NOTIFY_TIMEOUT_MS % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
     ssize_t n = UDS__RETRY(sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&un, len));
-    r = n < 0 ? uds__err() : 1;
+    r = n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : 1;
     close(fd);
     return r;
 }

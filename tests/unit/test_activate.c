@@ -375,6 +375,43 @@ static void test_notify_path(void **state)
     free(dir);
 }
 
+/* A manager that stopped reading: -EAGAIN after about a second, no hang. */
+static void test_notify_full(void **state)
+{
+    (void)state;
+    clear_env();
+    char *dir = tu_tmpdir();
+    assert_non_null(dir);
+    const char *path = tu_path(dir, "full");
+    int m = manager_socket(path);
+    uds_addr a;
+    assert_int_equal(uds_addr_parse(&a, path), 0);
+    /* Fill its queue (net.unix.max_dgram_qlen datagrams). A sender's own
+       buffer may run out first, so fresh senders go on until one cannot
+       send even its first datagram: then the receiver is full. */
+    int senders[64], ns = 0, queued = 0, sent;
+    do {
+        assert_true(ns < 64);
+        senders[ns] = uds_dgram_socket(AF_UNIX, UDS_NONBLOCK);
+        assert_true(senders[ns] >= 0);
+        for (sent = 0; sent < 100000 && uds_sendto(senders[ns], "x", 1, &a) == 1; sent++)
+            queued++;
+        ns++;
+    } while (sent > 0);
+    assert_true(queued > 0);
+    setenv("NOTIFY_SOCKET", path, 1);
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(uds_notify_ready(), -EAGAIN);
+    uint64_t dt = tu_now_ms() - t0;
+    assert_true(dt >= 900 && dt < 5000);
+    for (int i = 0; i < ns; i++)
+        close(senders[i]);
+    close(m);
+    clear_env();
+    tu_rmtree(dir);
+    free(dir);
+}
+
 static void test_notify_abstract(void **state)
 {
     (void)state;
@@ -427,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_names_and_bad_fd),
         cmocka_unit_test(test_socket_check),
         cmocka_unit_test(test_notify_path),
+        cmocka_unit_test(test_notify_full),
         cmocka_unit_test(test_notify_abstract),
         cmocka_unit_test(test_ready_fd),
     };
