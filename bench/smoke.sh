@@ -18,4 +18,4 @@ echo "== request/response: 1x1, 1x64 pipelined, 100 clients x 4"
 "$u" bench rr -d 1 -c 100 -P 4 | tail -n +3
 echo "== connections and datagrams"
 "$u" bench connect -d 1 | tail -n +2
-"$u" bench dgram -d 1 | tail -n +2
+"$u" bench dgram -d 1 | tail -n +3
