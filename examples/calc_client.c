@@ -1,9 +1,9 @@
 /*
- * calc_client [--line] [--pipeline] [--timeout MS] ADDR [REQUEST...]
+ * calc_client [--line|--seqpacket] [--pipeline] [--timeout MS] ADDR [REQUEST...]
  * Sends each REQUEST (or, without any, each line of stdin) to calc_server
  * and prints each result on its own line, in order.
  *   calc_client /tmp/calc.sock "sum 1 2 3" "expr (1+2)*3"
- *   printf 'sort 3 1 2\nupper hi\n' | calc_client /tmp/calc.sock --pipeline
+ *   printf 'sort 3 1 2\nupper hi\n' | calc_client --pipeline /tmp/calc.sock
  * Default: one request, wait for its answer, next (uds_client_call).
  * --pipeline: send them all, then read all the answers (uds_client_send +
  * uds_client_recv): one round trip instead of one per request.
@@ -42,6 +42,8 @@ int main(int argc, char **argv)
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         if (!strcmp(argv[i], "--line"))
             o.framing = UDS_FRAME_LINE;
+        else if (!strcmp(argv[i], "--seqpacket"))
+            o.type = UDS_SEQPACKET; /* one message per packet, no framing */
         else if (!strcmp(argv[i], "--pipeline"))
             pipeline = 1;
         else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
@@ -50,7 +52,8 @@ int main(int argc, char **argv)
             break;
     }
     if (i >= argc || argv[i][0] == '-') {
-        fprintf(stderr, "usage: calc_client [--line] [--pipeline] [--timeout MS] ADDR [REQUEST...]\n");
+        fprintf(stderr, "usage: calc_client [--line|--seqpacket] [--pipeline] [--timeout MS] ADDR "
+                        "[REQUEST...]\n");
         return 2;
     }
     const char *addr_text = argv[i];

@@ -16,6 +16,7 @@
  *
  * Options:
  *   --line               newline-delimited messages instead of LEN32
+ *   --seqpacket          a SOCK_SEQPACKET socket: one message per packet
  *   --ready-fd N         write "\n" to fd N once serving, then close it
  *   --max-conns N        refuse connections beyond N
  *   --msg-timeout MS     drop a client whose message is not complete in MS
@@ -168,7 +169,7 @@ static int adopt_inherited(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: calc_server [ADDR] [--line] [--ready-fd N] [--max-conns N]\n"
+    fprintf(stderr, "usage: calc_server [ADDR] [--line|--seqpacket] [--ready-fd N] [--max-conns N]\n"
                     "         [--msg-timeout MS] [--idle-timeout MS] [--shutdown-ms MS]\n");
     return 2;
 }
@@ -176,6 +177,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     uds_server_opts o = {.framing = UDS_FRAME_LEN32, .log = on_log};
+    uds_listen_opts lo = {.type = 0}; /* 0: from the address (stream) */
     const char *addr_text = NULL;
     unsigned ready_fd = (unsigned)-1, *opt;
     int r;
@@ -183,6 +185,10 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--line")) {
             o.framing = UDS_FRAME_LINE;
+            continue;
+        }
+        if (!strcmp(a, "--seqpacket")) {
+            lo.type = UDS_SEQPACKET;
             continue;
         }
         if (!strcmp(a, "--ready-fd"))
@@ -221,7 +227,7 @@ int main(int argc, char **argv)
             goto out;
         }
         if ((r = uds_addr_parse(&addr, addr_text)) < 0 ||
-            (r = uds_server_listen(server, &addr, NULL)) < 0) {
+            (r = uds_server_listen(server, &addr, &lo)) < 0) {
             fprintf(stderr, "calc_server: listen %s: %s\n", addr_text, uds_strerror(r));
             goto out;
         }

@@ -3,7 +3,7 @@
 #   - every command answers correctly, bad input gets "error: ..." (exit 1)
 #   - --pipeline: 1000 requests, answers all there and in order
 #   - one thread serves 20 concurrent slow requests at once (not one by one)
-#   - --line mode talks to socat
+#   - --line mode talks to socat; seqpacket and TCP work the same
 #   - SIGTERM with requests in flight: all answered, socket file removed
 #   - socket-activated by systemd-socket-activate: serves, file kept at exit
 # uds-test-timeout: 90
@@ -113,6 +113,19 @@ got=$("$cli" --line "$L" "sort 3 2 1")
 kill -INT "$last"
 wait "$last" || fail "calc_server exit status $? after SIGINT"
 [ ! -e "$L" ] || fail "socket file left after SIGINT"
+
+# 5b. the same service over SOCK_SEQPACKET and over TCP
+Q=$d/seq.sock
+start seq "$Q" --seqpacket
+got=$("$cli" --seqpacket --pipeline "$Q" "sum 1 2" "upper seq")
+[ "$got" = "$(printf '3\nSEQ')" ] || fail "seqpacket: '$got'"
+kill -TERM "$last"; wait "$last" || fail "seqpacket calc_server exit status $?"
+start tcp "tcp:127.0.0.1:0"
+port=$(sed -n 's/.*serving on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$d/tcp.err")
+[ -n "$port" ] || fail "tcp: no port in the start message"
+got=$("$cli" "tcp:127.0.0.1:$port" "expr 2*(3+4)")
+[ "$got" = 14 ] || fail "tcp: '$got'"
+kill -TERM "$last"; wait "$last" || fail "tcp calc_server exit status $?"
 
 # 6. socket activation: serves the inherited socket, never unlinks it
 if command -v systemd-socket-activate >/dev/null; then
