@@ -23,7 +23,7 @@ echo "udsock: starting $server on $sock (Ctrl-C to stop)"
 case $server in
 calc_server)
   echo "  talk to it:  $build/examples/calc_client $sock 'sum 1 2 3' 'expr (1+2)*3'"
-  echo "          or:  printf 'sort 3 1 2\\nupper hi\\n' | $build/examples/calc_client $sock" ;;
+  printf '%s\n' "          or:  printf 'sort 3 1 2\\nupper hi\\n' | $build/examples/calc_client $sock" ;;
 *)
   echo "  talk to it:  $build/examples/echo_client $sock"
   echo "          or:  echo hello | $build/examples/echo_client $sock" ;;
