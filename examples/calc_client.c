@@ -30,8 +30,12 @@ static void show(const char *resp, size_t len)
 
 static int fail(const char *what, int r)
 {
-    fprintf(stderr, "calc_client: %s: %s%s\n", what, uds_strerror(r),
-            r == -ENOENT || r == -ECONNREFUSED ? " (is calc_server running?)" : "");
+    const char *hint = "";
+    if (r == -ENOENT || r == -ECONNREFUSED)
+        hint = " (is calc_server running?)";
+    else if (r == UDS_ECLOSED || r == -ECONNRESET || r == -EPIPE)
+        hint = " (the server hung up: connection limit, timeout or shutdown?)";
+    fprintf(stderr, "calc_client: %s: %s%s\n", what, uds_strerror(r), hint);
     return 1;
 }
 
