@@ -73,7 +73,7 @@ void tu_fill(void *buf, size_t len, uint32_t seed)
 uint64_t tu_fnv(const void *buf, size_t len)
 {
     const unsigned char *p = buf;
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < len; i++) {
         h ^= p[i];
         h *= 1099511628211ull;
