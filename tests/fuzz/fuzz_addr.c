@@ -11,24 +11,55 @@
  */
 #include "udsock.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* tcp:/udp: text whose host part could make getaddrinfo() ask DNS. */
+/*
+ * tcp:/udp: text whose host part could make getaddrinfo() ask DNS: only
+ * hosts that are empty, "*", or numeric (IPv4 plain, IPv6 in brackets) are
+ * let through; the parser never resolves those.
+ */
 static int may_resolve(const char *s, size_t n)
 {
+    char host[300];
+    size_t hl;
     if (n < 4 || (memcmp(s, "tcp:", 4) != 0 && memcmp(s, "udp:", 4) != 0))
         return 0;
-    for (size_t i = 4; i < n; i++) {
-        char c = s[i];
-        int ok = (c >= '0' && c <= '9') || c == '.' || c == ':' || c == '[' ||
-                 c == ']' || c == '*' || (s[4] == '[' && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')));
-        if (!ok)
-            return 1;
+    s += 4;
+    n -= 4;
+    if (n > 0 && s[0] == '[') {
+        const char *rb = memchr(s, ']', n);
+        if (!rb)
+            return 0; /* refused before any lookup */
+        hl = (size_t)(rb - s - 1);
+        if (hl >= sizeof(host))
+            return 0;
+        memcpy(host, s + 1, hl);
+        host[hl] = '\0';
+        unsigned char a6[16];
+        return hl > 0 && inet_pton(AF_INET6, host, a6) != 1;
     }
-    return 0;
+    const char *colon = NULL;
+    for (size_t i = n; i > 0; i--)
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    if (!colon)
+        return 0;
+    hl = (size_t)(colon - s);
+    if (hl >= sizeof(host))
+        return 0;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    unsigned char a4[4], a6[16];
+    if (hl == 0 || strcmp(host, "*") == 0 || inet_pton(AF_INET, host, a4) == 1)
+        return 0;
+    /* a colon in an unbracketed host is refused by the parser; others resolve */
+    return memchr(host, ':', hl) == NULL || inet_pton(AF_INET6, host, a6) == 1;
 }
 
 static int printable_abstract(const uds_addr *a)
