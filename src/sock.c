@@ -236,9 +236,10 @@ static int settle_file(uds_listener *l, const uds_listen_opts *o)
         l->owns_path = 1;
         if (o && o->set_owner && fchownat(pfd, "", o->owner, o->group, AT_EMPTY_PATH) < 0)
             r = uds__err();
-        /* A default ACL on the directory overrides the umask: then set the
-           mode through the descriptor's /proc link, which names this very
-           inode (no path lookup an attacker could redirect). */
+        /* A default ACL on the directory is applied on top of the umask and
+           can take bits away: then set the mode through the descriptor's
+           /proc link, which names this very inode (no path lookup an
+           attacker could redirect). */
         if (r == 0 && o && o->mode && (st.st_mode & 07777) != (o->mode & 07777)) {
             char pp[64];
             snprintf(pp, sizeof(pp), "/proc/self/fd/%d", pfd);

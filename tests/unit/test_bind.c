@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static char *dir;
@@ -390,6 +391,50 @@ static void test_mode(void **state)
     uds_listener_close(&l);
 }
 
+/*
+ * A default ACL on the directory is applied by the kernel on top of the
+ * umask and can take bits away from the requested mode; the mode must still
+ * be exact. The ACL is written as the raw system.posix_acl_default xattr
+ * (no libacl needed): user::rwx group::--- other::---.
+ */
+static void test_mode_default_acl(void **state)
+{
+    (void)state;
+    struct {
+        uint32_t version;
+        struct {
+            uint16_t tag, perm;
+            uint32_t id;
+        } e[3];
+    } acl = {2, {{0x01, 7, 0xffffffffu}, {0x04, 0, 0xffffffffu}, {0x20, 0, 0xffffffffu}}};
+    const char *sub = tu_path(dir, "acl");
+    assert_int_equal(mkdir(sub, 0777), 0);
+    if (setxattr(sub, "system.posix_acl_default", &acl, sizeof(acl), 0) < 0) {
+        skip(); /* file system without POSIX ACLs */
+        return;
+    }
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/s.sock", sub);
+    /* first prove the ACL really takes bits away from a plain bind */
+    uds_addr a;
+    assert_int_equal(uds_addr_parse(&a, p), 0);
+    int d = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0);
+    assert_int_equal(bind(d, &a.u.sa, a.len), 0);
+    umask(old);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    close(d);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    uds_listener l;
+    uds_listen_opts o = {.mode = 0660};
+    assert_int_equal(uds_listen(&l, &a, &o), 0);
+    assert_int_equal(lstat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0660);
+    uds_listener_close(&l);
+}
+
 /* The mode is in place before listen(): a forked child races to connect. */
 static void test_mode_before_listen(void **state)
 {
@@ -639,6 +684,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mode_default_acl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_before_listen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_only_ours, setup, teardown),
