@@ -400,7 +400,13 @@ static size_t on_data(uds_conn *c, const void *data, size_t len, void *arg)
                  peer_name(uds_conn_fd(c), &sc->cred, who, sizeof(who)),
                  r == -EMSGSIZE ? "message too large" : "malformed length");
             s->st.dropped++;
-            uds_conn_close(c);
+            /* nothing after a bad header can be trusted: read no more, but
+               answer the good requests before it, then close */
+            sc->eof = 1;
+            sc->partial_ms = 0;
+            uds_conn_read_stop(c);
+            if (sc->inflight == 0)
+                uds_conn_end(c);
             return len;
         }
         if (r == 0) {
