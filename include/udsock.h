@@ -875,7 +875,8 @@ int uds_client_flush(uds_client *c, int timeout_ms);
 int uds_client_recv(uds_client *c, void **resp, size_t *resp_len,
                     int timeout_ms);
 
-/* Requests sent or queued whose responses have not been received yet. */
+/* Requests sent or queued whose responses have not been received yet
+   (not counting those abandoned by a timed-out uds_client_call). */
 size_t uds_client_pending(const uds_client *c);
 
 /* UDS_LOOP_API_END */

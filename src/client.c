@@ -124,7 +124,7 @@ void uds_client_close(uds_client *c)
 }
 
 int uds_client_fd(const uds_client *c) { return c->fd; }
-size_t uds_client_pending(const uds_client *c) { return c->pending; }
+size_t uds_client_pending(const uds_client *c) { return c->pending - c->skip; }
 
 /* Reads into `in`: what is there now (flags MSG_DONTWAIT), or waiting on a
    blocking socket (flags 0). 1 = got data, 0 = nothing (EAGAIN), or an
@@ -298,7 +298,7 @@ int uds_client_recv(uds_client *c, void **resp, size_t *resp_len, int timeout_ms
         return -EINVAL;
     if (c->err)
         return c->err;
-    if (c->pending == 0)
+    if (c->pending == c->skip) /* nothing anyone waits for */
         return -ENOMSG;
     int64_t dl = deadline_of(timeout_ms);
     int r = send_some(c);

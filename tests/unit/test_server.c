@@ -352,6 +352,9 @@ static void calls_on(const char *addr, int type)
     assert_int_equal(uds_client_call(c, "Sslow", 5, &resp, &rl, 100), -ETIMEDOUT);
     uint64_t dt = tu_now_ms() - t0;
     assert_true(dt >= 90 && dt < 1000); /* ETIMEDOUT itself says it did not wait for the reply */
+    /* the abandoned request is not waited for */
+    assert_int_equal(uds_client_pending(c), 0);
+    assert_int_equal(uds_client_recv(c, &resp, &rl, 1000), -ENOMSG);
     /* the late answer is skipped: the next call gets its own */
     assert_int_equal(uds_client_call(c, "Enext", 5, &resp, &rl, 2000), 0);
     assert_string_equal(resp, "Enext");
