@@ -67,6 +67,12 @@ ssize_t uds_send(int fd, const void *buf, size_t len)
     return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : n;
 }
 
+/*
+ * The progress lives in the caller's *done, not in the library, so an event
+ * loop can call this again with the same arguments whenever the fd is
+ * writable; a full socket is -EAGAIN (a state), everything else an error.
+ * uds_write_all is this same loop on a blocking fd.
+ */
 int uds_write_nb(int fd, const void *buf, size_t len, size_t *done)
 {
     int not_sock = 0;
@@ -154,6 +160,12 @@ ssize_t uds_read_exact(int fd, void *buf, size_t len)
 
 /* ---- ancillary data ----------------------------------------------------- */
 
+/*
+ * Builds the control buffer on the stack (a union keeps it aligned for
+ * cmsghdr) with room for the kernel's maximum of fds plus credentials, so a
+ * send never allocates. The limits are checked here, not left to the
+ * kernel, so the caller gets -EINVAL before anything is sent.
+ */
 ssize_t uds_sendmsg(int fd, const uds_msg *m)
 {
     if (!m || m->nfds > UDS_MAX_FDS || (m->nfds && !m->fds))

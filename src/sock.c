@@ -309,6 +309,14 @@ out:
     return r;
 }
 
+/*
+ * One entry point for every kind of address so servers need no special
+ * cases: paths go through the safe bind (bind_path, which also listens under
+ * its lock), abstract names and Internet addresses are bound directly (the
+ * kernel itself refuses a name or port in use; SO_REUSEADDR only lets a
+ * restarted TCP server reuse a port still in TIME_WAIT), and the bound
+ * address is read back so tcp:...:0 reports the real port.
+ */
 int uds_listen(uds_listener *l, const uds_addr *addr, const uds_listen_opts *opts)
 {
     if (!l || !addr)
