@@ -513,7 +513,6 @@ int uds_connect(const uds_addr *a, const uds_connect_opts *o)
             return deadline == UINT64_MAX ? fd : (fd == -EAGAIN ? -ETIMEDOUT : fd);
         int ms = left_ms(deadline);
         uds__sleep_ms(ms >= 0 && ms < backoff ? ms : backoff);
-        if (backoff < 50)
-            backoff *= 2;
+        backoff = backoff * 2 > 50 ? 50 : backoff * 2;
     }
 }
