@@ -79,6 +79,16 @@ if command -v socat >/dev/null; then
     [ "$out" = "via socat" ] || fail "socat got '$out'"
 fi
 
+# a client killed in the middle of a transfer does not take the server down
+head -c 20000000 /dev/zero | "$B/echo_client" "$S" >/dev/null 2>&1 &
+KPID=$!
+sleep 0.1
+kill -KILL "$KPID" 2>/dev/null
+wait "$KPID" 2>/dev/null
+out=$(printf 'after a killed client\n' | timeout 10 "$B/echo_client" "$S" 2>"$T/client.err") ||
+    fail "client after a killed client: exit $?"
+[ "$out" = "after a killed client" ] || fail "client after a killed client got '$out'"
+
 kill -0 "$SPID" 2>/dev/null || fail "echo_server died"
 
 # SIGTERM: the server removes its own socket file and exits 0
