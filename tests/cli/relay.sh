@@ -165,6 +165,14 @@ kill "$RP"; wait "$RP"; rc=$?
 [ $rc = 0 ] && ok "exit 0 on SIGTERM" || bad "relay exited $rc: $(cat "$T/nt.log")"
 [ -e "$T/r-nt.sock" ] && bad "relay socket left after SIGTERM" || ok "socket file removed on SIGTERM"
 
+# a TCP target that refuses: the non-blocking connect fails later, same result
+NP=$(free_port)
+relay nt2 "$T/r-nt2.sock" tcp:127.0.0.1:"$NP"
+wait_sock "$T/r-nt2.sock"
+r=$(echo x | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-nt2.sock" 2>/dev/null)
+[ -z "$r" ] && grep -q "connect tcp:127.0.0.1:$NP: Connection refused" "$T/nt2.log" \
+    && ok "refused TCP target: client closed, logged" || bad "tcp target: '$r'; $(cat "$T/nt2.log")"
+
 # ---- 10. access rules on a unix listener ----
 relay acl --mode 0666 --allow-uid root "$T/r-acl.sock" "$T/echo.sock"
 wait_sock "$T/r-acl.sock"
