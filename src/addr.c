@@ -144,11 +144,8 @@ static int parse_inet(uds_addr *out, const char *s, size_t n, int kind)
     return 0;
 }
 
-int uds_addr_parsen(uds_addr *out, const char *s, size_t n)
+static int parse_any(uds_addr *out, const char *s, size_t n)
 {
-    if (!out || !s)
-        return -EINVAL;
-    memset(out, 0, sizeof(*out));
     if (n == 0 || memchr(s, '\0', n))
         return -EINVAL;
     if (s[0] == '@')
@@ -165,6 +162,18 @@ int uds_addr_parsen(uds_addr *out, const char *s, size_t n)
     if (s[0] != '/' && s[0] != '.' && memchr(s, ':', n))
         return -EINVAL;
     return parse_path(out, s, n);
+}
+
+/* A failed parse leaves UDS_ADDR_NONE, never a half-filled address. */
+int uds_addr_parsen(uds_addr *out, const char *s, size_t n)
+{
+    if (!out || !s)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    int r = parse_any(out, s, n);
+    if (r < 0)
+        memset(out, 0, sizeof(*out));
+    return r;
 }
 
 int uds_addr_parse(uds_addr *out, const char *text)
