@@ -320,6 +320,8 @@ int64_t uds_loop_timer(uds_loop *l, uint64_t ms, uds_timer_cb cb, void *arg)
     l->free_head = t->next_free;
     /* from the real clock, not the cached round time: a timer set after a
        long callback must not fire early */
+    if (ms > UINT64_MAX / 4) /* "never", without wrapping around */
+        ms = UINT64_MAX / 4;
     t->due_ms = uds__now_ms() + ms;
     t->seq = ++l->timer_seq;
     t->cb = cb;
