@@ -90,6 +90,17 @@ PYEOF
 [ "$r" = yes ] && ok "--json rows right" || bad "--json rows: $r"
 "$U" ls --json -a | $PY -m json.tool >/dev/null && ok "--json -a (whole machine) is valid JSON" || bad "--json -a invalid"
 
+# as another user: root's processes cannot be read; skipped without a word
+if [ "$(id -u)" = 0 ] && [ -x "$U" ]; then
+    chmod 755 "$T"
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$U" ls "$T" >"$T/nobody.out" 2>"$T/nobody.err"
+    rc=$?
+    line=$(awk -v p="$T/live.sock" '$NF == p' "$T/nobody.out")
+    [ $rc = 0 ] && [ ! -s "$T/nobody.err" ] && [ "$(echo "$line" | awk '{print $2, $3}')" = "listening -" ] \
+        && ok "uid 65534: listener shown without owner, no errors" \
+        || bad "as 65534: rc $rc, err '$(cat "$T/nobody.err")', line '$line'"
+fi
+
 # errors
 "$U" ls "$T/regular" 2>/dev/null; [ $? = 2 ] && ok "ls FILE: exit 2" || bad "ls FILE"
 "$U" ls "$T/none" 2>/dev/null; [ $? = 1 ] && ok "ls missing dir: exit 1" || bad "ls missing"

@@ -228,7 +228,28 @@ done
     && ok "full target backlog: connects retried, 4/4 clients served" \
     || bad "backlog: $wait_n/4 served; $(grep -c 'full backlog' "$T/bl.log") retried"
 
-# ---- 13. usage ----
+# ---- 13. backpressure: a target that never reads does not fill our memory ----
+cat >"$T/deaf.py" <<'EOF2'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+c, _ = s.accept()
+time.sleep(30)
+EOF2
+$PY "$T/deaf.py" "$T/deaf.sock" & DEAF=$!; PIDS+=($DEAF)
+wait_sock "$T/deaf.sock"
+relay bp "$T/r-bp.sock" "$T/deaf.sock"
+BP=$RP
+wait_sock "$T/r-bp.sock"
+rss0=$(awk '/^VmRSS/ {print $2}' /proc/$BP/status)
+head -c 300M /dev/zero | timeout 3 socat -u - UNIX-CONNECT:"$T/r-bp.sock" 2>/dev/null
+rc=$?
+rss1=$(awk '/^VmRSS/ {print $2}' /proc/$BP/status)
+# the writer is held back (timeout kills it: 124) and the relay grew by less than 16 MiB
+[ $rc = 124 ] && [ $((rss1 - rss0)) -lt 16384 ] && ok "backpressure: writer blocked, relay RSS +$((rss1 - rss0)) KiB" \
+    || bad "backpressure: writer rc $rc, relay RSS $rss0 -> $rss1 KiB"
+kill "$DEAF" 2>/dev/null
+
+# ---- 14. usage ----
 "$U" relay "$T/only-one.sock" 2>/dev/null; [ $? = 2 ] && ok "one address: exit 2" || bad "usage"
 echo precious >"$T/file"
 "$U" relay "$T/file" "$T/echo.sock" 2>"$T/file.log"
