@@ -249,7 +249,20 @@ rss1=$(awk '/^VmRSS/ {print $2}' /proc/$BP/status)
     || bad "backpressure: writer rc $rc, relay RSS $rss0 -> $rss1 KiB"
 kill "$DEAF" 2>/dev/null
 
-# ---- 14. usage ----
+# ---- 14. -c: a client over the limit is closed at once and logged ----
+relay lim -c 1 "$T/r-lim.sock" "$T/echo.sock"
+wait_sock "$T/r-lim.sock"
+sleep 5 | socat - UNIX-CONNECT:"$T/r-lim.sock" >/dev/null 2>&1 &
+HOLD=$!
+PIDS+=($HOLD)
+# connected once socat holds a socket; the relay accepts in backlog order
+for _ in $(seq 100); do ls -l /proc/$HOLD/fd 2>/dev/null | grep -q socket: && break; sleep 0.05; done
+r=$(echo x | timeout 5 socat -t 4 - UNIX-CONNECT:"$T/r-lim.sock" 2>/dev/null)
+[ -z "$r" ] && grep -q 'too many connections: 1, limit -c 1' "$T/lim.log" \
+    && ok "-c 1: second client closed, logged" || bad "-c: '$r'; $(cat "$T/lim.log")"
+kill "$HOLD" 2>/dev/null
+
+# ---- 15. usage ----
 "$U" relay "$T/only-one.sock" 2>/dev/null; [ $? = 2 ] && ok "one address: exit 2" || bad "usage"
 echo precious >"$T/file"
 "$U" relay "$T/file" "$T/echo.sock" 2>"$T/file.log"

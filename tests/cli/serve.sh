@@ -234,7 +234,25 @@ r=$(timeout 5 socat -t 3 - TCP:127.0.0.1:"$port" </dev/null)
 [ "$r" = "TCP 127.0.0.1 127.0.0.1 $port" ] && ok "tcp env" || bad "tcp env: '$r' (port $port)"
 kill "$SP"; wait "$SP" 2>/dev/null
 
-# ---- 8. usage errors ----
+# ---- 8. --mode/--owner/--group applied to the socket file ----
+S=$T/own.sock
+start own --mode 0640 --owner nobody --group nogroup "$S" -- true
+wait_sock "$S"
+[ "$(stat -c '%a %U %G' "$S")" = "640 nobody nogroup" ] && ok "--mode 0640 --owner nobody --group nogroup" \
+    || bad "socket file: $(stat -c '%a %U %G' "$S")"
+kill "$SP"; wait "$SP" 2>/dev/null
+
+# ---- 9. a program that cannot be run: logged, the client closed ----
+S=$T/nx.sock
+start nx "$S" -- "$T/no-such-program"
+wait_sock "$S"
+r=$(timeout 5 socat -t 3 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
+sleep 0.1
+[ -z "$r" ] && grep -q "exec $T/no-such-program: No such file or directory" "$T/nx.log" \
+    && ok "missing program: logged, client closed" || bad "missing program: '$r'; $(cat "$T/nx.log")"
+kill "$SP"; wait "$SP" 2>/dev/null
+
+# ---- 10. usage errors ----
 "$U" serve "$T/x.sock" 2>/dev/null; [ $? = 2 ] && ok "no program: exit 2" || bad "no program"
 "$U" serve -c 0 "$T/x.sock" -- true 2>/dev/null; [ $? = 2 ] && ok "-c 0: exit 2" || bad "-c 0"
 
