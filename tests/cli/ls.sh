@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 bad() { echo "FAIL: $*"; fail=1; }
 ok() { echo "ok: $*"; }
-wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
+wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
 
 # a listening server that no one here wrote
 socat UNIX-LISTEN:"$T/live.sock",fork EXEC:cat 2>/dev/null &

@@ -23,8 +23,9 @@ bad() { echo "FAIL: $*"; fail=1; }
 ok() { echo "ok: $*"; }
 # wait until a socket file exists (bounded)
 # wait until a file has content (bounded)
-wait_file() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
-wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
+# (bounds of 10 s: the suite runs in parallel under ASan on a loaded machine)
+wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
 # start "udsock serve" in the background, stderr to $T/NAME.log
 start() { # NAME ARGS...
     local name=$1; shift
@@ -138,7 +139,7 @@ kill "$SP"; wait "$SP" 2>/dev/null
 # ---- 3. -c and -C: extra clients are closed at once, not left hanging ----
 nchildren() { ps --ppid "$1" -o pid= | wc -l; }
 wait_children() { # PID N
-    for _ in $(seq 100); do [ "$(nchildren "$1")" -ge "$2" ] && return 0; sleep 0.05; done
+    for _ in $(seq 200); do [ "$(nchildren "$1")" -ge "$2" ] && return 0; sleep 0.05; done
     return 1
 }
 S=$T/lim.sock
@@ -159,7 +160,7 @@ kill "$SP"; wait "$SP" 2>/dev/null
 start perl -C 1 --mode 0666 "$S" -- sh -c 'echo "n=$IPCCONNNUM"; exec sleep 8'
 wait_sock "$S"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/h3" 2>/dev/null & PIDS+=($!)
-wait_children "$SP" 1
+wait_children "$SP" 1 || bad "-C: first client not served"
 r=$(timeout 5 socat -t 3 -u UNIX-CONNECT:"$S" - 2>/dev/null)
 [ -z "$r" ] && grep -q 'refused uid 0 (it has 1 connections, limit -C 1)' "$T/perl.log" \
     && ok "-C 1: second root client refused" || bad "-C: got '$r'; $(cat "$T/perl.log")"
@@ -174,7 +175,7 @@ kill "$SP"; wait "$SP" 2>/dev/null
 start num "$S" -- sh -c 'echo "n=$IPCCONNNUM"; exec sleep 8'
 wait_sock "$S"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/n1" 2>/dev/null & PIDS+=($!)
-wait_children "$SP" 1
+wait_children "$SP" 1 || bad "IPCCONNNUM: first client not served"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/n2" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 2; wait_file "$T/n1"; wait_file "$T/n2"
 [ "$(cat "$T/n1")" = n=1 ] && [ "$(cat "$T/n2")" = n=2 ] && ok "IPCCONNNUM 1 then 2" \
