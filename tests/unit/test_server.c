@@ -917,15 +917,21 @@ static void test_emfile(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
-    struct srv *v = srv_start(tu_path(dir, "f.sock"), UDS_STREAM, NULL);
+    char path[256];
+    snprintf(path, sizeof(path), "%s", tu_path(dir, "f.sock"));
+    uds_addr a;
+    assert_int_equal(uds_addr_parse(&a, path), 0);
     int go[2], res[2];
     assert_int_equal(pipe2(go, O_CLOEXEC), 0);
     assert_int_equal(pipe2(res, O_CLOEXEC), 0);
+    /* fork before the server thread exists: a child forked from a threaded
+       process may inherit a locked allocator (seen with ASan) */
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0)
-        emfile_child(&v->addr, go[0], res[1], 10);
+        emfile_child(&a, go[0], res[1], 10);
+    struct srv *v = srv_start(path, UDS_STREAM, NULL);
     struct rlimit old, low;
     getrlimit(RLIMIT_NOFILE, &old);
     /* fill the holes below the highest open fd, then cap just above it:
@@ -987,8 +993,9 @@ static void test_peer_killed(void **state)
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-            int fd = uds_connect(&v->addr, NULL);
-            if (fd < 0)
+            /* forked from a threaded process: raw syscalls only, no malloc */
+            int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+            if (fd < 0 || connect(fd, &v->addr.u.sa, v->addr.len) < 0)
                 _exit(1);
             /* a stream of 3000-byte messages, written in odd pieces */
             char msg[3004];
@@ -998,7 +1005,7 @@ static void test_peer_killed(void **state)
             for (;;)
                 for (size_t off = 0; off < sizeof(msg); off += 97) {
                     size_t n = sizeof(msg) - off < 97 ? sizeof(msg) - off : 97;
-                    if (uds_write_all(fd, msg + off, n) < 0)
+                    if (send(fd, msg + off, n, MSG_NOSIGNAL) < 0)
                         _exit(0);
                 }
         }
