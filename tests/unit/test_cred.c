@@ -159,6 +159,12 @@ static void test_scm_credentials(void **state)
         assert_int_equal(m.cred.uid, geteuid());
         assert_int_equal(m.cred.gid, getegid());
 
+        /* with SO_PASSCRED on, the kernel attaches them even unasked */
+        assert_int_equal(uds_write_all(sv[0], "u", 1), 1);
+        assert_int_equal(recv_cred(sv[1], &m, b, sizeof(b)), 1);
+        assert_int_equal(m.has_cred, 1);
+        assert_int_equal(m.cred.pid, getpid());
+
         /* credentials together with fds */
         int fds[2] = {sv[0], sv[1]}, got[2];
         memset(&m, 0, sizeof(m));
