@@ -82,6 +82,7 @@ int uds_client_from_fd(uds_client **out, int fd, const uds_client_opts *opts)
     uds_client *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
+    uds__nodelay(fd);
     c->fd = fd;
     c->packets = type == SOCK_SEQPACKET || type == SOCK_DGRAM;
     c->dgram = type == SOCK_DGRAM;

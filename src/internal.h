@@ -52,6 +52,10 @@ void uds__conn_destroy(uds_conn *c);
 /* Bytes of output the kernel has taken from c so far (conn.c). */
 uint64_t uds__conn_sent(const uds_conn *c);
 
+/* TCP_NODELAY on a TCP stream socket (request/response traffic must not
+   wait for Nagle); a no-op for anything else (server.c). */
+void uds__nodelay(int fd);
+
 #define UDS__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,6 +490,17 @@ static const uds_conn_cbs server_conn_cbs = {
     .on_close = on_close,
 };
 
+void uds__nodelay(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int one = 1;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+        uds_sock_type(fd) == SOCK_STREAM)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 /* Takes a connected socket into service, or refuses it by a limit. */
 static int admit(uds_server *s, int fd, int is_unix)
 {
@@ -525,6 +537,8 @@ static int admit(uds_server *s, int fd, int is_unix)
     sc->cred = cred;
     int type = uds_sock_type(fd);
     sc->packets = type == SOCK_SEQPACKET || type == SOCK_DGRAM;
+    if (!is_unix)
+        uds__nodelay(fd);
     sc->last_ms = uds_loop_now(s->loop);
     uds_conn_opts co;
     memset(&co, 0, sizeof(co));
