@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -590,6 +591,51 @@ static void test_from_fd(void **state)
     assert_true(exists(p));
 }
 
+/*
+ * A stale socket the caller may not connect to (EACCES) cannot be judged:
+ * it must be left alone and the error reported. Run as uid 65534 against a
+ * root-owned 0600 socket in a world-writable sticky directory.
+ */
+static void test_undecidable_kept(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        skip();
+        return;
+    }
+    const char *sub = tu_path(dir, "pub");
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(chmod(dir, 0711), 0);
+    assert_int_equal(chmod(sub, 01777), 0);
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/root.sock", sub);
+    uds_addr a;
+    assert_int_equal(uds_addr_parse(&a, p), 0);
+    int d = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    mode_t old = umask(077);
+    assert_int_equal(bind(d, &a.u.sa, a.len), 0);
+    umask(old);
+    close(d); /* stale, but only root could find out */
+    struct snap s;
+    take(&s, p);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+            setresuid(65534, 65534, 65534) < 0)
+            _exit(10);
+        uds_listener l;
+        int r = uds_listen(&l, &a, NULL);
+        _exit(r == -EACCES ? 0 : 11);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    same(&s, p);
+    no_lock_left(p);
+}
+
 #define RACERS 8
 
 /*
@@ -690,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_only_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_from_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_undecidable_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_race, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
