@@ -451,7 +451,7 @@ static void run_defers(uds_loop *l)
     for (size_t i = 0; i < l->ndefers; i++)
         l->defers[i].cb(l, l->defers[i].arg);
     l->ndefers = 0;
-    if (l->defers_cap > 1024) { /* a burst should not pin memory forever */
+    if (l->defers_cap > 16384) { /* a rare burst should not pin memory */
         free(l->defers);
         l->defers = NULL;
         l->defers_cap = 0;
