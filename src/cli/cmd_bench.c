@@ -120,7 +120,7 @@ static void usage(FILE *f)
         "  -s, --size LIST       message sizes, e.g. 64,4k,1M (default 64; stream 64K)\n"
         "      --sweep           sizes 64 256 1K 4K 16K 64K 256K 1M\n"
         "  -d, --duration SEC    time per measurement (default 1)\n"
-        "  -n, --count N         operations per measurement (stops at N or duration)\n"
+        "  -n, --count N         operations per measurement (with -d: whichever first)\n"
         "      --bytes N         stream: bytes per measurement (e.g. 2G)\n"
         "  -c, --clients N       rr/hold connections (default 1)\n"
         "  -P, --pipeline N      rr requests in flight per connection (default 1)\n"
@@ -1199,8 +1199,8 @@ int cmd_bench(int argc, char **argv)
             uint64_t v = parse_size(parts[i]);
             if ((!v && strcmp(parts[i], "0")) || v > (64u << 20))
                 cli_die(CLI_USAGE, "bench: bad size '%s' (e.g. 64, 4k, 1M; at most 64M)", parts[i]);
-            if (!v && o.mode != BM_CONNECT && o.mode != BM_STREAM)
-                cli_die(CLI_USAGE, "bench: size 0 only makes sense for connect");
+            if (!v && o.mode != BM_CONNECT)
+                cli_die(CLI_USAGE, "bench: size 0 only makes sense for connect (no request)");
             o.sizes[o.nsizes++] = (size_t)v;
         }
     } else {
