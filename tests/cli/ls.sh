@@ -41,8 +41,8 @@ out=$("$U" ls "$T")
 echo "$out"
 line=$(echo "$out" | awk -v p="$T/live.sock" '$NF == p && $2 == "listening"')
 set -- $line
-[ "${1:-}" = stream ] && [ "${3:-}" = "$SRV" ] && [ "${4:-}" = 0 ] && [ "${5:-}" = socat ] \
-    && ok "live socket: stream listening pid $SRV uid 0 socat" || bad "live line: '$line'"
+[ "${1:-}" = stream ] && [ "${3:-}" = "$SRV" ] && [ "${4:-}" = "$(id -u)" ] && [ "${5:-}" = socat ] \
+    && ok "live socket: stream listening pid $SRV uid $(id -u) socat" || bad "live line: '$line'"
 line=$(echo "$out" | awk -v p="$T/stale.sock" '$NF == p')
 [ "$(echo "$line" | awk '{print $2}')" = stale ] && ok "stale file marked stale" || bad "stale line: '$line'"
 echo "$out" | awk -v p="$T/sub/deeper/old.sock" '$NF == p && $2 == "stale"' | grep -q . \
@@ -76,12 +76,12 @@ kill "$CL" 2>/dev/null
 "$U" ls --json "$T" >"$T/out.json"
 if $PY -m json.tool "$T/out.json" >/dev/null; then ok "--json is valid JSON"; else bad "--json invalid"; fi
 r=$($PY - "$T" "$SRV" "$T/out.json" <<'PYEOF'
-import json, sys
+import json, os, sys
 d, pid, f = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rows = json.load(open(f))
 live = [r for r in rows if r["path"] == d + "/live.sock" and r["state"] == "listening"]
 stale = [r for r in rows if r["path"] == d + "/stale.sock"]
-okl = len(live) == 1 and live[0]["pid"] == pid and live[0]["type"] == "stream" and live[0]["uid"] == 0 \
+okl = len(live) == 1 and live[0]["pid"] == pid and live[0]["type"] == "stream" and live[0]["uid"] == os.getuid() \
       and live[0]["command"] == "socat" and not live[0]["stale"]
 oks = len(stale) == 1 and stale[0]["stale"] is True and stale[0]["state"] == "stale"
 print("yes" if okl and oks else "no %r" % rows)
