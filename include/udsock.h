@@ -601,7 +601,8 @@ typedef struct uds_conn_opts {
                           the producer); default 256 KiB */
     size_t out_cap;    /* queued output above this drops the connection
                           (-ENOBUFS); default 16 MiB */
-    size_t max_input;  /* unconsumed input kept at most; default 1 MiB + 4 */
+    size_t max_input;  /* unconsumed input kept at most (packet sockets:
+                          the largest message); default 1 MiB + 4 */
     unsigned reads_per_wakeup; /* default 16 */
 } uds_conn_opts;
 
