@@ -41,6 +41,7 @@ int main(int argc, char **argv)
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN); /* stdout may be a pipe that closes: see below */
     uds_addr_format(&srv.addr, name, sizeof(name));
     fprintf(stderr, "echo_server: listening on %s\n", name);
 
@@ -52,8 +53,12 @@ int main(int argc, char **argv)
         }
         ssize_t n;
         while ((n = uds_read_some(c, buf, sizeof(buf))) > 0) {
-            fwrite(buf, 1, (size_t)n, stdout);
-            fflush(stdout);
+            if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0) {
+                /* nobody reads our output any more: leave, tidily */
+                close(c);
+                uds_listener_close(&srv);
+                return 1;
+            }
             if ((r = (int)uds_write_all(c, buf, (size_t)n)) < 0)
                 break; /* client left before reading its echo */
         }

@@ -137,6 +137,19 @@ grep -q "Address already in use" "$T/inuse.err" || fail "in-use text: $(cat "$T/
 kill -TERM "$SPID"
 wait "$SPID"
 
+# stdout closed by its reader: the server leaves tidily (exit 1, file removed)
+P=$T/pipe.sock
+( "$B/echo_server" "$P" 2>"$T/pipe.err"; echo $? >"$T/pipe.rc" ) | head -c 1 >/dev/null &
+HPID=$!
+wait_for test -S "$P" || fail "echo_server (piped) did not start"
+printf 'first\n' | timeout 10 "$B/echo_client" "$P" >/dev/null 2>&1
+wait_for test ! -e /proc/$HPID || true
+printf 'second\n' | timeout 10 "$B/echo_client" "$P" >/dev/null 2>&1
+wait_for test -s "$T/pipe.rc" || fail "echo_server kept running with nobody reading its stdout"
+[ "$(cat "$T/pipe.rc")" = 1 ] || fail "echo_server (stdout gone) exit $(cat "$T/pipe.rc"), want 1"
+[ ! -e "$P" ] || fail "echo_server (stdout gone) left its socket file"
+wait "$HPID" 2>/dev/null
+
 # ---- the same echo over TCP on loopback (port chosen by the kernel) -------
 "$B/echo_server" tcp:127.0.0.1:0 >"$T/tcp.out" 2>"$T/tcp.err" &
 TPID=$!
