@@ -25,19 +25,20 @@ static void test_timers_order(void **state)
     assert_int_equal(uds_loop_new(&l), 0);
     norder = 0;
     /* added out of order; 3 timers share a deadline and must keep FIFO */
-    assert_true(uds_loop_timer(l, 30, rec_timer, (void *)4) > 0);
-    assert_true(uds_loop_timer(l, 10, rec_timer, (void *)1) > 0);
-    assert_true(uds_loop_timer(l, 20, rec_timer, (void *)2) > 0);
+    /* delays 50 ms apart: a preempted test thread cannot reorder them */
+    assert_true(uds_loop_timer(l, 200, rec_timer, (void *)4) > 0);
+    assert_true(uds_loop_timer(l, 50, rec_timer, (void *)1) > 0);
+    assert_true(uds_loop_timer(l, 100, rec_timer, (void *)2) > 0);
     uint64_t t0 = tu_now_ms();
     /* same deadline: the loop reads the clock per call, so add them with one
        clock value by using a long delay relative to the skew */
-    int64_t a = uds_loop_timer(l, 25, rec_timer, (void *)10);
-    int64_t b = uds_loop_timer(l, 25, rec_timer, (void *)11);
-    int64_t c = uds_loop_timer(l, 25, rec_timer, (void *)12);
+    int64_t a = uds_loop_timer(l, 150, rec_timer, (void *)10);
+    int64_t b = uds_loop_timer(l, 150, rec_timer, (void *)11);
+    int64_t c = uds_loop_timer(l, 150, rec_timer, (void *)12);
     assert_true(a > 0 && b > 0 && c > 0);
     assert_int_equal(uds_loop_run(l), 0);
     uint64_t dt = tu_now_ms() - t0;
-    assert_true(dt >= 30);
+    assert_true(dt >= 200);
     assert_int_equal(norder, 6);
     assert_int_equal(order[0], 1);
     assert_int_equal(order[1], 2);
