@@ -255,7 +255,12 @@ r=$(timeout 5 socat -t 3 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
 sleep 0.1
 [ -z "$r" ] && grep -q "exec $T/no-such-program: No such file or directory" "$T/nx.log" \
     && ok "missing program: logged, client closed" || bad "missing program: '$r'; $(cat "$T/nx.log")"
-kill "$SP"; wait "$SP" 2>/dev/null
+# SIGINT too (a background job of a script starts with SIGINT ignored)
+kill -INT "$SP"
+for _ in $(seq 100); do kill -0 "$SP" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$SP" 2>/dev/null && { bad "SIGINT ignored"; kill "$SP"; }
+wait "$SP"; rc=$?
+[ $rc = 0 ] && [ ! -e "$S" ] && ok "SIGINT: exit 0, socket file removed" || bad "SIGINT: rc $rc, file $(ls "$S" 2>&1)"
 
 # ---- 10. usage errors ----
 "$U" serve "$T/x.sock" 2>/dev/null; [ $? = 2 ] && ok "no program: exit 2" || bad "no program"
