@@ -1336,6 +1336,34 @@ static void test_dgram_shutdown(void **state)
     free(dir);
 }
 
+
+static void test_idle_timeout(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    uds_server_opts o;
+    memset(&o, 0, sizeof(o));
+    o.idle_timeout_ms = 150;
+    struct srv *v = srv_start(tu_path(dir, "i.sock"), UDS_STREAM, &o);
+    int idle = raw_connect(v);
+    uds_client *busy = client_for(v, UDS_STREAM);
+    uint64_t t0 = tu_now_ms();
+    /* a request in flight longer than the idle timeout (300 ms) is not idle */
+    void *resp;
+    size_t rl;
+    assert_int_equal(uds_client_call(busy, "Sbusy", 5, &resp, &rl, 3000), 0);
+    assert_string_equal(resp, "Sbusy");
+    free(resp);
+    assert_true(ends_within(idle, 3000)); /* the silent one is closed */
+    assert_true(tu_now_ms() - t0 >= 140);
+    close(idle);
+    assert_true(log_has(v, "idle for 150 ms"));
+    uds_client_close(busy);
+    srv_stop(v);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1349,6 +1377,7 @@ int main(void)
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_half_close),
         cmocka_unit_test(test_slowloris),
+        cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_conn_limits),
         cmocka_unit_test(test_slow_reader),
         cmocka_unit_test(test_slow_reader_cap),
