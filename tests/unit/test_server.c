@@ -1364,10 +1364,81 @@ static void test_idle_timeout(void **state)
     free(dir);
 }
 
+
+/* Backpressure on a bare connection: pause signal, drain callback, cap. */
+static int drained, bp_close_err = 1;
+static size_t bp_data(uds_conn *c, const void *d, size_t len, void *arg)
+{
+    (void)c; (void)d; (void)arg;
+    return len;
+}
+static void bp_drain(uds_conn *c, void *arg)
+{
+    (void)c; (void)arg;
+    drained++;
+}
+static void bp_close(uds_conn *c, int err, void *arg)
+{
+    (void)c; (void)arg;
+    bp_close_err = err;
+}
+static const uds_conn_cbs bpcbs = {bp_data, NULL, bp_drain, bp_close};
+
+static void test_conn_backpressure(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    int p[2];
+    assert_int_equal(uds_pair(SOCK_STREAM, 0, p), 0);
+    uds_conn_opts o;
+    memset(&o, 0, sizeof(o));
+    o.high_water = 64 * 1024;
+    o.out_cap = 1024 * 1024;
+    uds_conn *c;
+    assert_int_equal(uds_conn_new(&c, l, p[0], &o, &bpcbs, NULL), 0);
+    static char chunk[16384];
+    memset(chunk, 'q', sizeof(chunk));
+    /* nobody reads: the kernel fills up, then the queue passes high water */
+    int r = 0, n = 0;
+    while (r == 0 && n < 1000) {
+        r = uds_conn_write(c, chunk, sizeof(chunk));
+        n++;
+        uds_loop_run_once(l, 0);
+    }
+    assert_int_equal(r, 1);
+    assert_true(uds_conn_queued(c) > o.high_water);
+    assert_int_equal(drained, 0);
+    /* the peer reads everything: on_drain once the queue is low again */
+    uds_set_nonblock(p[1], 1);
+    size_t total = (size_t)n * sizeof(chunk), got = 0;
+    char buf[65536];
+    for (int i = 0; i < 2000 && got < total; i++) {
+        uds_loop_run_once(l, 1);
+        ssize_t k;
+        while ((k = uds_read_some(p[1], buf, sizeof(buf))) > 0)
+            got += (size_t)k;
+    }
+    assert_int_equal(got, total);
+    assert_int_equal(drained, 1);
+    assert_int_equal(uds_conn_queued(c), 0);
+    /* the hard cap: queueing past out_cap drops the connection */
+    static char big[512 * 1024];
+    for (int i = 0; i < 2; i++)
+        assert_true(uds_conn_write(c, big, sizeof(big)) >= 0);
+    assert_int_equal(uds_conn_write(c, big, sizeof(big)), -ENOBUFS);
+    assert_int_equal(uds_conn_write(c, "x", 1), UDS_ECLOSED);
+    uds_loop_run_once(l, 0);
+    assert_int_equal(bp_close_err, -ENOBUFS);
+    close(p[1]);
+    uds_loop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conn_eof_shutdown),
+        cmocka_unit_test(test_conn_backpressure),
         cmocka_unit_test(test_calls_unix),
         cmocka_unit_test(test_calls_seqpacket),
         cmocka_unit_test(test_calls_tcp),
