@@ -1434,6 +1434,47 @@ static void test_conn_backpressure(void **state)
     uds_loop_free(l);
 }
 
+
+/* Newline framing end to end: server and client in LINE mode, raw peers. */
+static void test_line_mode(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    uds_server_opts o;
+    memset(&o, 0, sizeof(o));
+    o.framing = UDS_FRAME_LINE;
+    o.max_msg = 100;
+    struct srv *v = srv_start(tu_path(dir, "n.sock"), UDS_STREAM, &o);
+    uds_client *c;
+    uds_client_opts co;
+    memset(&co, 0, sizeof(co));
+    co.framing = UDS_FRAME_LINE;
+    assert_int_equal(uds_client_connect(&c, &v->addr, &co), 0);
+    void *resp;
+    size_t rl;
+    assert_int_equal(uds_client_call(c, "Ehello", 6, &resp, &rl, 2000), 0);
+    assert_string_equal(resp, "Ehello");
+    free(resp);
+    assert_int_equal(uds_client_send(c, "bad\nline", 8), -EINVAL);
+    /* a raw peer: CRLF accepted, replies end in LF, in order */
+    int fd = raw_connect(v);
+    const char *in = "Ea\r\nDb\nEc\n";
+    assert_int_equal(uds_write_all(fd, in, strlen(in)), (ssize_t)strlen(in));
+    char out[16];
+    assert_int_equal(uds_read_exact(fd, out, 9), 9);
+    assert_memory_equal(out, "Ea\nDb\nEc\n", 9);
+    /* a line over the maximum: disconnected */
+    char longl[300];
+    memset(longl, 'E', sizeof(longl));
+    assert_int_equal(uds_write_all(fd, longl, sizeof(longl)), (ssize_t)sizeof(longl));
+    assert_true(ends_within(fd, 2000));
+    close(fd);
+    uds_client_close(c);
+    srv_stop(v);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1445,6 +1486,7 @@ int main(void)
         cmocka_unit_test(test_dgram_unix),
         cmocka_unit_test(test_dgram_udp),
         cmocka_unit_test(test_dgram_shutdown),
+        cmocka_unit_test(test_line_mode),
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_half_close),
         cmocka_unit_test(test_slowloris),
