@@ -385,6 +385,7 @@ int cmd_ls(int argc, char **argv)
         {"depth", required_argument, NULL, O_DEPTH}, {NULL, 0, NULL, 0},
     };
     optind = 0;
+    opterr = 0; /* our own message, naming udsock and the subcommand */
     int opt;
     while ((opt = getopt_long(argc, argv, "hal", longopts, NULL)) != -1) {
         char *end;
@@ -407,7 +408,11 @@ int cmd_ls(int argc, char **argv)
                 cli_die(CLI_USAGE, "ls: bad --depth '%s' (0..64)", optarg);
             break;
         default:
-            usage(stderr);
+            if (optopt > 0 && optopt < 128)
+                cli_warn("ls: option '-%c' is unknown or needs a value (try 'udsock ls --help')", optopt);
+            else
+                cli_warn("ls: option '%s' is unknown or needs a value (try 'udsock ls --help')",
+                         argv[optind - 1]);
             return CLI_USAGE;
         }
     }

@@ -771,6 +771,7 @@ int cmd_relay(int argc, char **argv)
     static const char *const accname[] = {"--allow-uid", "--deny-uid", "--allow-gid",
                                           "--deny-gid"};
     optind = 0;
+    opterr = 0; /* our own message, naming udsock and the subcommand */
     int opt;
     while ((opt = getopt_long(argc, argv, "hvxc:", longopts, NULL)) != -1) {
         const char *bad = NULL;
@@ -826,7 +827,11 @@ int cmd_relay(int argc, char **argv)
                         opt <= O_DENY_UID ? "user" : "group", bad ? bad : optarg);
             break;
         default:
-            usage(stderr);
+            if (optopt > 0 && optopt < 128)
+                cli_warn("relay: option '-%c' is unknown or needs a value (try 'udsock relay --help')", optopt);
+            else
+                cli_warn("relay: option '%s' is unknown or needs a value (try 'udsock relay --help')",
+                         argv[optind - 1]);
             return CLI_USAGE;
         }
     }

@@ -359,6 +359,7 @@ int cmd_serve(int argc, char **argv)
     char **pargv = argv;
     int pargc = nopt;
     optind = 0;
+    opterr = 0; /* our own message, naming udsock and the subcommand */
     int opt, naddr = 0;
     const char *addrarg = NULL;
     for (;;) {
@@ -421,7 +422,11 @@ int cmd_serve(int argc, char **argv)
             parse_listen_opt(opt, optarg, &lo);
             break;
         default:
-            usage(stderr);
+            if (optopt > 0 && optopt < 128)
+                cli_warn("serve: option '-%c' is unknown or needs a value (try 'udsock serve --help')", optopt);
+            else
+                cli_warn("serve: option '%s' is unknown or needs a value (try 'udsock serve --help')",
+                         pargv[optind - 1]);
             return CLI_USAGE;
         }
     }
