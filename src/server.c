@@ -596,7 +596,7 @@ static void out_of_fds(uds_server *s, int lfd, int err)
 {
     if (s->reserve_fd >= 0) {
         close(s->reserve_fd);
-        int x = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        int x = UDS__RETRY(accept4(lfd, NULL, NULL, SOCK_CLOEXEC));
         if (x >= 0) {
             close(x);
             s->st.refused++;
