@@ -427,8 +427,10 @@ typedef void (*uds_defer_cb)(uds_loop *loop, void *arg);
 int uds_loop_new(uds_loop **out);
 
 /*
- * Frees the loop. Watched fds are not closed (they belong to the caller);
- * signals taken with uds_loop_signal are unblocked again. NULL is a no-op.
+ * Frees the loop. Deferred calls still pending (uds_loop_defer) are run
+ * first, so objects waiting to be freed are not leaked. Watched fds are not
+ * closed (they belong to the caller); signals taken with uds_loop_signal are
+ * unblocked again. NULL is a no-op.
  */
 void uds_loop_free(uds_loop *loop);
 
