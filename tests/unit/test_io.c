@@ -188,12 +188,19 @@ struct reader {
     size_t len;
     ssize_t got;
     int slow;
+    int shut;     /* socket: after len bytes, refuse more and count extras */
+    size_t extra; /* bytes that arrived beyond len */
 };
 
 static void *reader_main(void *arg)
 {
     struct reader *r = arg;
     size_t off = 0;
+    /* the timer's signals go to the writing (main) thread */
+    sigset_t al;
+    sigemptyset(&al);
+    sigaddset(&al, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &al, NULL);
     while (off < r->len) {
         size_t c = r->len - off < 3000 ? r->len - off : 3000;
         ssize_t n = uds_read_exact(r->fd, r->buf + off, c);
@@ -201,9 +208,19 @@ static void *reader_main(void *arg)
             break;
         off += (size_t)n;
         if (r->slow && off % 30000 < 3000)
-            usleep(200);
+            usleep(500);
     }
     r->got = (ssize_t)off;
+    if (r->shut) {
+        /* A writer that sends more than len (e.g. resends after a short
+           write) gets EPIPE now instead of blocking forever, and what it
+           already sent is counted. */
+        shutdown(r->fd, SHUT_RD);
+        char tmp[4096];
+        ssize_t n;
+        while ((n = recv(r->fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
+            r->extra += (size_t)n;
+    }
     return NULL;
 }
 
@@ -235,19 +252,31 @@ static void test_writev_partial(void **state)
     cnt++;
     memcpy(copy, iov, sizeof(iov));
 
-    struct reader rd = {sv[1], malloc(total), total, 0, 1};
+    struct reader rd = {sv[1], malloc(total), total, 0, 1, 1, 0};
     assert_non_null(rd.buf);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+    /* a blocking sendmsg returns short only when a signal interrupts it:
+       interrupt it every millisecond so the resume path really runs */
+    alarms = 0;
+    start_timer(1000);
     assert_int_equal(uds_writev_all(sv[0], iov, cnt), (ssize_t)total);
+    stop_timer();
+    assert_true(alarms > 5);
     pthread_join(th, NULL);
     assert_int_equal(rd.got, (ssize_t)total);
     assert_memory_equal(rd.buf, src, total);
     assert_memory_equal(copy, iov, sizeof(iov)); /* iov not modified */
+    assert_int_equal(rd.extra, 0); /* and not a byte more */
 
-    /* non-blocking: -EAGAIN when full */
-    assert_int_equal(uds_set_nonblock(sv[0], 1), 0);
-    assert_int_equal(uds_writev_all(sv[0], iov, cnt), -EAGAIN);
+    /* the reader shut its side: the next write is -EPIPE */
+    assert_int_equal(uds_writev_all(sv[0], iov, cnt), -EPIPE);
+    /* non-blocking and full: -EAGAIN */
+    int nb[2];
+    assert_int_equal(uds_pair(UDS_STREAM, UDS_NONBLOCK, nb), 0);
+    assert_int_equal(uds_writev_all(nb[0], iov, cnt), -EAGAIN);
+    close(nb[0]);
+    close(nb[1]);
     assert_int_equal(uds_writev_all(sv[0], iov, -1), -EINVAL);
     assert_int_equal(uds_writev_all(sv[0], NULL, 0), 0);
     free(rd.buf);
@@ -339,14 +368,19 @@ static void test_pipe(void **state)
     unsigned char *src = malloc(len);
     assert_non_null(src);
     tu_fill(src, len, 5);
-    struct reader rd = {p[0], malloc(len), len, 0, 0};
+    struct reader rd = {p[0], malloc(len), len, 0, 0, 0, 0};
     assert_non_null(rd.buf);
     pthread_t th;
+    rd.slow = 1;
     assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+    alarms = 0;
+    start_timer(1000); /* short writes on the pipe too */
     assert_int_equal(uds_write_all(p[1], src, len / 2), (ssize_t)(len / 2));
     struct iovec v[3] = {{src + len / 2, 1000}, {src + len / 2 + 1000, 0},
                          {src + len / 2 + 1000, len / 2 - 1000}};
     assert_int_equal(uds_writev_all(p[1], v, 3), (ssize_t)(len / 2));
+    stop_timer();
+    assert_true(alarms > 5);
     pthread_join(th, NULL);
     assert_int_equal(rd.got, (ssize_t)len);
     assert_memory_equal(rd.buf, src, len);
