@@ -449,16 +449,28 @@ static int left_ms(uint64_t deadline)
 }
 
 /* One connect attempt on a fresh non-blocking socket; returns fd or -errno. */
+/*
+ * One connect attempt on a fresh socket; returns fd or -errno.
+ * Why two ways: a unix connect with no deadline that ends up blocking is
+ * cheapest as a plain blocking connect() (the kernel waits for room in a
+ * full backlog itself): socket + connect, nothing else. With a deadline, or
+ * for TCP (whose handshake must be bounded), the socket starts non-blocking
+ * and is switched back with one F_SETFL (its only file status flag is
+ * O_NONBLOCK, so 0 clears it without an F_GETFL first).
+ */
 static int connect_once(const uds_addr *a, int type, int flags, uint64_t deadline)
 {
-    int fd = uds__socket(uds_addr_family(a), type, UDS_NONBLOCK);
+    int family = uds_addr_family(a);
+    int blocking = family == AF_UNIX && deadline == UINT64_MAX && !(flags & UDS_NONBLOCK);
+    int fd = uds__socket(family, type, blocking ? 0 : UDS_NONBLOCK);
     if (fd < 0)
         return fd;
     int r = 0;
-    if (a->kind != UDS_ADDR_TCP && a->kind != UDS_ADDR_UDP && type == UDS_DGRAM &&
-        !(flags & UDS_NO_AUTOBIND))
+    if (family == AF_UNIX && type == UDS_DGRAM && !(flags & UDS_NO_AUTOBIND))
         r = autobind(fd);
-    if (r == 0 && connect(fd, &a->u.sa, a->len) < 0) {
+    /* an interrupted unix connect leaves the socket unconnected: retry it */
+    if (r == 0 && (blocking ? UDS__RETRY(connect(fd, &a->u.sa, a->len))
+                            : connect(fd, &a->u.sa, a->len)) < 0) {
         r = -errno;
         if (r == -EINPROGRESS || r == -EINTR) { /* TCP: wait for the handshake */
             struct pollfd p = {fd, POLLOUT, 0};
@@ -475,8 +487,8 @@ static int connect_once(const uds_addr *a, int type, int flags, uint64_t deadlin
             }
         }
     }
-    if (r == 0 && !(flags & UDS_NONBLOCK))
-        r = uds_set_nonblock(fd, 0);
+    if (r == 0 && !blocking && !(flags & UDS_NONBLOCK) && fcntl(fd, F_SETFL, 0) < 0)
+        r = uds__err();
     if (r < 0) {
         close(fd);
         return r;
