@@ -441,6 +441,25 @@ static void on_drain(uds_conn *c, void *arg)
     maybe_resume(arg);
 }
 
+/*
+ * Lets go of a connection's request list: answered requests are freed;
+ * requests the application still holds outlive the connection (their
+ * uds_req_reply then frees them and returns UDS_ECLOSED).
+ */
+static void detach_reqs(struct sconn *sc)
+{
+    for (uds_req *r = sc->head, *n; r; r = n) {
+        n = r->next;
+        if (r->done) {
+            free(r->reply);
+            free(r);
+        } else {
+            r->sc = NULL;
+            r->next = NULL;
+        }
+    }
+}
+
 static void on_close(uds_conn *c, int err, void *arg)
 {
     (void)c;
@@ -459,17 +478,7 @@ static void on_close(uds_conn *c, int err, void *arg)
         slog(s, UDS_LOG_DEBUG, "pid %ld uid %ld: connection error: %s",
              (long)sc->cred.pid, (long)sc->cred.uid, uds_strerror(err));
     }
-    /* requests still owned by the application outlive the connection */
-    for (uds_req *r = sc->head, *n; r; r = n) {
-        n = r->next;
-        if (r->done) {
-            free(r->reply);
-            free(r);
-        } else {
-            r->sc = NULL;
-            r->next = NULL;
-        }
-    }
+    detach_reqs(sc);
     if (sc->prev)
         sc->prev->next = sc->next;
     else
@@ -1006,16 +1015,7 @@ void uds_server_free(uds_server *s)
     detach_zombies(s);
     for (struct sconn *sc = s->conns, *n; sc; sc = n) {
         n = sc->next;
-        for (uds_req *r = sc->head, *rn; r; r = rn) {
-            rn = r->next;
-            if (r->done) {
-                free(r->reply);
-                free(r);
-            } else {
-                r->sc = NULL;
-                r->next = NULL;
-            }
-        }
+        detach_reqs(sc);
         uds__conn_destroy(sc->conn);
         free(sc);
     }
