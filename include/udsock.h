@@ -485,6 +485,31 @@ void uds_loop_stop(uds_loop *loop);
 /* The loop's cached monotonic time in milliseconds (updated each round). */
 uint64_t uds_loop_now(const uds_loop *loop);
 
+/*
+ * The one thread-safe call of the loop: runs cb(loop, arg) on the loop's
+ * thread, soon (the loop is woken through an eventfd it owns). Calls posted
+ * from one thread run in the order they were posted; each runs exactly
+ * once, also if uds_loop_free() comes first (it runs what is still queued,
+ * on the thread that frees). This is how a worker thread hands a result
+ * back: compute there, post, answer from the callback (uds_req_reply,
+ * uds_conn_write are loop-thread calls). A posted call does not keep
+ * uds_loop_run() alive by itself. Posting to a loop being freed, or after,
+ * is undefined: stop the posting threads first.
+ * Returns 0, -EINVAL (cb NULL), -ENOMEM.
+ */
+int uds_loop_post(uds_loop *loop, uds_defer_cb cb, void *arg);
+
+/* Log levels, the syslog values. */
+#define UDS_LOG_ERR 3
+#define UDS_LOG_WARNING 4
+#define UDS_LOG_INFO 6
+#define UDS_LOG_DEBUG 7
+
+/* The library never prints: long-running objects (server, acceptor) report
+   through this, if set. text is one line without a newline; names and data
+   from peers in it have their control bytes escaped. */
+typedef void (*uds_log_cb)(void *arg, int level, const char *text);
+
 /* UDS_CONN_API: buffered connections, framing, server, client (issue 3) */
 
 /* ------------------------------------------------------------------------ */
@@ -572,6 +597,19 @@ ssize_t uds_frame_encode(const uds_framer *f, const void *msg, size_t len,
  */
 typedef struct uds_conn uds_conn;
 
+/*
+ * Ancillary data of one read (SCM_RIGHTS, SCM_CREDENTIALS).
+ * fds are close-on-exec. cred is the sender's pid/uid/gid as the kernel
+ * vouches for it (has_cred 0 when none came: UDS_CONN_CREDS not set).
+ */
+typedef struct uds_anc {
+    int *fds;      /* nfds descriptors, valid during the callback */
+    size_t nfds;
+    int has_cred;
+    uds_cred cred;
+    size_t at;     /* stream: offset in the next on_data's data */
+} uds_anc;
+
 /* Callbacks; the struct must stay valid while the connection lives
    (typically a static const). Every callback may call uds_conn_close. */
 typedef struct uds_conn_cbs {
@@ -595,7 +633,29 @@ typedef struct uds_conn_cbs {
      * error (-ECONNRESET, -EPIPE...). May be NULL.
      */
     void (*on_close)(uds_conn *c, int err, void *arg);
+    /*
+     * File descriptors and/or credentials arrived (only with UDS_CONN_FDS
+     * or UDS_CONN_CREDS in uds_conn_opts.flags; may be NULL otherwise).
+     * Called just before the on_data call that first offers the bytes they
+     * came with: those bytes start at offset anc->at of that call's data
+     * (packet sockets: they came with that message). From this call on the
+     * fds belong to the callback: keep them, pass them on with
+     * uds_conn_write_anc, or close them. NULL with UDS_CONN_FDS set: every
+     * fd is closed at once, as without the flag.
+     */
+    void (*on_anc)(uds_conn *c, const uds_anc *anc, void *arg);
 } uds_conn_cbs;
+
+/* Flags for uds_conn_opts.flags. */
+#define UDS_CONN_FDS 0x01   /* accept fds from the peer (on_anc). Without it
+                               no fd ever reaches the application: where the
+                               kernel has SO_PASSRIGHTS (Linux 6.16) it is
+                               told to refuse them (the sender's sendmsg
+                               fails with EPERM); elsewhere they are closed
+                               as they arrive. MSG_CTRUNC (more than fit)
+                               closes every fd of that read. */
+#define UDS_CONN_CREDS 0x02 /* SO_PASSCRED: each read's sender credentials
+                               go to on_anc (has_cred) */
 
 /* Options; zero-initialise, 0 means the default. */
 typedef struct uds_conn_opts {
@@ -606,6 +666,7 @@ typedef struct uds_conn_opts {
     size_t max_input;  /* unconsumed input kept at most (packet sockets:
                           the largest message); default 1 MiB + 4 */
     unsigned reads_per_wakeup; /* default 16 */
+    int flags;         /* UDS_CONN_FDS, UDS_CONN_CREDS */
 } uds_conn_opts;
 
 /*
@@ -637,6 +698,24 @@ int uds_conn_writev(uds_conn *c, const struct iovec *iov, int iovcnt);
 int uds_conn_write_owned(uds_conn *c, void *data, size_t len,
                          void (*free_fn)(void *data, void *free_arg),
                          void *free_arg);
+
+/*
+ * Queues a copy of the gather list with nfds descriptors (at most
+ * UDS_MAX_FDS) and/or credentials attached (unix sockets only). They leave
+ * with the first byte of this data (stream) or with this message (packet
+ * sockets), never merged with another write's fds. Ownership of the fds
+ * passes to the connection on success (>= 0): it closes them once the
+ * kernel has taken them, or when the connection goes. On failure (< 0)
+ * they are still the caller's. cred (may be NULL) is sent as
+ * SCM_CREDENTIALS; a pid/uid/gid other than this process's own needs
+ * privilege (CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID): if the kernel refuses
+ * it (EPERM, ESRCH for a pid that has exited), the data and fds are sent
+ * without it and the kernel supplies ours. Stream data must be at least 1
+ * byte when fds or cred are attached. Returns as uds_conn_write, or
+ * -EINVAL (too many fds, empty stream data with fds).
+ */
+int uds_conn_write_anc(uds_conn *c, const struct iovec *iov, int iovcnt,
+                       int *fds, size_t nfds, const uds_cred *cred);
 
 /* Tries to send the queue now instead of at the end of the round. Returns
    0, or the connection error (the connection is then closed). */
@@ -674,6 +753,307 @@ void *uds_conn_arg(const uds_conn *c);
 void uds_conn_set_arg(uds_conn *c, void *arg);
 
 /* ------------------------------------------------------------------------ */
+/* Access rules                                                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Who may use a unix socket, judged from the credentials the kernel
+ * recorded at connect(): the effective uid and gid (SO_PEERCRED) and the
+ * supplementary groups (SO_PEERGROUPS, however many there are).
+ * Decision, first match wins:
+ *   1. uid in a deny-uid rule, or the gid or a supplementary group in a
+ *      deny-gid rule                                  -> refused, "denied"
+ *   2. no allow rule at all                           -> allowed
+ *   3. uid in allow-uid, or the gid or a supplementary group in allow-gid
+ *                                                     -> allowed
+ *   4. otherwise                                      -> refused, "not allowed"
+ * Rules fail closed: when the credentials or the group list cannot be read
+ * (or the peer is not a unix socket and any rule is set) the client is
+ * refused and the error says why.
+ */
+typedef struct uds_access uds_access;
+
+/* Rule kinds for uds_access_add(). */
+enum uds_access_rule {
+    UDS_ALLOW_UID = 0,
+    UDS_DENY_UID = 1,
+    UDS_ALLOW_GID = 2,
+    UDS_DENY_GID = 3
+};
+
+/* An empty rule set (everyone allowed). Returns 0 and *out, or -ENOMEM. */
+int uds_access_new(uds_access **out);
+
+/* Adds one id to a rule. Returns 0, -EINVAL (bad rule, id (unsigned)-1),
+   -ENOMEM. */
+int uds_access_add(uds_access *a, int rule, unsigned id);
+
+/* 1 if any rule is set, else 0 (NULL: 0). */
+int uds_access_active(const uds_access *a);
+
+/*
+ * Judges the peer of connected socket fd. cred (may be NULL) receives the
+ * peer's credentials when they could be read. Returns 1 allowed, 0 refused
+ * (*why, if why is non-NULL, set to a static text: "denied", "not
+ * allowed"), or a negative errno when a rule could not be evaluated
+ * (-ENOTSOCK, -EAFNOSUPPORT for a non-unix peer while rules are set, the
+ * error of SO_PEERCRED/SO_PEERGROUPS, -ENOMEM): the caller must refuse.
+ * a NULL or without rules allows everyone (credentials still filled in).
+ */
+int uds_access_check(const uds_access *a, int fd, uds_cred *cred,
+                     const char **why);
+
+/* Frees the rules. NULL is a no-op. */
+void uds_access_free(uds_access *a);
+
+/* ------------------------------------------------------------------------ */
+/* Acceptor                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Accepts connections on one or more listening sockets from a loop and
+ * hands each admitted one to a callback; the one accepting engine of the
+ * library (uds_server and the udsock commands use it).
+ *   - Bounded work: at most `batch` accepts per listener per loop round,
+ *     so timers, signals and busy connections run between batches.
+ *   - Out of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM): a reserve fd (/dev/null)
+ *     is spent to accept and close one pending client, so it sees a closed
+ *     connection instead of hanging, and the listeners are left alone for
+ *     emfile_pause_ms; accepting resumes by timer whatever else is busy.
+ *   - Limits: max_conns in total and max_conns_per_uid per unix peer uid
+ *     count connections handed out and not yet released
+ *     (uds_acceptor_release). A client over a limit, refused by the access
+ *     rules or by the admit hook is accepted and closed at once (it is not
+ *     left in the backlog) and logged; refusal lines are rate-limited
+ *     (10 per second, then one summary line per second with the count).
+ * Not thread-safe (a loop object).
+ */
+typedef struct uds_acceptor uds_acceptor;
+
+/* What the acceptor knows about a client when it hands it on. */
+typedef struct uds_peer {
+    int is_unix;        /* AF_UNIX: cred is the kernel's SO_PEERCRED */
+    uds_cred cred;      /* unix peer; otherwise pid 0, uid/gid (uid_t)-1 */
+    uds_addr addr;      /* the peer's address: tcp:HOST:PORT, a unix peer's
+                           bound name, or UDS_ADDR_UNNAMED */
+    unsigned uid_conns; /* unix: connections of this uid now held, this one
+                           included (1 for the first) */
+    uint64_t seq;       /* 1, 2, 3... for every connection accepted,
+                           refused ones included */
+    int listen_fd;      /* the listener it came from */
+} uds_peer;
+
+/*
+ * An admitted connection: fd (CLOEXEC; O_NONBLOCK unless the acceptor has
+ * UDS_ACCEPT_BLOCKING) belongs to the callback. It holds one slot of the
+ * limits until uds_acceptor_release(a, peer->cred.uid) is called, also
+ * when the callback closes fd at once.
+ */
+typedef void (*uds_accept_cb)(uds_acceptor *a, int fd, const uds_peer *peer,
+                              void *arg);
+
+/*
+ * Optional extra admission check, after the access rules and limits:
+ * return 0 to admit, or a negative value to refuse; *why (static text) is
+ * logged. The fd must not be closed or kept.
+ */
+typedef int (*uds_admit_cb)(uds_acceptor *a, int fd, const uds_peer *peer,
+                            const char **why, void *arg);
+
+#define UDS_ACCEPT_BLOCKING 0x01 /* hand out blocking fds (for exec) */
+
+/* Options; zero-initialise, 0 means the default / no limit. */
+typedef struct uds_acceptor_opts {
+    unsigned max_conns;         /* total connections held; 0 = no limit */
+    unsigned max_conns_per_uid; /* per unix peer uid; 0 = no limit */
+    unsigned batch;             /* accepts per listener per round; default 64 */
+    unsigned emfile_pause_ms;   /* default 100 */
+    int flags;                  /* UDS_ACCEPT_BLOCKING */
+    const uds_access *access;   /* borrowed (must outlive the acceptor);
+                                   NULL: everyone */
+    uds_admit_cb admit;
+    void *admit_arg;
+    uds_log_cb log;
+    void *log_arg;
+    const char *name;           /* prefix of log lines, e.g. "relay"; may be NULL */
+} uds_acceptor_opts;
+
+/*
+ * Creates an acceptor on loop that calls cb for each admitted client.
+ * opts may be NULL. Opens the reserve fd. Returns 0 and *out, or -EINVAL,
+ * -ENOMEM, -EMFILE. Nothing is called back on failure.
+ */
+int uds_acceptor_new(uds_acceptor **out, uds_loop *loop,
+                     const uds_acceptor_opts *opts, uds_accept_cb cb, void *arg);
+
+/*
+ * Accepts on listener *l (stream or seqpacket, listening), which is moved
+ * into the acceptor: on success the acceptor owns it (l->fd is set to -1)
+ * and closes it at uds_acceptor_close/free, removing the socket file if it
+ * is still ours (uds_listener_close). On failure *l is unchanged and still
+ * the caller's. Returns 0, -EINVAL (not listening, datagram), -errno.
+ */
+int uds_acceptor_add(uds_acceptor *a, uds_listener *l);
+
+/* A connection handed out by cb has ended: its slot is free again. uid is
+   peer->cred.uid as given to cb. */
+void uds_acceptor_release(uds_acceptor *a, uid_t uid);
+
+/* Stops / resumes accepting (pending clients wait in the backlog). */
+void uds_acceptor_pause(uds_acceptor *a);
+void uds_acceptor_resume(uds_acceptor *a);
+
+/* Closes the listeners (files removed if ours); the acceptor stays valid
+   for uds_acceptor_release and the counters. */
+void uds_acceptor_close(uds_acceptor *a);
+
+/* Frees: listeners closed as above. NULL is a no-op. */
+void uds_acceptor_free(uds_acceptor *a);
+
+typedef struct uds_acceptor_stats {
+    uint64_t accepted;  /* handed to cb */
+    uint64_t refused;   /* closed at once: rules, limits, admit hook */
+    uint64_t emfile;    /* times accepting paused for lack of fds */
+    unsigned conns;     /* slots held now */
+} uds_acceptor_stats;
+void uds_acceptor_stats_get(const uds_acceptor *a, uds_acceptor_stats *out);
+
+/* Slots held now by unix peer uid. */
+unsigned uds_acceptor_uid_conns(const uds_acceptor *a, uid_t uid);
+
+/* ------------------------------------------------------------------------ */
+/* Asynchronous connect                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct uds_connect_op uds_connect_op;
+
+/*
+ * Result of uds_connect_start: fd >= 0 is the connected socket
+ * (non-blocking, CLOEXEC), owned by the callback from then on; fd < 0 is
+ * the error (-ECONNREFUSED, -ENOENT, -ETIMEDOUT, -EPROTOTYPE, ...).
+ */
+typedef void (*uds_connect_cb)(uds_loop *loop, int fd, void *arg);
+
+/*
+ * Connects to addr without blocking the loop. opts as for uds_connect()
+ * (type, flags UDS_NO_AUTOBIND, timeout_ms <= 0 = no limit, wait: retry
+ * ENOENT/ECONNREFUSED until the timeout); UDS_NONBLOCK is implied. A unix
+ * connect that meets a full backlog (EAGAIN) is retried with a back-off of
+ * 1 ms growing to 50 ms until timeout_ms (2 s when no timeout is set; then
+ * -ETIMEDOUT), never failed at once. A TCP handshake is waited for on the
+ * loop. cb is always called from the loop, never from inside this call,
+ * exactly once unless the operation is cancelled. *op (op may be NULL)
+ * identifies the operation until cb runs. Returns 0, or -EINVAL, -ENOMEM
+ * (then cb is never called).
+ */
+int uds_connect_start(uds_connect_op **op, uds_loop *loop, const uds_addr *addr,
+                      const uds_connect_opts *opts, uds_connect_cb cb, void *arg);
+
+/* Cancels a pending connect: cb is not called, the socket is closed. Must
+   not be called after cb ran. NULL is a no-op. */
+void uds_connect_cancel(uds_connect_op *op);
+
+/* ------------------------------------------------------------------------ */
+/* Forwarding: two connections joined                                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Joins two connected sockets (side 0 and side 1) on a loop and copies
+ * everything each one sends to the other until both directions have ended:
+ *   - bytes between two raw stream sides go through recv/send while the
+ *     traffic is small and switch to splice() (socket -> pipe -> socket,
+ *     one pipe per direction, created on first use) once a read fills the
+ *     buffer: bulk data never enters user space;
+ *   - packet sides (SOCK_SEQPACKET, connected SOCK_DGRAM) keep message
+ *     boundaries; framed stream sides (UDS_FRAME_LEN32, UDS_FRAME_LINE)
+ *     are decoded into messages and re-encoded for the other side, so a
+ *     line client can talk to a length-prefixed or seqpacket server; a raw
+ *     stream read becomes one message on a packet side;
+ *   - EOF from one side becomes shutdown(SHUT_WR) on the other once
+ *     everything before it is written (a datagram side has no EOF);
+ *   - backpressure both ways: a side is read only while the other side's
+ *     queue (or the direction's pipe) has room;
+ *   - with UDS_FWD_FDS, fds (SCM_RIGHTS) travel with the bytes or message
+ *     they were sent with, and with UDS_FWD_CREDS the sender's credentials
+ *     too (see uds_conn_write_anc for the privilege this needs); no splice
+ *     then. Without it fds are refused or closed as uds_conn does.
+ * A malformed or oversized frame, a socket error or the idle timeout ends
+ * the forward (both sides closed); done reports why.
+ */
+typedef struct uds_fwd uds_fwd;
+
+/* Flags for uds_fwd_opts.flags. */
+#define UDS_FWD_FDS 0x01       /* pass fds between unix sides */
+#define UDS_FWD_CREDS 0x02     /* pass the sender's credentials too */
+#define UDS_FWD_NO_SPLICE 0x04 /* always copy through user space */
+
+/* Framing of a stream side, for uds_fwd_opts.frame[]. */
+#define UDS_FRAME_RAW 0 /* bytes as they come (the default) */
+
+typedef struct uds_fwd_stats {
+    uint64_t bytes[2];  /* payload bytes forwarded: [0] side 0 -> 1, [1] 1 -> 0 */
+    uint64_t msgs[2];   /* messages forwarded (packet or framed sides) */
+    uint64_t fds[2];    /* descriptors passed */
+    uint64_t creds[2];  /* credentials passed */
+    int spliced[2];     /* the direction switched to splice() */
+} uds_fwd_stats;
+
+/*
+ * Called once when the forward has ended, from the loop; f is freed when it
+ * returns. err: 0 both directions ended (EOF passed on each way) or
+ * uds_fwd_close(); -ETIMEDOUT idle timeout; -EMSGSIZE a message over
+ * max_msg; UDS_EFRAME a malformed frame (bad LEN32 header, a newline
+ * inside a message for a LINE side); or the socket error. side: the side
+ * the error came from (0, 1), -1 when not one side's.
+ */
+typedef void (*uds_fwd_done_cb)(uds_fwd *f, int err, int side,
+                                const uds_fwd_stats *st, void *arg);
+
+/*
+ * Sees the traffic (udsock relay -v): dir 0 is side 0 -> 1. Called for
+ * each chunk or message as it is forwarded, with the fds/credentials that
+ * go with it (anc NULL when none). Setting a tap turns splice off.
+ */
+typedef void (*uds_fwd_tap_cb)(uds_fwd *f, int dir, const void *data, size_t len,
+                               const uds_anc *anc, void *arg);
+
+/* Options; zero-initialise, 0 means the default. */
+typedef struct uds_fwd_opts {
+    int frame[2];        /* stream sides: UDS_FRAME_RAW (0), UDS_FRAME_LEN32,
+                            UDS_FRAME_LINE; ignored for packet sides */
+    size_t max_msg;      /* largest message of a framed or packet side;
+                            default UDS_FRAME_DEFAULT_MAX */
+    int flags;           /* UDS_FWD_FDS, UDS_FWD_CREDS, UDS_FWD_NO_SPLICE */
+    int idle_timeout_ms; /* end after this long with no data either way;
+                            <= 0: never */
+    size_t high_water;   /* queued bytes per direction before its source is
+                            paused; default 256 KiB */
+    size_t pipe_size;    /* splice pipe per direction; default 1 MiB
+                            (F_SETPIPE_SZ; the system's limit otherwise) */
+    uds_fwd_tap_cb tap;
+    void *tap_arg;
+} uds_fwd_opts;
+
+/*
+ * Joins fd0 and fd1 (connected sockets, made non-blocking). On success the
+ * forward owns both fds; on failure (-EINVAL, -ENOMEM, -EPROTOTYPE for a
+ * framing the socket types cannot carry, an epoll error) both are still the
+ * caller's and done is never called.
+ */
+int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
+                const uds_fwd_opts *opts, uds_fwd_done_cb done, void *arg);
+
+/* Ends the forward now (both sockets closed, queued data discarded); done
+   follows from the loop with err 0. Safe from any callback and twice. */
+void uds_fwd_close(uds_fwd *f);
+
+/* Counters so far. */
+void uds_fwd_stats_get(const uds_fwd *f, uds_fwd_stats *out);
+
+/* The user arg given to uds_fwd_new. */
+void *uds_fwd_arg(const uds_fwd *f);
+
+/* ------------------------------------------------------------------------ */
 /* Request/response server                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -681,14 +1061,6 @@ typedef struct uds_server uds_server;
 /* One received request, until answered with uds_req_reply or uds_req_drop. */
 typedef struct uds_req uds_req;
 
-/* Log levels, the syslog values. */
-#define UDS_LOG_ERR 3
-#define UDS_LOG_WARNING 4
-#define UDS_LOG_INFO 6
-#define UDS_LOG_DEBUG 7
-
-/* The library never prints: servers report through this, if set. */
-typedef void (*uds_log_cb)(void *arg, int level, const char *text);
 
 /*
  * A message arrived. `msg` is valid during the call only. Answer now or

@@ -48,6 +48,10 @@ struct uds_conn {
     unsigned over_hw : 1;       /* above high water since the last drain */
     unsigned redeliver : 1;     /* a deferred re-offer of input is scheduled */
     unsigned in_cb : 1;         /* inside on_data: no re-entry */
+    unsigned hook_read : 1;     /* readable events go to hooks->readable */
+    unsigned hook_write : 1;    /* want writability for hooks->writable */
+    const uds__conn_hooks *hooks;
+    void *hook_arg;
 };
 
 static void io_cb(uds_loop *loop, int fd, unsigned events, void *arg);
@@ -87,7 +91,7 @@ static void update_watch(uds_conn *c)
     unsigned m = 0;
     if (c->reading && !c->eof && !c->ending)
         m |= UDS_EV_READ;
-    if (c->write_blocked && c->out.bytes > 0)
+    if ((c->write_blocked && c->out.bytes > 0) || c->hook_write)
         m |= UDS_EV_WRITE;
     if (m == c->mask)
         return;
@@ -301,10 +305,16 @@ static void io_cb(uds_loop *loop, int fd, unsigned events, void *arg)
         c->write_blocked = 0;
         do_flush(c);
     }
+    /* the hook writes behind the queue, never beside it */
+    if (c->hook_write && !c->closing && c->out.bytes == 0 &&
+        (events & (UDS_EV_WRITE | UDS_EV_ERROR | UDS_EV_HUP)))
+        c->hooks->writable(c, c->hook_arg);
     if (c->closing || !(c->mask & UDS_EV_READ))
         return;
     if (events & (UDS_EV_READ | UDS_EV_HUP | UDS_EV_ERROR)) {
-        if (c->packets)
+        if (c->hook_read)
+            c->hooks->readable(c, c->hook_arg);
+        else if (c->packets)
             read_packets(c);
         else
             read_stream(c);
@@ -488,3 +498,35 @@ void uds__conn_destroy(uds_conn *c)
     close_now(c, 0);
     c->cbs = &none;
 }
+
+/* ---- hooks for the forwarder (forward.c) -------------------------------- */
+
+void uds__conn_hooks_set(uds_conn *c, const uds__conn_hooks *h, void *arg)
+{
+    c->hooks = h;
+    c->hook_arg = arg;
+}
+
+void uds__conn_hook_read(uds_conn *c, int on)
+{
+    c->hook_read = on && c->hooks && c->hooks->readable;
+}
+
+void uds__conn_hook_write(uds_conn *c, int on)
+{
+    unsigned want = on && c->hooks && c->hooks->writable;
+    if (c->hook_write == want)
+        return;
+    c->hook_write = want;
+    update_watch(c);
+}
+
+void uds__conn_eof(uds_conn *c)
+{
+    if (!c->closing && !c->eof)
+        on_eof(c);
+}
+
+void uds__conn_fail(uds_conn *c, int err) { close_now(c, err); }
+
+int uds__conn_is_packets(const uds_conn *c) { return c->packets; }

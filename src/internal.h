@@ -52,6 +52,29 @@ void uds__conn_destroy(uds_conn *c);
 /* Bytes of output the kernel has taken from c so far (conn.c). */
 uint64_t uds__conn_sent(const uds_conn *c);
 
+/*
+ * Hooks of a connection for the forwarder (conn.c, used by forward.c):
+ * while a direction splices, the forwarder moves its bytes itself and the
+ * connection keeps the rest (reading on/off, EOF, the queue, shutdown,
+ * close). readable replaces the connection's own reads while hook_read is
+ * on (uds_conn_read_stop/start still decide whether the fd is watched);
+ * writable runs when the socket is writable and the connection's own queue
+ * is empty, while hook_write is on.
+ */
+typedef struct uds__conn_hooks {
+    void (*readable)(uds_conn *c, void *arg);
+    void (*writable)(uds_conn *c, void *arg);
+} uds__conn_hooks;
+void uds__conn_hooks_set(uds_conn *c, const uds__conn_hooks *h, void *arg);
+void uds__conn_hook_read(uds_conn *c, int on);
+void uds__conn_hook_write(uds_conn *c, int on);
+/* A hook's read found end of stream: on_eof as if the conn had read it. */
+void uds__conn_eof(uds_conn *c);
+/* A hook's I/O failed: the connection closes with err. */
+void uds__conn_fail(uds_conn *c, int err);
+/* 1 for SEQPACKET/DGRAM connections. */
+int uds__conn_is_packets(const uds_conn *c);
+
 /* TCP_NODELAY on a TCP stream socket (request/response traffic must not
    wait for Nagle); a no-op for anything else (server.c). */
 void uds__nodelay(int fd);

@@ -713,7 +713,7 @@ static void c_close(uds_conn *c, int err, void *arg)
     (void)arg;
     close_err = err;
 }
-static const uds_conn_cbs ccbs = {c_data, c_eof, NULL, c_close};
+static const uds_conn_cbs ccbs = {.on_data = c_data, .on_eof = c_eof, .on_close = c_close};
 
 static void free_owned(void *p, void *arg)
 {
@@ -1382,7 +1382,7 @@ static void bp_close(uds_conn *c, int err, void *arg)
     (void)c; (void)arg;
     bp_close_err = err;
 }
-static const uds_conn_cbs bpcbs = {bp_data, NULL, bp_drain, bp_close};
+static const uds_conn_cbs bpcbs = {.on_data = bp_data, .on_drain = bp_drain, .on_close = bp_close};
 
 static void test_conn_backpressure(void **state)
 {
