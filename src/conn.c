@@ -530,3 +530,19 @@ void uds__conn_eof(uds_conn *c)
 void uds__conn_fail(uds_conn *c, int err) { close_now(c, err); }
 
 int uds__conn_is_packets(const uds_conn *c) { return c->packets; }
+
+/* Input received and not consumed yet (a partial frame at EOF). */
+const void *uds__conn_input(const uds_conn *c, size_t *len)
+{
+    *len = c->in_len;
+    return c->in;
+}
+
+/* Undoes a fresh uds_conn_new without closing its fd (the caller's again):
+   for constructors that make two connections and fail on the second. */
+void uds__conn_forget(uds_conn *c)
+{
+    uds_loop_unwatch(c->loop, c->fd);
+    free(c->in);
+    free(c);
+}

@@ -5,6 +5,7 @@
 #include "udsock.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -35,6 +36,16 @@ static inline uint64_t uds__now_ms(void) { return uds__now_ns() / 1000000u; }
 
 /* Sleep for ms milliseconds (EINTR resumes the remaining time). */
 void uds__sleep_ms(int ms);
+
+/* SIGPIPE blocked for this thread while held (io.c): for writes that
+   cannot take MSG_NOSIGNAL. release() consumes the SIGPIPE an EPIPE raised
+   and restores the mask; errno is preserved. */
+typedef struct uds__sigpipe {
+    sigset_t old;
+    int was_pending;
+} uds__sigpipe;
+void uds__sigpipe_hold(uds__sigpipe *g);
+void uds__sigpipe_release(uds__sigpipe *g, int got_epipe);
 
 /* Creates a CLOEXEC socket of family/type; flags may hold UDS_NONBLOCK. */
 int uds__socket(int family, int type, int flags);
@@ -74,6 +85,11 @@ void uds__conn_eof(uds_conn *c);
 void uds__conn_fail(uds_conn *c, int err);
 /* 1 for SEQPACKET/DGRAM connections. */
 int uds__conn_is_packets(const uds_conn *c);
+/* The input buffered and not yet consumed by on_data. */
+const void *uds__conn_input(const uds_conn *c, size_t *len);
+/* Frees a connection fresh from uds_conn_new (nothing queued, no callback
+   run yet) without closing its fd and without on_close. */
+void uds__conn_forget(uds_conn *c);
 
 /* TCP_NODELAY on a TCP stream socket (request/response traffic must not
    wait for Nagle); a no-op for anything else (server.c). */

@@ -13,33 +13,48 @@
 #include <unistd.h>
 
 /*
- * write()/writev() for fds that are not sockets (a pipe given as stdout).
- * MSG_NOSIGNAL does not exist for them, and a pipe without a reader raises
- * SIGPIPE at the calling thread. The library promises never to raise
- * signals, so SIGPIPE is blocked for this thread around the call and, if
- * the call failed with EPIPE, the SIGPIPE it generated is consumed before
+ * SIGPIPE guard for writes that cannot take MSG_NOSIGNAL (write() to a
+ * pipe, splice() into a socket). A pipe or socket without a reader raises
+ * SIGPIPE at the calling thread, and the library promises never to raise
+ * signals: SIGPIPE is blocked for this thread while the guard is held and,
+ * if a write failed with EPIPE, the SIGPIPE it generated is consumed before
  * the old mask comes back (unless one was already pending: not ours).
- * Only the non-socket path pays for the two sigmask calls.
  */
-static ssize_t write_nosigpipe(int fd, const struct iovec *iov, int iovcnt)
+void uds__sigpipe_hold(uds__sigpipe *g)
 {
-    sigset_t pipe_set, old, pending;
+    sigset_t pipe_set, pending;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     sigemptyset(&pending);
     sigpending(&pending);
-    int was_pending = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    ssize_t n = UDS__RETRY(iovcnt == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len)
-                                       : writev(fd, iov, iovcnt));
+    g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
+}
+
+void uds__sigpipe_release(uds__sigpipe *g, int got_epipe)
+{
     int e = errno;
-    if (n < 0 && e == EPIPE && !was_pending) {
+    if (got_epipe && !g->was_pending) {
+        sigset_t pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
         struct timespec zero = {0, 0};
         while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
             ;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
     errno = e;
+}
+
+/* write()/writev() for fds that are not sockets (a pipe given as stdout);
+   only this path pays for the guard's sigmask calls. */
+static ssize_t write_nosigpipe(int fd, const struct iovec *iov, int iovcnt)
+{
+    uds__sigpipe g;
+    uds__sigpipe_hold(&g);
+    ssize_t n = UDS__RETRY(iovcnt == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len)
+                                       : writev(fd, iov, iovcnt));
+    uds__sigpipe_release(&g, n < 0 && errno == EPIPE);
     return n;
 }
 
