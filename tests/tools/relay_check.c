@@ -306,6 +306,7 @@ static void on_stop(int sig)
 }
 
 typedef struct econn {
+    struct econn *prev, *next; /* all open connections, freed at exit */
     int fd;
     unsigned char *buf; /* stream: echo buffer; seqpacket: one pending message */
     size_t off, len, cap;
@@ -347,8 +348,16 @@ static int econn_update(int ep, econn *c)
     return epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
 }
 
+static econn *econns;
+
 static void econn_close(int ep, econn *c)
 {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        econns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c->buf);
@@ -530,6 +539,10 @@ static int cmd_echo(int argc, char **argv)
                 if (!c || (is_stream && !(c->buf = malloc(STREAM_ECHO_BUF))))
                     die("echo: out of memory");
                 c->fd = fd;
+                c->next = econns;
+                if (econns)
+                    econns->prev = c;
+                econns = c;
                 c->cap = is_stream ? STREAM_ECHO_BUF : 0;
                 c->ev = EPOLLIN;
                 struct epoll_event ce = {.events = EPOLLIN, .data.ptr = c};
@@ -538,6 +551,11 @@ static int cmd_echo(int argc, char **argv)
             }
         }
     }
+    while (econns)
+        econn_close(ep, econns);
+    close(ep);
+    close(lfd);
+    free(rbuf);
     if (a.family == AF_UNIX && as[0] != '@')
         unlink(as);
     return 0;
@@ -616,17 +634,23 @@ static void hex(char *out, size_t cap, const unsigned char *p, size_t n)
 }
 
 /*
- * Says where wrong bytes came from: zeros, a word of some client's payload
- * (that client and the offset, found by decoding, any distance away), or
- * nothing we ever sent (memory that no recv wrote, e.g.).
+ * Says where wrong bytes came from: zeros or another one-byte fill pattern
+ * (0xbe is ASan's malloc fill), a word of some client's payload (that
+ * client and the offset, found by decoding, any distance away), or nothing
+ * we ever sent (memory that no recv wrote, e.g.).
  */
 static void classify(char *out, size_t cap, unsigned me, const unsigned char *got, size_t avail)
 {
     size_t z = 0;
-    while (z < avail && got[z] == 0)
+    while (z < avail && got[z] == got[0])
         z++;
-    if (z >= 8 || z == avail) {
+    if (got[0] == 0 && (z >= 8 || z == avail)) {
         snprintf(out, cap, "zeros (%zu zero bytes from there, of %zu in this read)", z, avail);
+        return;
+    }
+    if (z >= 8 || z == avail) {
+        snprintf(out, cap, "a fill pattern: %zu bytes of 0x%02x from there, of %zu in this read%s", z,
+                 got[0], avail, got[0] == 0xbe ? " (0xbe: ASan's fill of fresh malloc memory)" : "");
         return;
     }
     for (size_t k = 0; k < 8 && k + 8 <= avail; k++) {
