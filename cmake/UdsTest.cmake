@@ -63,3 +63,15 @@ foreach(src ${UDS_FUZZ_TARGETS})
     uds_test(fuzz.${short} COMMAND replay_${short} ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/${short} LABELS fuzz)
   endif()
 endforeach()
+
+# Test tools: tests/tools/NAME.c -> build/tests/NAME, used by the CLI tests.
+# They are independent judges of what the library and the CLI do: they never
+# link libudsock nor include its headers (raw syscalls only).
+file(GLOB UDS_TEST_TOOLS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/tools/*.c)
+foreach(src ${UDS_TEST_TOOLS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(tool_${name} ${src})
+  target_link_libraries(tool_${name} PRIVATE m)
+  set_target_properties(tool_${name} PROPERTIES OUTPUT_NAME ${name}
+    RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+endforeach()
