@@ -46,6 +46,41 @@ const char *uds_version(void);
  */
 const char *uds_strerror(int err);
 
+/*
+ * The one escaping rule for text a peer chose (paths, abstract names,
+ * program names, data shown to a person): printable ASCII and valid UTF-8
+ * stay, backslash becomes "\\", newline/CR/tab "\n" "\r" "\t", every other
+ * byte (control bytes, DEL, C1 controls, invalid UTF-8) "\xNN". Nothing
+ * that reaches a terminal through it can move the cursor, set a title or
+ * forge a line. Writes at most cap bytes including the NUL (output is cut
+ * only between whole characters/escapes; out may be NULL with cap 0 to
+ * measure). Returns the length the whole text needs (without the NUL), or
+ * -EINVAL.
+ */
+ssize_t uds_escape(const void *data, size_t len, char *out, size_t cap);
+
+/*
+ * A rate limit for log lines a peer can trigger at will (refused clients,
+ * bad frames): at most `burst` lines per `interval_ms` (zeroed struct: 10
+ * per second). uds_ratelimit_pass says whether to log now; when a new
+ * interval starts it reports through *suppressed (may be NULL) how many
+ * lines the previous one swallowed, so a summary can be logged.
+ */
+typedef struct uds_ratelimit {
+    unsigned interval_ms; /* 0: 1000 */
+    unsigned burst;       /* 0: 10 */
+    uint64_t begin_ms;    /* internal */
+    unsigned used;        /* internal */
+    unsigned suppressed;  /* internal */
+} uds_ratelimit;
+int uds_ratelimit_pass(uds_ratelimit *r, uint64_t now_ms, unsigned *suppressed);
+/* If the current interval is over: ends it and returns how many lines it
+   suppressed (for a summary from a timer when the flood has stopped);
+   otherwise 0. */
+unsigned uds_ratelimit_flush(uds_ratelimit *r, uint64_t now_ms);
+/* When the current interval ends (ms, the clock given to pass). */
+uint64_t uds_ratelimit_end(const uds_ratelimit *r);
+
 /* ------------------------------------------------------------------------ */
 /* Addresses                                                                */
 /* ------------------------------------------------------------------------ */

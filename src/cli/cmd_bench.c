@@ -13,6 +13,7 @@
  */
 #include "bench.h"
 #include "cli.h"
+#include "opts.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -59,29 +60,6 @@ static char *zeros;            /* a large zero buffer to send from */
 static size_t zeros_len;
 
 /* ---- parsing ------------------------------------------------------------- */
-
-/* "64", "4k", "1M", "2GiB" -> bytes; 0 on error. */
-static uint64_t parse_size(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return 0;
-    uint64_t mul = 1;
-    switch (*end) {
-    case 'k': case 'K': mul = 1024; end++; break;
-    case 'm': case 'M': mul = 1024 * 1024; end++; break;
-    case 'g': case 'G': mul = 1024ull * 1024 * 1024; end++; break;
-    default: break;
-    }
-    if (*end == 'i')
-        end++;
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end)
-        return 0;
-    return (uint64_t)(v * (double)mul);
-}
 
 /* Splits a comma list into out[] (pointers into s, which is modified). */
 static int split_list(char *s, const char *out[], int max)
@@ -1105,7 +1083,7 @@ int cmd_bench(int argc, char **argv)
                 cli_die(CLI_USAGE, "bench: bad --count '%s'", optarg);
             break;
         case O_BYTES:
-            if (!(o.bytes = parse_size(optarg)))
+            if (!(o.bytes = cli_parse_size(optarg)))
                 cli_die(CLI_USAGE, "bench: bad --bytes '%s' (e.g. 2G)", optarg);
             break;
         case 'c':
@@ -1129,7 +1107,7 @@ int cmd_bench(int argc, char **argv)
             break;
         case O_SNDBUF:
         case O_RCVBUF: {
-            uint64_t v = parse_size(optarg);
+            uint64_t v = cli_parse_size(optarg);
             if (!v || v > (1u << 30))
                 cli_die(CLI_USAGE, "bench: bad buffer size '%s'", optarg);
             *(c == O_SNDBUF ? &o.sndbuf : &o.rcvbuf) = (int)v;
@@ -1196,7 +1174,7 @@ int cmd_bench(int argc, char **argv)
         const char *parts[MAX_LIST];
         int np = split_list(slist, parts, MAX_LIST);
         for (int i = 0; i < np; i++) {
-            uint64_t v = parse_size(parts[i]);
+            uint64_t v = cli_parse_size(parts[i]);
             if ((!v && strcmp(parts[i], "0")) || v > (64u << 20))
                 cli_die(CLI_USAGE, "bench: bad size '%s' (e.g. 64, 4k, 1M; at most 64M)", parts[i]);
             if (!v && o.mode != BM_CONNECT)

@@ -165,3 +165,35 @@ const char *cli_fmt_bytes(double b, char *buf, size_t size)
         snprintf(buf, size, "%.2f %s", b, units[u]);
     return buf;
 }
+
+uint64_t cli_parse_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v >= 0))
+        return 0;
+    uint64_t mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024; end++; break;
+    case 'm': case 'M': mul = 1024 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024ull * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i')
+        end++;
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end || v * (double)mul > 1e18)
+        return 0;
+    return (uint64_t)(v * (double)mul);
+}
+
+uint64_t cli_opt_size(const char *cmd, const char *opt, const char *text, uint64_t max)
+{
+    uint64_t v = cli_parse_size(text);
+    if (!v || v > max)
+        cli_usage_error(cmd, "bad %s '%s': expected a size from 1 to %llu bytes (e.g. 64k, 1M)",
+                        opt, text, (unsigned long long)max);
+    return v;
+}

@@ -10,6 +10,7 @@
 #include "cli.h"
 
 #include <signal.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* "udsock CMD: MESSAGE (try 'udsock CMD --help')" on stderr, exit 2. */
@@ -33,6 +34,10 @@ uid_t cli_opt_user(const char *cmd, const char *text);
 gid_t cli_opt_group(const char *cmd, const char *text);
 /* Seconds, fractions allowed ("1.5"), >= 0; returns milliseconds. Exits 2. */
 int cli_opt_seconds_ms(const char *cmd, const char *opt, const char *text);
+/* "64", "4k", "1M", "2GiB" -> bytes; 0 on error. */
+uint64_t cli_parse_size(const char *text);
+/* A size for option opt, 1..max bytes; exits 2 otherwise. */
+uint64_t cli_opt_size(const char *cmd, const char *opt, const char *text, uint64_t max);
 /* A count >= 1 (e.g. -n); exits 2 otherwise. */
 long cli_opt_count(const char *cmd, const char *opt, const char *text);
 

@@ -1,0 +1,54 @@
+/*
+ * service.h — what the long-running commands (relay, serve, listen -k)
+ * share on top of the library's loop: stop signals delivered on the loop,
+ * the library's log lines on stderr, rate-limited warnings for things a
+ * peer can trigger at will, and peer names escaped for a terminal.
+ */
+#ifndef UDS_CLI_SERVICE_H
+#define UDS_CLI_SERVICE_H
+
+#include "cli.h"
+
+#include <stdint.h>
+
+typedef struct cli_svc {
+    const char *cmd;     /* "relay", "serve", "listen" */
+    uds_loop *loop;
+    int stop_signo;      /* the signal that stopped the loop (0: none yet) */
+    int verbose;
+    uds_ratelimit rl;    /* for cli_svc_warn */
+    int64_t rl_timer;    /* pending summary of suppressed warnings */
+    void (*on_stop)(struct cli_svc *s, int signo, void *arg);
+    void *stop_arg;
+} cli_svc;
+
+/*
+ * Creates the loop and routes SIGINT, SIGTERM and SIGHUP to it (SIGINT is
+ * reset from SIG_IGN first: a shell starts background jobs with it ignored).
+ * on_stop runs from the loop when one arrives (NULL: stop the loop).
+ * Exits 1 on failure.
+ */
+void cli_svc_init(cli_svc *s, const char *cmd,
+                  void (*on_stop)(cli_svc *s, int signo, void *arg), void *arg);
+
+/* Frees the loop (after what is pending in it has run). */
+void cli_svc_free(cli_svc *s);
+
+/* A uds_log_cb: "udsock: CMD: TEXT" on stderr; INFO/DEBUG only with -v. */
+void cli_svc_log(void *arg, int level, const char *text);
+
+/* A warning a peer can cause (bad frame, failed connect...): at most 10 a
+   second, then one summary line with the count. */
+void cli_svc_warn(cli_svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A -v line (not rate-limited: asked for). */
+void cli_svc_info(cli_svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A peer-chosen name or text, escaped (uds_escape) into buf; returns buf. */
+const char *cli_esc(const void *data, size_t len, char *buf, size_t size);
+
+/* A peer for a log line: "uid 1000 gid 1000 pid 4242" (unix) or its
+   address ("tcp:127.0.0.1:5555"), escaped. */
+const char *cli_peer_text(const uds_peer *p, char *buf, size_t size);
+
+#endif
