@@ -407,7 +407,8 @@ ssize_t uds_recvfrom(int fd, void *buf, size_t len, uds_addr *from, int flags);
 
 /*
  * A small level-triggered epoll loop. One loop per thread; nothing in it is
- * thread-safe. Callbacks run on the thread that calls uds_loop_run().
+ * thread-safe except uds_loop_post(). Callbacks run on the thread that calls
+ * uds_loop_run().
  * A call that takes a callback and fails never calls that callback.
  */
 typedef struct uds_loop uds_loop;
@@ -423,12 +424,14 @@ typedef void (*uds_timer_cb)(uds_loop *loop, uint64_t id, void *arg);
 typedef void (*uds_signal_cb)(uds_loop *loop, int signo, void *arg);
 typedef void (*uds_defer_cb)(uds_loop *loop, void *arg);
 
-/* Creates a loop (epoll + CLOEXEC). Returns 0 and *out, or -errno. */
+/* Creates a loop: two fds, an epoll fd and the eventfd of uds_loop_post,
+   both CLOEXEC. Returns 0 and *out, or -errno. */
 int uds_loop_new(uds_loop **out);
 
 /*
- * Frees the loop. Deferred calls still pending (uds_loop_defer) are run
- * first, so objects waiting to be freed are not leaked. Watched fds are not
+ * Frees the loop. Deferred calls still pending (uds_loop_defer) and posted
+ * calls still queued (uds_loop_post) are run first, on the calling thread,
+ * so objects waiting to be freed are not leaked. Watched fds are not
  * closed (they belong to the caller); signals taken with uds_loop_signal are
  * unblocked again. NULL is a no-op.
  */
@@ -472,7 +475,8 @@ int uds_loop_defer(uds_loop *loop, uds_defer_cb cb, void *arg);
 
 /*
  * Runs until uds_loop_stop() is called or nothing is left to wait for (no
- * watched fds, timers or signals). Returns 0, or -errno if epoll failed.
+ * watched fds, timers, signals or deferred calls; posted calls do not
+ * count). Returns 0, or -errno if epoll failed.
  */
 int uds_loop_run(uds_loop *loop);
 
