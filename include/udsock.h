@@ -941,20 +941,26 @@ typedef void (*uds_connect_cb)(uds_loop *loop, int fd, void *arg);
 /*
  * Connects to addr without blocking the loop. opts as for uds_connect()
  * (type, flags UDS_NO_AUTOBIND, timeout_ms <= 0 = no limit, wait: retry
- * ENOENT/ECONNREFUSED until the timeout); UDS_NONBLOCK is implied. A unix
- * connect that meets a full backlog (EAGAIN) is retried with a back-off of
- * 1 ms growing to 50 ms until timeout_ms (2 s when no timeout is set; then
- * -ETIMEDOUT), never failed at once. A TCP handshake is waited for on the
- * loop. cb is always called from the loop, never from inside this call,
- * exactly once unless the operation is cancelled. *op (op may be NULL)
- * identifies the operation until cb runs. Returns 0, or -EINVAL, -ENOMEM
- * (then cb is never called).
+ * ENOENT/ECONNREFUSED until the timeout, then that error; without a
+ * timeout, until cancelled); UDS_NONBLOCK is implied. A unix stream or
+ * seqpacket connect that meets a full backlog (EAGAIN) is retried with a
+ * back-off of 1 ms growing to 50 ms until timeout_ms (for 2 s when no
+ * timeout is set; then -ETIMEDOUT), never failed at once. A TCP handshake
+ * is waited for on the loop, bounded by timeout_ms (-ETIMEDOUT). The
+ * timeout covers the whole operation, retries included. cb is always
+ * called from the loop, never from inside this call, exactly once unless
+ * the operation is cancelled; the op is freed before cb runs. *op (op may
+ * be NULL) identifies the operation until then. Cancel pending operations
+ * before uds_loop_free(). Returns 0, or -EINVAL (NULL loop, cb or addr, an
+ * unset or unnamed address, a bad type), -EPROTOTYPE (type does not fit
+ * the address), -ENOMEM or an epoll error; then cb is never called.
  */
 int uds_connect_start(uds_connect_op **op, uds_loop *loop, const uds_addr *addr,
                       const uds_connect_opts *opts, uds_connect_cb cb, void *arg);
 
-/* Cancels a pending connect: cb is not called, the socket is closed. Must
-   not be called after cb ran. NULL is a no-op. */
+/* Cancels a pending connect: cb is not called, the socket is closed, the
+   op is freed (also when the result was already queued for delivery). Must
+   not be called from or after cb. NULL is a no-op. */
 void uds_connect_cancel(uds_connect_op *op);
 
 /* ------------------------------------------------------------------------ */
