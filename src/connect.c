@@ -55,7 +55,8 @@ struct uds_connect_op {
 
 static int attempt(uds_connect_op *op, int in_start);
 
-/* Takes everything the operation holds on the loop away (fd stays). */
+/* Takes everything the operation holds on the loop away (the fd stays
+   open): called before the fd is handed to cb, which may watch it itself. */
 static void stop_io(uds_connect_op *op)
 {
     if (op->watching)
@@ -68,6 +69,8 @@ static void stop_io(uds_connect_op *op)
     op->retry_timer = op->hs_timer = 0;
 }
 
+/* Ends the current attempt: off the loop, socket closed (a failed or
+   abandoned attempt's socket is never reused). */
 static void close_fd(uds_connect_op *op)
 {
     stop_io(op);
@@ -128,6 +131,7 @@ static int trouble(uds_connect_op *op, int err, int in_start)
     return in_start ? err : finish(op, err, 0);
 }
 
+/* The back-off is over: the next attempt, on a fresh socket. */
 static void on_retry(uds_loop *l, uint64_t id, void *arg)
 {
     (void)l;
@@ -176,6 +180,8 @@ static int failed(uds_connect_op *op, int err, int in_start)
     return 0;
 }
 
+/* The deadline came during a TCP handshake: the whole operation is over
+   (the kernel's own SYN retries would take minutes). */
 static void on_handshake_timeout(uds_loop *l, uint64_t id, void *arg)
 {
     (void)l;
@@ -239,6 +245,11 @@ static int attempt(uds_connect_op *op, int in_start)
     return failed(op, err, in_start);
 }
 
+/*
+ * Why the first attempt runs here and not from the loop: a unix connect
+ * usually completes in the syscall, so the common case costs no extra
+ * round; only the callback waits for the loop (finish queues it).
+ */
 int uds_connect_start(uds_connect_op **out, uds_loop *loop, const uds_addr *addr,
                       const uds_connect_opts *opts, uds_connect_cb cb, void *arg)
 {
