@@ -2,7 +2,8 @@
 #   make            build everything into build/
 #   make run        build, then start the echo server on the default socket
 #   make test       install missing Debian packages, build, run every test,
-#                   then again under AddressSanitizer + UBSan, then fuzz smoke
+#                   then again under AddressSanitizer + UBSan, then the
+#                   uds_loop_post test under ThreadSanitizer, then fuzz smoke
 #   make install    install into PREFIX (default /usr/local)
 #   make bench      short benchmark run (see bench/README.md for the full one)
 PREFIX ?= /usr/local
@@ -11,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-plain test-asan test-fuzz deps install clean bench
+.PHONY: all build run test test-plain test-asan test-tsan test-fuzz deps install clean bench
 
 all: build
 
@@ -30,6 +31,7 @@ deps:
 test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
+	$(MAKE) test-tsan
 	$(MAKE) test-fuzz
 
 test-plain: build
@@ -39,6 +41,12 @@ test-asan:
 	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUDS_SANITIZE=ON
 	$(CMAKE) --build build-asan -j$(JOBS)
 	cd build-asan && ctest $(CTEST_ARGS)
+
+# ThreadSanitizer on the library's one thread-safe call (uds_loop_post):
+# builds only test_post + the library sources with clang; skipped with a
+# message when clang is missing or TSan does not work here (a probe decides).
+test-tsan:
+	sh scripts/tsan.sh build-tsan
 
 # libFuzzer smoke: each target runs for a short, bounded time (when clang exists).
 test-fuzz:
@@ -55,4 +63,4 @@ bench: build
 	sh bench/smoke.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz build-tsan

@@ -442,7 +442,8 @@ ssize_t uds_recvfrom(int fd, void *buf, size_t len, uds_addr *from, int flags);
 
 /*
  * A small level-triggered epoll loop. One loop per thread; nothing in it is
- * thread-safe. Callbacks run on the thread that calls uds_loop_run().
+ * thread-safe except uds_loop_post(). Callbacks run on the thread that calls
+ * uds_loop_run().
  * A call that takes a callback and fails never calls that callback.
  */
 typedef struct uds_loop uds_loop;
@@ -458,12 +459,14 @@ typedef void (*uds_timer_cb)(uds_loop *loop, uint64_t id, void *arg);
 typedef void (*uds_signal_cb)(uds_loop *loop, int signo, void *arg);
 typedef void (*uds_defer_cb)(uds_loop *loop, void *arg);
 
-/* Creates a loop (epoll + CLOEXEC). Returns 0 and *out, or -errno. */
+/* Creates a loop: two fds, an epoll fd and the eventfd of uds_loop_post,
+   both CLOEXEC. Returns 0 and *out, or -errno. */
 int uds_loop_new(uds_loop **out);
 
 /*
- * Frees the loop. Deferred calls still pending (uds_loop_defer) are run
- * first, so objects waiting to be freed are not leaked. Watched fds are not
+ * Frees the loop. Deferred calls still pending (uds_loop_defer) and posted
+ * calls still queued (uds_loop_post) are run first, on the calling thread,
+ * so objects waiting to be freed are not leaked. Watched fds are not
  * closed (they belong to the caller); signals taken with uds_loop_signal are
  * unblocked again. NULL is a no-op.
  */
@@ -507,7 +510,8 @@ int uds_loop_defer(uds_loop *loop, uds_defer_cb cb, void *arg);
 
 /*
  * Runs until uds_loop_stop() is called or nothing is left to wait for (no
- * watched fds, timers or signals). Returns 0, or -errno if epoll failed.
+ * watched fds, timers, signals or deferred calls; posted calls do not
+ * count). Returns 0, or -errno if epoll failed.
  */
 int uds_loop_run(uds_loop *loop);
 
@@ -972,20 +976,26 @@ typedef void (*uds_connect_cb)(uds_loop *loop, int fd, void *arg);
 /*
  * Connects to addr without blocking the loop. opts as for uds_connect()
  * (type, flags UDS_NO_AUTOBIND, timeout_ms <= 0 = no limit, wait: retry
- * ENOENT/ECONNREFUSED until the timeout); UDS_NONBLOCK is implied. A unix
- * connect that meets a full backlog (EAGAIN) is retried with a back-off of
- * 1 ms growing to 50 ms until timeout_ms (2 s when no timeout is set; then
- * -ETIMEDOUT), never failed at once. A TCP handshake is waited for on the
- * loop. cb is always called from the loop, never from inside this call,
- * exactly once unless the operation is cancelled. *op (op may be NULL)
- * identifies the operation until cb runs. Returns 0, or -EINVAL, -ENOMEM
- * (then cb is never called).
+ * ENOENT/ECONNREFUSED until the timeout, then that error; without a
+ * timeout, until cancelled); UDS_NONBLOCK is implied. A unix stream or
+ * seqpacket connect that meets a full backlog (EAGAIN) is retried with a
+ * back-off of 1 ms growing to 50 ms until timeout_ms (for 2 s when no
+ * timeout is set; then -ETIMEDOUT), never failed at once. A TCP handshake
+ * is waited for on the loop, bounded by timeout_ms (-ETIMEDOUT). The
+ * timeout covers the whole operation, retries included. cb is always
+ * called from the loop, never from inside this call, exactly once unless
+ * the operation is cancelled; the op is freed before cb runs. *op (op may
+ * be NULL) identifies the operation until then. Cancel pending operations
+ * before uds_loop_free(). Returns 0, or -EINVAL (NULL loop, cb or addr, an
+ * unset or unnamed address, a bad type), -EPROTOTYPE (type does not fit
+ * the address), -ENOMEM or an epoll error; then cb is never called.
  */
 int uds_connect_start(uds_connect_op **op, uds_loop *loop, const uds_addr *addr,
                       const uds_connect_opts *opts, uds_connect_cb cb, void *arg);
 
-/* Cancels a pending connect: cb is not called, the socket is closed. Must
-   not be called after cb ran. NULL is a no-op. */
+/* Cancels a pending connect: cb is not called, the socket is closed, the
+   op is freed (also when the result was already queued for delivery). Must
+   not be called from or after cb. NULL is a no-op. */
 void uds_connect_cancel(uds_connect_op *op);
 
 /* ------------------------------------------------------------------------ */

@@ -50,6 +50,20 @@ void uds__sigpipe_release(uds__sigpipe *g, int got_epipe);
 /* Creates a CLOEXEC socket of family/type; flags may hold UDS_NONBLOCK. */
 int uds__socket(int family, int type, int flags);
 
+/* The socket type for connecting to a (opts may be NULL), or -EINVAL for
+   a NULL, unset or unnamed address, -EPROTOTYPE / -EINVAL for a type that
+   does not fit it (sock.c). */
+int uds__connect_type(const uds_addr *a, const uds_connect_opts *opts);
+
+/* A fresh CLOEXEC socket for one connect attempt to a (non-blocking if
+   nonblock); a unix datagram socket is autobound unless flags has
+   UDS_NO_AUTOBIND. Returns the fd or -errno (sock.c). */
+int uds__connect_socket(const uds_addr *a, int type, int flags, int nonblock);
+
+/* The pending error of a socket whose connect was in progress, as -errno;
+   0 = connected (sock.c). */
+int uds__so_error(int fd);
+
 /*
  * A buffer of at least `size` bytes owned by the loop, for reading into
  * before the data is known to need keeping (loop.c). Valid until the next

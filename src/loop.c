@@ -1,7 +1,8 @@
 /*
  * loop.c — a small level-triggered epoll loop: fd watchers in a table
  * indexed by fd, one-shot timers in a binary heap, signals through one
- * signalfd, and deferred calls that run after each round of callbacks.
+ * signalfd, deferred calls that run after each round of callbacks, and
+ * calls posted from other threads (a mutex-protected queue and an eventfd).
  *
  * Why level-triggered: a callback that stops reading early (the per-wakeup
  * read cap of the connection layer) is simply called again next round; no
@@ -10,10 +11,12 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -81,37 +84,77 @@ struct uds_loop {
     struct defer *defers;
     size_t ndefers, defers_cap;
 
+    /*
+     * uds_loop_post: the only state shared with other threads is behind
+     * post_lock (posts, nposts, posts_cap). postfd never changes between
+     * uds_loop_new and uds_loop_free, so posters may read it unlocked.
+     * batch is the loop thread's own buffer: a wakeup swaps it with posts.
+     */
+    pthread_mutex_t post_lock;
+    struct defer *posts;
+    size_t nposts, posts_cap;
+    struct defer *batch;
+    size_t batch_cap;
+    int postfd;
+
     void *scratch;
     size_t scratch_len;
 };
 
+static void on_postfd(uds_loop *l, int fd, unsigned events, void *arg);
+static int watch(uds_loop *l, int fd, unsigned events, uds_io_cb cb, void *arg,
+                 int counted);
+
+/*
+ * Why the eventfd is made here and not on the first uds_loop_post: a lazy
+ * creation would run on the posting thread and have to register the fd in
+ * the watcher table, which only the loop thread may touch. One extra fd per
+ * loop buys a post that never has to set anything up.
+ */
 int uds_loop_new(uds_loop **out)
 {
     uds_loop *l = calloc(1, sizeof(*l));
     if (!l)
         return -ENOMEM;
-    l->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (l->epfd < 0) {
-        int e = uds__err();
-        free(l);
-        return e;
-    }
     l->sigfd = -1;
-    sigemptyset(&l->sigmask);
-    sigemptyset(&l->sig_was_blocked);
-    l->now_ms = uds__now_ms();
-    *out = l;
-    return 0;
+    l->postfd = -1;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    int r = l->epfd < 0 ? uds__err() : 0;
+    if (r == 0) {
+        l->postfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (l->postfd < 0)
+            r = uds__err();
+    }
+    if (r == 0)
+        r = watch(l, l->postfd, UDS_EV_READ, on_postfd, NULL, 0);
+    if (r == 0 && (r = -pthread_mutex_init(&l->post_lock, NULL)) == 0) {
+        sigemptyset(&l->sigmask);
+        sigemptyset(&l->sig_was_blocked);
+        l->now_ms = uds__now_ms();
+        *out = l;
+        return 0;
+    }
+    if (l->postfd >= 0)
+        close(l->postfd);
+    if (l->epfd >= 0)
+        close(l->epfd);
+    free(l->fds);
+    free(l);
+    return r;
 }
 
 static void run_defers(uds_loop *l);
+static int run_posts(uds_loop *l);
 
 void uds_loop_free(uds_loop *l)
 {
     if (!l)
         return;
-    /* deferred frees still pending must not leak */
-    run_defers(l);
+    /* deferred frees and posted calls still pending must not leak; each may
+       queue more of the other */
+    do
+        run_defers(l);
+    while (run_posts(l) > 0 || l->ndefers > 0);
     if (l->sigfd >= 0) {
         sigset_t unblock;
         sigemptyset(&unblock);
@@ -122,11 +165,15 @@ void uds_loop_free(uds_loop *l)
         pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
         close(l->sigfd);
     }
+    close(l->postfd);
     close(l->epfd);
+    pthread_mutex_destroy(&l->post_lock);
     free(l->fds);
     free(l->timers);
     free(l->heap);
     free(l->defers);
+    free(l->posts);
+    free(l->batch);
     free(l->scratch);
     free(l);
 }
@@ -209,14 +256,15 @@ static int watch(uds_loop *l, int fd, unsigned events, uds_io_cb cb, void *arg,
 
 int uds_loop_watch(uds_loop *l, int fd, unsigned events, uds_io_cb cb, void *arg)
 {
-    if (fd == l->sigfd && fd >= 0)
+    if (fd >= 0 && (fd == l->sigfd || fd == l->postfd))
         return -EBUSY;
     return watch(l, fd, events & (UDS_EV_READ | UDS_EV_WRITE), cb, arg, 1);
 }
 
 int uds_loop_unwatch(uds_loop *l, int fd)
 {
-    if (fd < 0 || fd >= l->nfds_cap || !l->fds[fd].active || fd == l->sigfd)
+    if (fd < 0 || fd >= l->nfds_cap || !l->fds[fd].active || fd == l->sigfd ||
+        fd == l->postfd)
         return -ENOENT;
     struct watcher *w = &l->fds[fd];
     /* the fd may already be closed by a careless caller: nothing to undo */
@@ -458,6 +506,86 @@ static void run_defers(uds_loop *l)
     }
 }
 
+/* ---- calls posted from other threads ------------------------------------ */
+
+/*
+ * Why the eventfd is written only when the queue goes from empty to
+ * non-empty: until the loop has swapped the queue out, a write is already
+ * pending for it, so a burst of posts costs one write() and one wakeup,
+ * not one syscall each.
+ */
+int uds_loop_post(uds_loop *l, uds_defer_cb cb, void *arg)
+{
+    if (!l || !cb)
+        return -EINVAL;
+    pthread_mutex_lock(&l->post_lock);
+    if (l->nposts == l->posts_cap) {
+        size_t cap = l->posts_cap ? l->posts_cap * 2 : 64;
+        struct defer *p = realloc(l->posts, cap * sizeof(*p));
+        if (!p) {
+            pthread_mutex_unlock(&l->post_lock);
+            return -ENOMEM;
+        }
+        l->posts = p;
+        l->posts_cap = cap;
+    }
+    l->posts[l->nposts].cb = cb;
+    l->posts[l->nposts].arg = arg;
+    int kick = l->nposts++ == 0;
+    pthread_mutex_unlock(&l->post_lock);
+    if (kick) {
+        uint64_t one = 1;
+        /* EAGAIN only when the counter is near 2^64: a wakeup is pending */
+        ssize_t w = UDS__RETRY(write(l->postfd, &one, sizeof(one)));
+        (void)w;
+    }
+    return 0;
+}
+
+/*
+ * Runs the calls queued so far, outside the lock: the queue is swapped with
+ * the loop's own (empty) buffer in O(1), so posters wait only for that swap,
+ * and calls posted meanwhile, also by the callbacks themselves, form the
+ * next batch: one wakeup does bounded work and other fds get their turn.
+ * Returns the number of calls run.
+ */
+static int run_posts(uds_loop *l)
+{
+    pthread_mutex_lock(&l->post_lock);
+    struct defer *run = l->posts;
+    size_t n = l->nposts, cap = l->posts_cap;
+    l->posts = l->batch;
+    l->posts_cap = l->batch_cap;
+    l->nposts = 0;
+    l->batch = NULL; /* a nested round (run_once from a callback) makes its own */
+    l->batch_cap = 0;
+    pthread_mutex_unlock(&l->post_lock);
+    for (size_t i = 0; i < n; i++)
+        run[i].cb(l, run[i].arg);
+    if (l->batch || cap > 16384) { /* a rare burst should not pin memory */
+        free(run);
+    } else {
+        l->batch = run;
+        l->batch_cap = cap;
+    }
+    return (int)(n > INT32_MAX ? INT32_MAX : n);
+}
+
+/*
+ * The eventfd is read before the queue is swapped: a post that lands after
+ * the read writes the eventfd again (it found the queue empty, or it is in
+ * this batch and the extra wakeup finds nothing), so no call is stranded.
+ */
+static void on_postfd(uds_loop *l, int fd, unsigned events, void *arg)
+{
+    (void)events;
+    (void)arg;
+    uint64_t v;
+    ssize_t r = UDS__RETRY(read(fd, &v, sizeof(v)));
+    (void)r;
+    run_posts(l);
+}
+
 /* ---- running ------------------------------------------------------------ */
 
 int uds_loop_run_once(uds_loop *l, int timeout_ms)
@@ -515,9 +643,6 @@ int uds_loop_run(uds_loop *l)
     l->stop = 0;
     return 0;
 }
-
-/* Internal: the loop's wakeup batch size (for tests and the conn layer). */
-int uds__loop_max_events(void) { return LOOP_MAX_EVENTS; }
 
 void *uds__loop_scratch(uds_loop *l, size_t size)
 {

@@ -426,6 +426,51 @@ static int autobind(int fd)
     return bind(fd, (struct sockaddr *)&un, sizeof(sa_family_t)) < 0 ? uds__err() : 0;
 }
 
+/*
+ * Why one function: uds_connect and uds_connect_start (connect.c) must
+ * refuse the same addresses and choose the same socket type.
+ */
+int uds__connect_type(const uds_addr *a, const uds_connect_opts *o)
+{
+    if (!a || a->kind == UDS_ADDR_NONE || a->kind == UDS_ADDR_UNNAMED)
+        return -EINVAL;
+    return pick_type(a, o ? o->type : 0);
+}
+
+/*
+ * The socket of one connect attempt, shared by the blocking and the loop
+ * connect so both autobind a unix datagram client the same way (the server
+ * needs an address to reply to).
+ */
+int uds__connect_socket(const uds_addr *a, int type, int flags, int nonblock)
+{
+    int family = uds_addr_family(a);
+    if (family < 0)
+        return family;
+    int fd = uds__socket(family, type, nonblock ? UDS_NONBLOCK : 0);
+    if (fd < 0)
+        return fd;
+    if (family == AF_UNIX && type == UDS_DGRAM && !(flags & UDS_NO_AUTOBIND)) {
+        int r = autobind(fd);
+        if (r < 0) {
+            close(fd);
+            return r;
+        }
+    }
+    return fd;
+}
+
+/* The outcome of a non-blocking connect that was in progress, as -errno
+   (0 = connected): the pending error of the socket. */
+int uds__so_error(int fd)
+{
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+        return uds__err();
+    return -soerr;
+}
+
 int uds_dgram_socket(int family, int flags)
 {
     int fd = uds__socket(family, SOCK_DGRAM, flags);
@@ -448,7 +493,6 @@ static int left_ms(uint64_t deadline)
     return now >= deadline ? 0 : (int)(deadline - now > 0x7fffffff ? 0x7fffffff : deadline - now);
 }
 
-/* One connect attempt on a fresh non-blocking socket; returns fd or -errno. */
 /*
  * One connect attempt on a fresh socket; returns fd or -errno.
  * Why two ways: a unix connect with no deadline that ends up blocking is
@@ -462,29 +506,23 @@ static int connect_once(const uds_addr *a, int type, int flags, uint64_t deadlin
 {
     int family = uds_addr_family(a);
     int blocking = family == AF_UNIX && deadline == UINT64_MAX && !(flags & UDS_NONBLOCK);
-    int fd = uds__socket(family, type, blocking ? 0 : UDS_NONBLOCK);
+    int fd = uds__connect_socket(a, type, flags, !blocking);
     if (fd < 0)
         return fd;
     int r = 0;
-    if (family == AF_UNIX && type == UDS_DGRAM && !(flags & UDS_NO_AUTOBIND))
-        r = autobind(fd);
     /* an interrupted unix connect leaves the socket unconnected: retry it */
-    if (r == 0 && (blocking ? UDS__RETRY(connect(fd, &a->u.sa, a->len))
-                            : connect(fd, &a->u.sa, a->len)) < 0) {
+    if ((blocking ? UDS__RETRY(connect(fd, &a->u.sa, a->len))
+                  : connect(fd, &a->u.sa, a->len)) < 0) {
         r = -errno;
         if (r == -EINPROGRESS || r == -EINTR) { /* TCP: wait for the handshake */
             struct pollfd p = {fd, POLLOUT, 0};
             int pr = UDS__RETRY(poll(&p, 1, left_ms(deadline)));
-            if (pr == 0) {
+            if (pr == 0)
                 r = -ETIMEDOUT;
-            } else if (pr < 0) {
+            else if (pr < 0)
                 r = uds__err();
-            } else {
-                int soerr = 0;
-                socklen_t sl = sizeof(soerr);
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-                r = -soerr;
-            }
+            else
+                r = uds__so_error(fd);
         }
     }
     if (r == 0 && !blocking && !(flags & UDS_NONBLOCK) && fcntl(fd, F_SETFL, 0) < 0)
@@ -505,9 +543,7 @@ static int connect_once(const uds_addr *a, int type, int flags, uint64_t deadlin
  */
 int uds_connect(const uds_addr *a, const uds_connect_opts *o)
 {
-    if (!a || a->kind == UDS_ADDR_NONE || a->kind == UDS_ADDR_UNNAMED)
-        return -EINVAL;
-    int type = pick_type(a, o ? o->type : 0);
+    int type = uds__connect_type(a, o);
     if (type < 0)
         return type;
     int flags = o ? o->flags : 0;
