@@ -294,7 +294,9 @@ static int judge(uds_acceptor *a, int fd, uds_peer *p)
         return -EUSERS;
     }
     struct uid_count *u = NULL;
-    if (p->is_unix) {
+    /* (uid_t)-1 is "no uid" (uds_acceptor_release skips it): never counted */
+    int per_uid = p->is_unix && p->cred.uid != (uid_t)-1;
+    if (per_uid) {
         u = uid_get(a, p->cred.uid);
         if (!u) {
             log_refusal(a, "refused %s: out of memory for "
@@ -322,16 +324,16 @@ static int judge(uds_acceptor *a, int fd, uds_peer *p)
                         hw && *hw ? hw : "refused by the admit hook");
             a->st.refused++;
             /* the hook may have re-entered (release): find the record anew */
-            if (p->is_unix) {
+            if (per_uid) {
                 u = uid_find(a, p->cred.uid);
                 if (u && u->n == 0)
                     *u = a->uids[--a->nuids];
             }
             return -EACCES;
         }
-        if (p->is_unix)
+        if (per_uid)
             u = uid_get(a, p->cred.uid); /* the table may have moved */
-        if (p->is_unix && !u) {
+        if (per_uid && !u) {
             a->st.refused++;
             return -ENOMEM;
         }
