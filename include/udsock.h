@@ -913,7 +913,8 @@ void uds_acceptor_pause(uds_acceptor *a);
 void uds_acceptor_resume(uds_acceptor *a);
 
 /* Closes the listeners (files removed if ours); the acceptor stays valid
-   for uds_acceptor_release and the counters. */
+   for uds_acceptor_release and the counters (and uds_acceptor_add). Safe
+   from the callbacks and twice. */
 void uds_acceptor_close(uds_acceptor *a);
 
 /* Frees: listeners closed as above; a refusal summary still held back is
