@@ -832,12 +832,16 @@ int uds_access_active(const uds_access *a);
 
 /*
  * Judges the peer of connected socket fd. cred (may be NULL) receives the
- * peer's credentials when they could be read. Returns 1 allowed, 0 refused
- * (*why, if why is non-NULL, set to a static text: "denied", "not
- * allowed"), or a negative errno when a rule could not be evaluated
- * (-ENOTSOCK, -EAFNOSUPPORT for a non-unix peer while rules are set, the
- * error of SO_PEERCRED/SO_PEERGROUPS, -ENOMEM): the caller must refuse.
- * a NULL or without rules allows everyone (credentials still filled in).
+ * peer's credentials when they could be read (a non-unix peer: pid 0,
+ * uid/gid (uid_t)-1). Returns 1 allowed, 0 refused (*why, if why is
+ * non-NULL, set to a static text: "denied", "not allowed"), or a negative
+ * errno when a rule could not be evaluated (-ENOTSOCK, -EAFNOSUPPORT for a
+ * non-unix peer while rules are set, the error of SO_PEERCRED or
+ * SO_PEERGROUPS, e.g. -ENODATA for a socket with no peer, -ENOMEM): the
+ * caller must refuse; *why then says which step failed ("cannot read the
+ * peer's groups", ...). The supplementary groups are read only when a gid
+ * rule needs them, all of them (no fixed limit). a NULL or without rules
+ * allows everyone (credentials still filled in).
  */
 int uds_access_check(const uds_access *a, int fd, uds_cred *cred,
                      const char **why);
@@ -886,7 +890,10 @@ typedef struct uds_peer {
  * An admitted connection: fd (CLOEXEC; O_NONBLOCK unless the acceptor has
  * UDS_ACCEPT_BLOCKING) belongs to the callback. It holds one slot of the
  * limits until uds_acceptor_release(a, peer->cred.uid) is called, also
- * when the callback closes fd at once.
+ * when the callback closes fd at once. peer is valid during the call. The
+ * callback may call uds_acceptor_pause/resume/close/release/add; it must
+ * not free the acceptor (close it, and free it later, e.g. from
+ * uds_loop_defer).
  */
 typedef void (*uds_accept_cb)(uds_acceptor *a, int fd, const uds_peer *peer,
                               void *arg);
@@ -894,7 +901,8 @@ typedef void (*uds_accept_cb)(uds_acceptor *a, int fd, const uds_peer *peer,
 /*
  * Optional extra admission check, after the access rules and limits:
  * return 0 to admit, or a negative value to refuse; *why (static text) is
- * logged. The fd must not be closed or kept.
+ * logged. The fd must not be closed or kept; the acceptor must not be
+ * freed from here.
  */
 typedef int (*uds_admit_cb)(uds_acceptor *a, int fd, const uds_peer *peer,
                             const char **why, void *arg);
@@ -919,8 +927,9 @@ typedef struct uds_acceptor_opts {
 
 /*
  * Creates an acceptor on loop that calls cb for each admitted client.
- * opts may be NULL. Opens the reserve fd. Returns 0 and *out, or -EINVAL,
- * -ENOMEM, -EMFILE. Nothing is called back on failure.
+ * opts may be NULL; opts->name is copied. Opens the reserve fd. Returns 0
+ * and *out, or -EINVAL (loop or cb NULL, unknown flags), -ENOMEM, -EMFILE.
+ * Nothing is called back on failure.
  */
 int uds_acceptor_new(uds_acceptor **out, uds_loop *loop,
                      const uds_acceptor_opts *opts, uds_accept_cb cb, void *arg);
@@ -943,15 +952,18 @@ void uds_acceptor_pause(uds_acceptor *a);
 void uds_acceptor_resume(uds_acceptor *a);
 
 /* Closes the listeners (files removed if ours); the acceptor stays valid
-   for uds_acceptor_release and the counters. */
+   for uds_acceptor_release and the counters (and uds_acceptor_add). Safe
+   from the callbacks and twice. */
 void uds_acceptor_close(uds_acceptor *a);
 
-/* Frees: listeners closed as above. NULL is a no-op. */
+/* Frees: listeners closed as above; a refusal summary still held back is
+   logged now. Not from the acceptor's own callbacks. NULL is a no-op. */
 void uds_acceptor_free(uds_acceptor *a);
 
 typedef struct uds_acceptor_stats {
     uint64_t accepted;  /* handed to cb */
-    uint64_t refused;   /* closed at once: rules, limits, admit hook */
+    uint64_t refused;   /* closed at once: rules, limits, admit hook, and
+                           the clients closed through the reserve fd */
     uint64_t emfile;    /* times accepting paused for lack of fds */
     unsigned conns;     /* slots held now */
 } uds_acceptor_stats;

@@ -109,6 +109,17 @@ void uds__conn_forget(uds_conn *c);
    wait for Nagle); a no-op for anything else (server.c). */
 void uds__nodelay(int fd);
 
+/*
+ * Admission for a connection that did not come through the acceptor's
+ * accept (uds_server_add_conn): the same access rules, limits and admit
+ * hook as an accepted client, logged and counted the same way (acceptor.c).
+ * Returns 0 with the slot taken and *out filled (seq 0, listen_fd -1;
+ * release it with uds_acceptor_release as usual), or a negative code
+ * (-EUSERS a limit, -EACCES the rules or the hook, the rules' error);
+ * fd is never closed and cb is never called.
+ */
+int uds__acceptor_admit_fd(uds_acceptor *a, int fd, uds_peer *out);
+
 #define UDS__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

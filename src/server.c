@@ -6,14 +6,17 @@
  * so are the replies waiting behind it; a reply given out of order waits in
  * its request. So replies always leave in request order.
  *
- * Protection against peers: total and per-uid connection limits (excess is
- * accepted and closed at once, with a log line, so the peer is not left
- * hanging in the backlog); reading stops while a peer has too many requests
- * unanswered or too many reply bytes queued (it must read its replies), and
- * a peer over out_cap is dropped; a sweep timer closes idle connections and
- * ones that keep a message incomplete too long (slowloris); EMFILE from
- * accept pauses accepting for 100 ms instead of spinning on a listener that
- * stays readable.
+ * Accepting is the acceptor's (acceptor.c): one uds_acceptor holds every
+ * stream/seqpacket listener and enforces max_conns/max_conns_per_uid
+ * (excess accepted and closed at once, with a rate-limited log line, so the
+ * peer is not left hanging in the backlog) and the EMFILE strategy; each
+ * connection holds one of its slots until on_close. Datagram sockets are
+ * the server's own.
+ *
+ * Protection against peers beyond that: reading stops while a peer has too
+ * many requests unanswered or too many reply bytes queued (it must read its
+ * replies), and a peer over out_cap is dropped; a sweep timer closes idle
+ * connections and ones that keep a message incomplete too long (slowloris).
  */
 #include "internal.h"
 
@@ -25,8 +28,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ACCEPT_BATCH 64
-#define EMFILE_PAUSE_MS 100
 #define DEF_INFLIGHT 1024
 
 struct sconn;
@@ -58,11 +59,12 @@ struct sconn {
     uint8_t hw_paused;     /* reading stopped: replies above high water */
     uint8_t packets;
     uint8_t eof;
-    uint8_t counted_uid;
+    uint8_t holds_slot;    /* one of the acceptor's slots, released on close */
+    uid_t slot_uid;        /* the uid the slot was taken for ((uid_t)-1: TCP) */
 };
 
 /*
- * A listening socket, or a bound datagram socket. A datagram socket is
+ * A bound datagram socket (listening sockets belong to the acceptor). It is
  * referenced by its unanswered requests (replies go out through it), so it
  * outlives shutdown until they are answered ("zombie"), and outlives the
  * server itself detached (s == NULL, fd closed: replies are discarded).
@@ -74,11 +76,6 @@ struct lsock {
     int zombie;
     unsigned refs;
     struct lsock *znext;
-};
-
-struct uid_count {
-    uid_t uid;
-    unsigned n;
 };
 
 struct uds_server {
@@ -94,10 +91,10 @@ struct uds_server {
     int deadline_hit;
     struct sconn *conns;
     unsigned nconns;
-    struct uid_count *uids;
-    unsigned nuids, uids_cap;
-    int reserve_fd;
-    int64_t resume_timer, sweep_timer, deadline_timer;
+    uds_acceptor *acc;     /* every stream/seqpacket listener */
+    uds_addr first_addr;   /* of the first listener, for uds_server_addr */
+    int has_addr;
+    int64_t sweep_timer, deadline_timer;
     int draining;
     int done_called;
     void (*done)(uds_server *, void *);
@@ -135,35 +132,6 @@ static const char *peer_name(int fd, const uds_cred *cred, char *buf, size_t siz
         snprintf(buf, size, "fd %d pid %ld uid %ld", fd, (long)cred->pid,
                  (long)cred->uid);
     return buf;
-}
-
-/* ---- per-uid accounting ------------------------------------------------- */
-
-static struct uid_count *uid_slot(uds_server *s, uid_t uid, int create)
-{
-    for (unsigned i = 0; i < s->nuids; i++)
-        if (s->uids[i].uid == uid)
-            return &s->uids[i];
-    if (!create)
-        return NULL;
-    if (s->nuids == s->uids_cap) {
-        unsigned cap = s->uids_cap ? s->uids_cap * 2 : 8;
-        struct uid_count *u = realloc(s->uids, cap * sizeof(*u));
-        if (!u)
-            return NULL;
-        s->uids = u;
-        s->uids_cap = cap;
-    }
-    s->uids[s->nuids].uid = uid;
-    s->uids[s->nuids].n = 0;
-    return &s->uids[s->nuids++];
-}
-
-static void uid_release(uds_server *s, uid_t uid)
-{
-    struct uid_count *u = uid_slot(s, uid, 0);
-    if (u && u->n > 0 && --u->n == 0)
-        *u = s->uids[--s->nuids];
 }
 
 /* ---- requests and replies ----------------------------------------------- */
@@ -485,8 +453,8 @@ static void on_close(uds_conn *c, int err, void *arg)
         s->conns = sc->next;
     if (sc->next)
         sc->next->prev = sc->prev;
-    if (sc->counted_uid)
-        uid_release(s, sc->cred.uid);
+    if (sc->holds_slot)
+        uds_acceptor_release(s->acc, sc->slot_uid);
     s->nconns--;
     free(sc);
     maybe_finish(s);
@@ -510,43 +478,25 @@ void uds__nodelay(int fd)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* Takes a connected socket into service, or refuses it by a limit. */
-static int admit(uds_server *s, int fd, int is_unix)
+/*
+ * Takes a connected socket, admitted by the acceptor (its slot taken), into
+ * service. On failure the slot is released and the fd closed if
+ * close_on_fail (an accepted client), else left to the caller
+ * (uds_server_add_conn keeps the fd on failure).
+ */
+static int admit(uds_server *s, int fd, const uds_peer *peer, int close_on_fail)
 {
-    char who[UDS_ADDR_STRLEN + 32];
-    uds_cred cred = {0, 0, 0};
-    if (is_unix)
-        uds_peer_cred(fd, &cred);
-    if (s->o.max_conns && s->nconns >= s->o.max_conns) {
-        slog(s, UDS_LOG_WARNING, "%s: refused: %u connections open (max_conns)",
-             peer_name(fd, &cred, who, sizeof(who)), s->nconns);
-        s->st.refused++;
-        close(fd);
-        return -EUSERS;
-    }
-    struct uid_count *u = NULL;
-    if (is_unix && s->o.max_conns_per_uid) {
-        u = uid_slot(s, cred.uid, 1);
-        if (!u || u->n >= s->o.max_conns_per_uid) {
-            slog(s, UDS_LOG_WARNING,
-                 "%s: refused: uid %ld has %u connections (max_conns_per_uid)",
-                 peer_name(fd, &cred, who, sizeof(who)), (long)cred.uid,
-                 u ? u->n : 0);
-            s->st.refused++;
-            close(fd);
-            return -EUSERS;
-        }
-    }
     struct sconn *sc = calloc(1, sizeof(*sc));
-    if (!sc) {
-        close(fd);
-        return -ENOMEM;
-    }
+    int r = -ENOMEM;
+    if (!sc)
+        goto fail;
     sc->s = s;
-    sc->cred = cred;
+    /* uds_req_cred promises zeros for a peer that is not unix */
+    if (peer->is_unix)
+        sc->cred = peer->cred;
     int type = uds_sock_type(fd);
     sc->packets = type == SOCK_SEQPACKET || type == SOCK_DGRAM;
-    if (!is_unix)
+    if (!peer->is_unix)
         uds__nodelay(fd);
     sc->last_ms = uds_loop_now(s->loop);
     uds_conn_opts co;
@@ -554,16 +504,11 @@ static int admit(uds_server *s, int fd, int is_unix)
     co.high_water = s->o.high_water;
     co.out_cap = s->o.out_cap;
     co.max_input = s->framer.max + (sc->packets ? 0 : UDS_FRAME_HDR_LEN);
-    int r = uds_conn_new(&sc->conn, s->loop, fd, &co, &server_conn_cbs, sc);
-    if (r < 0) {
-        free(sc);
-        close(fd);
-        return r;
-    }
-    if (u) {
-        u->n++;
-        sc->counted_uid = 1;
-    }
+    r = uds_conn_new(&sc->conn, s->loop, fd, &co, &server_conn_cbs, sc);
+    if (r < 0)
+        goto fail;
+    sc->holds_slot = 1;
+    sc->slot_uid = peer->cred.uid;
     sc->next = s->conns;
     if (s->conns)
         s->conns->prev = sc;
@@ -571,84 +516,21 @@ static int admit(uds_server *s, int fd, int is_unix)
     s->nconns++;
     s->st.accepted++;
     return 0;
+fail:
+    slog(s, UDS_LOG_ERR, "cannot serve a new connection: %s; closing it",
+         uds_strerror(r));
+    free(sc);
+    uds_acceptor_release(s->acc, peer->cred.uid);
+    if (close_on_fail)
+        close(fd);
+    return r;
 }
 
-/* ---- accepting ---------------------------------------------------------- */
-
-static void on_accept(uds_loop *loop, int fd, unsigned ev, void *arg);
-
-static void set_accepting(uds_server *s, int on)
+/* The acceptor admitted a client: serve it. */
+static void on_accepted(uds_acceptor *a, int fd, const uds_peer *peer, void *arg)
 {
-    for (int i = 0; i < s->nls; i++)
-        if (s->ls[i]->l.fd >= 0)
-            uds_loop_watch(s->loop, s->ls[i]->l.fd, on ? UDS_EV_READ : 0,
-                           on_accept, s->ls[i]);
-}
-
-static void resume_accept(uds_loop *loop, uint64_t id, void *arg)
-{
-    (void)loop;
-    (void)id;
-    uds_server *s = arg;
-    s->resume_timer = 0;
-    if (!s->draining)
-        set_accepting(s, 1);
-}
-
-/*
- * Out of fds: the listener stays readable, so a level-triggered loop would
- * spin. Spend the reserve fd to accept-and-close one pending client (it
- * sees a closed connection instead of hanging), then stop watching the
- * listeners for EMFILE_PAUSE_MS.
- */
-static void out_of_fds(uds_server *s, int lfd, int err)
-{
-    if (s->reserve_fd >= 0) {
-        close(s->reserve_fd);
-        int x = UDS__RETRY(accept4(lfd, NULL, NULL, SOCK_CLOEXEC));
-        if (x >= 0) {
-            close(x);
-            s->st.refused++;
-        }
-        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    }
-    if (s->resume_timer)
-        return;
-    slog(s, UDS_LOG_ERR, "accept: %s; pausing accepts for %d ms", uds_strerror(err),
-         EMFILE_PAUSE_MS);
-    set_accepting(s, 0);
-    int64_t t = uds_loop_timer(s->loop, EMFILE_PAUSE_MS, resume_accept, s);
-    if (t > 0)
-        s->resume_timer = t;
-    else
-        set_accepting(s, 1);
-}
-
-static void on_accept(uds_loop *loop, int fd, unsigned ev, void *arg)
-{
-    (void)loop;
-    (void)ev;
-    struct lsock *ls = arg;
-    uds_server *s = ls->s;
-    int is_unix = uds_addr_family(&ls->l.addr) == AF_UNIX ||
-                  ls->l.addr.kind == UDS_ADDR_NONE;
-    for (int i = 0; i < ACCEPT_BATCH && !s->draining; i++) {
-        int c = UDS__RETRY(accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK));
-        if (c < 0) {
-            int e = errno;
-            if (e == EAGAIN || e == EWOULDBLOCK)
-                return;
-            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-                out_of_fds(s, fd, -e);
-                return;
-            }
-            if (e == ECONNABORTED || e == EPROTO || e == EPERM)
-                continue;
-            slog(s, UDS_LOG_ERR, "accept: %s", strerror(e));
-            return;
-        }
-        admit(s, c, is_unix);
-    }
+    (void)a;
+    admit(arg, fd, peer, 1);
 }
 
 /* Datagram socket readable: each datagram is one request. */
@@ -694,8 +576,29 @@ static void on_dgram(uds_loop *loop, int fd, unsigned ev, void *arg)
     }
 }
 
-static int add_listener(uds_server *s, const uds_listener *l)
+/* Keeps the first listener's address for uds_server_addr. */
+static void note_addr(uds_server *s, const uds_addr *a)
 {
+    if (!s->has_addr) {
+        s->first_addr = *a;
+        s->has_addr = 1;
+    }
+}
+
+/*
+ * Serves listener *l: a stream/seqpacket one moves into the acceptor (l->fd
+ * is -1 afterwards), a datagram one becomes the server's own. On failure
+ * *l is still the caller's.
+ */
+static int add_listener(uds_server *s, uds_listener *l)
+{
+    if (l->type != UDS_DGRAM) {
+        uds_addr a = l->addr;
+        int r = uds_acceptor_add(s->acc, l);
+        if (r == 0)
+            note_addr(s, &a);
+        return r;
+    }
     struct lsock *ls = calloc(1, sizeof(*ls));
     if (!ls)
         return -ENOMEM;
@@ -707,18 +610,16 @@ static int add_listener(uds_server *s, const uds_listener *l)
     s->ls = v;
     ls->s = s;
     ls->l = *l;
-    ls->dgram = l->type == UDS_DGRAM;
+    ls->dgram = 1;
     int r = uds_set_nonblock(l->fd, 1);
-    if (r == 0 && ls->dgram)
+    if (r == 0)
         r = uds_loop_watch(s->loop, l->fd, UDS_EV_READ, on_dgram, ls);
-    else if (r == 0)
-        r = uds_loop_watch(s->loop, l->fd, s->resume_timer ? 0 : UDS_EV_READ,
-                           on_accept, ls);
     if (r < 0) {
         free(ls);
         return r;
     }
     s->ls[s->nls++] = ls;
+    note_addr(s, &l->addr);
     return 0;
 }
 
@@ -764,9 +665,15 @@ int uds_server_adopt(uds_server *s, int fd)
     if (r < 0)
         return r;
     l.owns_path = 0; /* inherited: never unlink */
+    l.type = type;
     return add_listener(s, &l);
 }
 
+/*
+ * An already connected socket counts against max_conns/max_conns_per_uid
+ * like an accepted one (the acceptor judges it, logs and counts a refusal);
+ * a refused or failed fd stays the caller's.
+ */
 int uds_server_add_conn(uds_server *s, int fd)
 {
     if (!s || fd < 0 || s->draining)
@@ -774,26 +681,18 @@ int uds_server_add_conn(uds_server *s, int fd)
     int type = uds_sock_type(fd);
     if (type < 0)
         return type;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int is_unix = getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-                  ss.ss_family == AF_UNIX;
-    /* admit closes fd when it refuses; the caller keeps it on failure */
-    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0)
-        return uds__err();
-    int r = admit(s, dup_fd, is_unix);
+    uds_peer p;
+    int r = uds__acceptor_admit_fd(s->acc, fd, &p);
     if (r < 0)
         return r;
-    close(fd);
-    return 0;
+    return admit(s, fd, &p, 0);
 }
 
 int uds_server_addr(const uds_server *s, uds_addr *out)
 {
-    if (!s || !out || s->nls == 0)
+    if (!s || !out || !s->has_addr)
         return -ENOENT;
-    *out = s->ls[0]->l.addr;
+    *out = s->first_addr;
     return 0;
 }
 
@@ -905,7 +804,17 @@ int uds_server_new(uds_server **out, uds_loop *loop, const uds_server_opts *opts
     s->loop = loop;
     s->cb = cb;
     s->arg = arg;
-    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uds_acceptor_opts ao;
+    memset(&ao, 0, sizeof(ao));
+    ao.max_conns = s->o.max_conns;
+    ao.max_conns_per_uid = s->o.max_conns_per_uid;
+    ao.log = s->o.log;
+    ao.log_arg = s->o.log_arg;
+    int r = uds_acceptor_new(&s->acc, loop, &ao, on_accepted, s);
+    if (r < 0) {
+        free(s);
+        return r;
+    }
     arm_sweep(s);
     *out = s;
     return 0;
@@ -913,6 +822,8 @@ int uds_server_new(uds_server **out, uds_loop *loop, const uds_server_opts *opts
 
 static void close_listeners(uds_server *s)
 {
+    uds_acceptor_close(s->acc);
+    s->has_addr = 0;
     for (int i = 0; i < s->nls; i++) {
         struct lsock *ls = s->ls[i];
         uds_loop_unwatch(s->loop, ls->l.fd);
@@ -932,13 +843,11 @@ static void close_listeners(uds_server *s)
 
 static void cancel_timers(uds_server *s)
 {
-    if (s->resume_timer)
-        uds_loop_timer_cancel(s->loop, (uint64_t)s->resume_timer);
     if (s->sweep_timer)
         uds_loop_timer_cancel(s->loop, (uint64_t)s->sweep_timer);
     if (s->deadline_timer)
         uds_loop_timer_cancel(s->loop, (uint64_t)s->deadline_timer);
-    s->resume_timer = s->sweep_timer = s->deadline_timer = 0;
+    s->sweep_timer = s->deadline_timer = 0;
 }
 
 /* The server goes away: datagram sockets still referenced by requests are
@@ -1019,15 +928,16 @@ void uds_server_free(uds_server *s)
         uds__conn_destroy(sc->conn);
         free(sc);
     }
-    if (s->reserve_fd >= 0)
-        close(s->reserve_fd);
-    free(s->uids);
+    uds_acceptor_free(s->acc);
     free(s);
 }
 
 void uds_server_stats_get(const uds_server *s, uds_server_stats *out)
 {
     *out = s->st;
+    uds_acceptor_stats as;
+    uds_acceptor_stats_get(s->acc, &as);
+    out->refused = as.refused; /* limits, at accept and at add_conn */
     out->conns = s->nconns;
     out->queued = 0;
     for (struct sconn *sc = s->conns; sc; sc = sc->next)

@@ -1,6 +1,7 @@
 /*
- * access.c — uid/gid allow/deny rules (see access.h for the order in which
- * they are applied).
+ * access.c — the command line's uid/gid allow/deny rules: names and
+ * numbers parsed here, judged by the library (uds_access_check; see
+ * access.h for the order in which they are applied).
  */
 #include "access.h"
 
@@ -10,7 +11,6 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /* Decimal id, no sign, no trailing junk, fits 32 bits minus the -1 value. */
 static int parse_num(const char *s, unsigned *out)
@@ -54,36 +54,21 @@ int cli_parse_gid(const char *s, gid_t *out)
     return 0;
 }
 
-static int list_push(cli_idlist *l, unsigned id)
-{
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 8;
-        unsigned *p = realloc(l->ids, nc * sizeof(*p));
-        if (!p)
-            return -ENOMEM;
-        l->ids = p;
-        l->cap = nc;
-    }
-    l->ids[l->n++] = id;
-    return 0;
-}
-
-static int list_has(const cli_idlist *l, unsigned id)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (l->ids[i] == id)
-            return 1;
-    return 0;
-}
-
+/* One option's list (--allow-uid root,1000): each entry a name or number,
+   added to the library's rule set, which is created on the first rule. */
 int cli_access_add(cli_access *a, int which, const char *list, const char **bad)
 {
     static char badbuf[256];
-    cli_idlist *l = which == CLI_ALLOW_UID   ? &a->allow_uid
-                    : which == CLI_DENY_UID  ? &a->deny_uid
-                    : which == CLI_ALLOW_GID ? &a->allow_gid
-                                             : &a->deny_gid;
     int is_uid = which == CLI_ALLOW_UID || which == CLI_DENY_UID;
+    int rule = which == CLI_ALLOW_UID   ? UDS_ALLOW_UID
+               : which == CLI_DENY_UID  ? UDS_DENY_UID
+               : which == CLI_ALLOW_GID ? UDS_ALLOW_GID
+                                        : UDS_DENY_GID;
+    if (!a->rules) {
+        int r = uds_access_new(&a->rules);
+        if (r < 0)
+            return r;
+    }
     const char *p = list;
     for (;;) {
         const char *comma = strchr(p, ',');
@@ -114,80 +99,34 @@ int cli_access_add(cli_access *a, int which, const char *list, const char **bad)
                 *bad = badbuf;
             return r;
         }
-        r = list_push(l, id);
-        if (r < 0)
+        r = uds_access_add(a->rules, rule, id);
+        if (r < 0) {
+            snprintf(badbuf, sizeof(badbuf), "%s", item);
+            if (bad)
+                *bad = badbuf;
             return r;
+        }
         if (!comma)
             return 0;
         p = comma + 1;
     }
 }
 
+/* The commands refuse rules on a TCP listener: they need to know. */
 int cli_access_active(const cli_access *a)
 {
-    return a->allow_uid.n || a->deny_uid.n || a->allow_gid.n || a->deny_gid.n;
+    return uds_access_active(a->rules);
 }
 
-/*
- * The peer's supplementary groups (SO_PEERGROUPS). Why optional: older
- * kernels lack it; then only the effective gid takes part, which is what
- * s6-ipcserver-access and ucspi tools look at as well.
- */
-static int peer_groups(int fd, gid_t *out, int cap)
-{
-#ifdef SO_PEERGROUPS
-    socklen_t len = (socklen_t)(cap * (int)sizeof(gid_t));
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, out, &len) < 0)
-        return 0; /* ERANGE (more than cap groups) or not supported */
-    return (int)(len / sizeof(gid_t));
-#else
-    (void)fd;
-    (void)out;
-    (void)cap;
-    return 0;
-#endif
-}
-
+/* A thin wrapper: the decision (and failing closed) is the library's. */
 int cli_access_check(const cli_access *a, int fd, uds_cred *cred, const char **why)
 {
-    uds_cred c;
-    int r = uds_peer_cred(fd, &c);
-    if (r < 0)
-        return r;
-    if (cred)
-        *cred = c;
-    if (!cli_access_active(a))
-        return 1;
-    gid_t groups[256];
-    int ng = 0;
-    if (a->allow_gid.n || a->deny_gid.n)
-        ng = peer_groups(fd, groups, 256);
-
-    if (list_has(&a->deny_uid, c.uid) || list_has(&a->deny_gid, c.gid)) {
-        *why = "denied";
-        return 0;
-    }
-    for (int i = 0; i < ng; i++)
-        if (list_has(&a->deny_gid, groups[i])) {
-            *why = "denied";
-            return 0;
-        }
-    if (!a->allow_uid.n && !a->allow_gid.n)
-        return 1;
-    if (list_has(&a->allow_uid, c.uid) || list_has(&a->allow_gid, c.gid))
-        return 1;
-    for (int i = 0; i < ng; i++)
-        if (list_has(&a->allow_gid, groups[i]))
-            return 1;
-    *why = "not allowed";
-    return 0;
+    return uds_access_check(a->rules, fd, cred, why);
 }
 
+/* Safe on a zeroed struct and twice (the commands free on every exit path). */
 void cli_access_free(cli_access *a)
 {
-    free(a->allow_uid.ids);
-    free(a->deny_uid.ids);
-    free(a->allow_gid.ids);
-    free(a->deny_gid.ids);
-    memset(a, 0, sizeof(*a));
+    uds_access_free(a->rules);
+    a->rules = NULL;
 }

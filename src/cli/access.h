@@ -8,9 +8,10 @@
  *   2. no allow list was given                         -> allowed
  *   3. the uid is in allow-uid, or a group in allow-gid -> allowed
  *   4. otherwise                                       -> refused ("not allowed")
- * "Its groups" are the effective gid from SO_PEERCRED plus, where the kernel
- * offers it (SO_PEERGROUPS, Linux 4.13), the supplementary groups the client
- * had when it connected.
+ * "Its groups" are the effective gid from SO_PEERCRED plus the supplementary
+ * groups the client had when it connected (SO_PEERGROUPS, all of them). The
+ * rules themselves are the library's (uds_access_*); this file parses the
+ * command line's names and numbers into them.
  */
 #ifndef UDS_CLI_ACCESS_H
 #define UDS_CLI_ACCESS_H
@@ -19,16 +20,12 @@
 
 #include <sys/types.h>
 
-typedef struct cli_idlist {
-    unsigned *ids;
-    size_t n, cap;
-} cli_idlist;
-
+/* The rules, as the library's uds_access (created on the first rule). */
 typedef struct cli_access {
-    cli_idlist allow_uid, deny_uid, allow_gid, deny_gid;
+    uds_access *rules;
 } cli_access;
 
-/* Which list cli_access_add() extends. */
+/* Which list cli_access_add() extends (the same order as enum uds_access_rule). */
 enum { CLI_ALLOW_UID, CLI_DENY_UID, CLI_ALLOW_GID, CLI_DENY_GID };
 
 /*
@@ -43,14 +40,15 @@ int cli_access_active(const cli_access *a);
 
 /*
  * Checks the peer of connected unix socket `fd` (credentials as of
- * connect()). Returns 1 if allowed, 0 if refused (with *why set to a static
- * text such as "not allowed" / "denied"), or a negative errno if the
- * credentials could not be read (the caller refuses the connection).
- * `cred` receives the peer's credentials when non-NULL.
+ * connect()) with uds_access_check(). Returns 1 if allowed, 0 if refused
+ * (*why: "not allowed" / "denied"), or a negative errno if a rule could not
+ * be evaluated (credentials or group list unreadable): the caller must
+ * refuse, and *why then says what could not be read (e.g. "cannot read the
+ * peer's groups"). `cred` receives the peer's credentials when non-NULL.
  */
 int cli_access_check(const cli_access *a, int fd, uds_cred *cred, const char **why);
 
-/* Frees the lists. */
+/* Frees the rules. */
 void cli_access_free(cli_access *a);
 
 /*

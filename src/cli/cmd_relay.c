@@ -589,7 +589,8 @@ static void new_conn(int cfd, const uds_addr *peer)
         int ok = cli_access_check(&R.acc, cfd, &cred, &why);
         if (ok <= 0) {
             if (ok < 0)
-                cli_warn("relay: refused connection #%lu (credentials: %s)", num, uds_strerror(ok));
+                cli_warn("relay: refused connection #%lu: %s: %s", num,
+                         why && *why ? why : "cannot check the access rules", uds_strerror(ok));
             else
                 cli_warn("relay: refused uid %u (%s)", (unsigned)cred.uid, why);
             close(cfd);

@@ -246,8 +246,8 @@ static void accept_all(serve *s)
             const char *why = "";
             int ok = cli_access_check(&s->acc, cfd, &cred, &why);
             if (ok < 0) {
-                cli_warn("serve: refused connection #%lu (credentials: %s)", s->connno,
-                         uds_strerror(ok));
+                cli_warn("serve: refused connection #%lu: %s: %s", s->connno,
+                         why && *why ? why : "cannot check the access rules", uds_strerror(ok));
                 close(cfd);
                 continue;
             }

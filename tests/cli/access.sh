@@ -1,0 +1,92 @@
+#!/bin/bash
+# --allow-gid/--deny-gid of udsock serve and udsock relay with a client in
+# 300 supplementary groups (setpriv --groups): a rule on a group past the
+# 256th must be seen. Regression test: the rules used to read at most 256
+# groups and took the kernel's ERANGE as "no groups", so such a client got
+# past --deny-gid (fail-open).
+# uds-test-timeout: 90
+set -u
+if [ "$(id -u)" != 0 ]; then
+    echo "SKIP: needs root (setpriv --groups gives the client 300 groups)"
+    exit 0
+fi
+U=${UDS_BUILD_DIR:-build}/udsock
+T=$(mktemp -d /tmp/udsock-access.XXXXXX)
+chmod 755 "$T"
+PIDS=()
+fail=0
+cleanup() {
+    for p in "${PIDS[@]}"; do
+        for k in $(ps --ppid "$p" -o pid= 2>/dev/null); do kill "$k" 2>/dev/null; done
+        kill "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+bad() { echo "FAIL: $*"; fail=1; }
+ok() { echo "ok: $*"; }
+wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
+run() { # NAME ARGS...: start udsock in the background, stderr to $T/NAME.log
+    local name=$1; shift
+    "$U" "$@" 2>"$T/$name.log" &
+    SP=$!
+    PIDS+=("$SP")
+}
+stop() { kill "$SP"; wait "$SP" 2>/dev/null; }
+
+G=$(seq -s, 200000 200299)       # 300 groups; 200280 is the 281st
+MANY="setpriv --groups $G"
+NONE="setpriv --clear-groups"
+# the client really has them
+n=$($MANY id -G | wc -w)
+[ "$n" -ge 300 ] && ok "client in $n groups" || bad "setpriv gave $n groups"
+
+# ---- serve ----
+S=$T/s.sock
+run sdeny serve --deny-gid 200280 "$S" -- sh -c 'echo hello'
+wait_sock "$S"
+r=$(timeout 5 $MANY socat -t 3 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
+[ -z "$r" ] && grep -q 'udsock: serve: refused uid 0 (denied)' "$T/sdeny.log" \
+    && ok "serve --deny-gid on the 281st group: refused" \
+    || bad "serve deny-gid: got '$r'; log: $(cat "$T/sdeny.log")"
+r=$(timeout 5 $NONE socat -t 3 - UNIX-CONNECT:"$S" </dev/null)
+[ "$r" = hello ] && ok "serve --deny-gid: a client without the group served" \
+    || bad "serve deny-gid, no groups: got '$r'"
+stop
+
+run sallow serve --allow-gid 200280 "$S" -- sh -c 'echo hello'
+wait_sock "$S"
+r=$(timeout 5 $MANY socat -t 3 - UNIX-CONNECT:"$S" </dev/null)
+[ "$r" = hello ] && ok "serve --allow-gid on the 281st group: served" \
+    || bad "serve allow-gid: got '$r'; log: $(cat "$T/sallow.log")"
+r=$(timeout 5 $NONE socat -t 3 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
+[ -z "$r" ] && grep -q 'refused uid 0 (not allowed)' "$T/sallow.log" \
+    && ok "serve --allow-gid: a client without the group refused" \
+    || bad "serve allow-gid, no groups: got '$r'"
+stop
+
+# ---- relay ----
+socat UNIX-LISTEN:"$T/echo.sock",fork,backlog=64 EXEC:cat 2>/dev/null &
+PIDS+=($!)
+wait_sock "$T/echo.sock" || bad "echo server did not start"
+R=$T/r.sock
+run rdeny relay --deny-gid 200280 "$R" "$T/echo.sock"
+wait_sock "$R"
+r=$(echo x | timeout 5 $MANY socat -t 3 - UNIX-CONNECT:"$R" 2>/dev/null)
+[ -z "$r" ] && grep -q 'udsock: relay: refused uid 0 (denied)' "$T/rdeny.log" \
+    && ok "relay --deny-gid on the 281st group: refused" \
+    || bad "relay deny-gid: got '$r'; log: $(cat "$T/rdeny.log")"
+r=$(echo x | timeout 5 $NONE socat -t 3 - UNIX-CONNECT:"$R")
+[ "$r" = x ] && ok "relay --deny-gid: a client without the group relayed" \
+    || bad "relay deny-gid, no groups: got '$r'"
+stop
+
+run rallow relay --allow-gid 200280 "$R" "$T/echo.sock"
+wait_sock "$R"
+r=$(echo x | timeout 5 $MANY socat -t 3 - UNIX-CONNECT:"$R")
+[ "$r" = x ] && ok "relay --allow-gid on the 281st group: relayed" \
+    || bad "relay allow-gid: got '$r'; log: $(cat "$T/rallow.log")"
+stop
+
+exit $fail
