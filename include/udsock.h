@@ -923,6 +923,9 @@ typedef struct uds_acceptor_opts {
     uds_log_cb log;
     void *log_arg;
     const char *name;           /* prefix of log lines, e.g. "relay"; may be NULL */
+    const char *limit_names[2]; /* how log lines name max_conns and
+                                   max_conns_per_uid (e.g. "-c", "-C" for a
+                                   command line); NULL: those words */
 } uds_acceptor_opts;
 
 /*

@@ -57,9 +57,7 @@ struct uds_acceptor {
     int depth;    /* batches running (callbacks may re-enter) */
     int64_t resume_timer;
     int64_t summary_timer;
-    uint64_t win_start;   /* refusal log window (loop ms) */
-    unsigned win_lines;   /* lines logged in this window */
-    uint64_t suppressed;  /* refusals not logged since the last summary */
+    uds_ratelimit rl;     /* refusal lines */
     uint64_t emfile_log_ms;  /* last EMFILE line */
     uint64_t emfile_quiet;   /* pauses since then that were not logged */
     uint64_t seq;
@@ -89,18 +87,11 @@ static void alog(uds_acceptor *a, int level, const char *fmt, ...)
     a->o.log(a->o.log_arg, level, buf);
 }
 
-/* Text with control bytes (and backslashes) as \xNN: log lines are one line. */
+/* Peer-chosen text for a log line: the library's one escaping rule. */
 static void escape(const char *in, char *out, size_t size)
 {
-    size_t o = 0;
-    for (; *in && o + 5 < size; in++) {
-        unsigned char c = (unsigned char)*in;
-        if (c < 0x20 || c == 0x7f || c == '\\')
-            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = 0;
+    if (uds_escape(in, strlen(in), out, size) < 0 && size)
+        out[0] = 0;
 }
 
 /* "/run/x.sock" or "tcp:127.0.0.1:80": which listener a line is about. */
@@ -142,33 +133,39 @@ static const char *pname(const uds_peer *p, char *buf, size_t size)
 
 static void summary_fire(uds_loop *loop, uint64_t id, void *arg);
 
-/* Writes the "N more refused" line for what the window held back. */
-static void flush_summary(uds_acceptor *a)
+/* Writes the "N more refused" line for what the interval held back. */
+static void say_suppressed(uds_acceptor *a, unsigned n)
 {
-    if (!a->suppressed)
-        return;
-    alog(a, UDS_LOG_WARNING,
-         "%llu more connections refused in the last second (at most %d refusals "
-         "are logged per second)",
-         (unsigned long long)a->suppressed, LOG_PER_SEC);
-    a->suppressed = 0;
+    if (n)
+        alog(a, UDS_LOG_WARNING,
+             "%u more connections refused in the last second (at most %d refusals "
+             "are logged per second)",
+             n, LOG_PER_SEC);
 }
 
 static void summary_fire(uds_loop *loop, uint64_t id, void *arg)
 {
-    (void)loop;
     (void)id;
     uds_acceptor *a = arg;
     a->summary_timer = 0;
-    flush_summary(a);
+    (void)loop;
+    say_suppressed(a, uds_ratelimit_flush(&a->rl, uds__now_ms()));
+}
+
+/* At free: what is held back is said now rather than never. */
+static void flush_summary(uds_acceptor *a)
+{
+    unsigned n = a->rl.suppressed;
+    a->rl.suppressed = 0;
+    say_suppressed(a, n);
 }
 
 /*
  * A refusal line. Why rate-limited: a flood of refused clients (a runaway
  * script, an attacker over the limits) must not turn into a flood of log
- * lines; at most LOG_PER_SEC lines per window, and the rest is counted and
- * reported in one line when the window ends (a timer that exists only while
- * something is held back).
+ * lines; at most LOG_PER_SEC lines per interval (uds_ratelimit), and the
+ * rest is counted and reported in one line when the interval ends (a timer
+ * that exists only while something is held back).
  */
 static void log_refusal(uds_acceptor *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -177,15 +174,13 @@ static void log_refusal(uds_acceptor *a, const char *fmt, ...)
     if (!a->o.log)
         return;
     uint64_t now = uds__now_ms();
-    if (now - a->win_start >= LOG_WINDOW_MS) {
-        a->win_start = now;
-        a->win_lines = 0;
-    }
-    if (a->win_lines >= LOG_PER_SEC) {
-        a->suppressed++;
+    unsigned before = 0;
+    int ok = uds_ratelimit_pass(&a->rl, now, &before);
+    say_suppressed(a, before);
+    if (!ok) {
         if (!a->summary_timer) {
-            uint64_t left = a->win_start + LOG_WINDOW_MS - now;
-            int64_t t = uds_loop_timer(a->loop, left ? left : 1, summary_fire, a);
+            uint64_t end = uds_ratelimit_end(&a->rl);
+            int64_t t = uds_loop_timer(a->loop, end > now ? end - now : 1, summary_fire, a);
             if (t > 0)
                 a->summary_timer = t;
             else
@@ -193,7 +188,6 @@ static void log_refusal(uds_acceptor *a, const char *fmt, ...)
         }
         return;
     }
-    a->win_lines++;
     char buf[640];
     va_list ap;
     va_start(ap, fmt);
@@ -287,9 +281,9 @@ static int judge(uds_acceptor *a, int fd, uds_peer *p)
     }
     if (a->o.max_conns && a->conns >= a->o.max_conns) {
         log_refusal(a, "refused %s: %u connections open "
-                       "(max_conns %u)",
+                       "(%s %u)",
                     pname(p, who, sizeof(who)), a->conns,
-                    a->o.max_conns);
+                    a->o.limit_names[0] ? a->o.limit_names[0] : "max_conns", a->o.max_conns);
         a->st.refused++;
         return -EUSERS;
     }
@@ -307,9 +301,10 @@ static int judge(uds_acceptor *a, int fd, uds_peer *p)
         }
         if (a->o.max_conns_per_uid && u->n >= a->o.max_conns_per_uid) {
             log_refusal(a, "refused %s: uid %lu has %u "
-                           "connections open (max_conns_per_uid %u)",
-                        pname(p, who, sizeof(who)),
-                        (unsigned long)p->cred.uid, u->n, a->o.max_conns_per_uid);
+                           "connections open (%s %u)",
+                        pname(p, who, sizeof(who)), (unsigned long)p->cred.uid, u->n,
+                        a->o.limit_names[1] ? a->o.limit_names[1] : "max_conns_per_uid",
+                        a->o.max_conns_per_uid);
             a->st.refused++;
             return -EUSERS;
         }
@@ -514,6 +509,8 @@ int uds_acceptor_new(uds_acceptor **out, uds_loop *loop,
         }
     }
     a->o.name = NULL; /* borrowed: only the copy is used */
+    a->rl.burst = LOG_PER_SEC;
+    a->rl.interval_ms = LOG_WINDOW_MS;
     a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (a->reserve_fd < 0) {
         int e = uds__err();
