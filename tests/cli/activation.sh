@@ -46,7 +46,7 @@ systemd-socket-activate -l "$d/echo.sock" --fdname=echo -E NOTIFY_SOCKET="$d/not
 act=$!
 pids+=($act)
 # the file appears at bind(), before listen(): wait for the LISTEN state
-wait_listen "$d/echo.sock"
+wait_listen "$d/echo.sock" "$act"
 out=$(echo "hello activated" | socat -t 5 - UNIX-CONNECT:"$d/echo.sock")
 [ "$out" = "hello activated" ] || fail "first answer: got '$out'"
 out=$(echo "second" | socat -t 5 - UNIX-CONNECT:"$d/echo.sock")
@@ -80,7 +80,7 @@ wait "$own" || fail "self-bound server exit status $?"
 systemd-socket-activate -d -l "$d/dg.sock" "$srv" 2>"$d/server.err" &
 dg=$!
 pids+=($dg)
-wait_bound "$d/dg.sock"
+wait_bound "$d/dg.sock" "$dg"
 echo "x" | socat -u - UNIX-SENDTO:"$d/dg.sock"
 wait "$dg"
 rc=$?

@@ -149,7 +149,7 @@ if command -v systemd-socket-activate >/dev/null; then
   pids+=($apid)
   # it binds, listens, then waits for the first client: the file appears
   # before listen(), so only the LISTEN state says a client may connect
-  wait_listen "$A"
+  wait_listen "$A" "$apid"
   got=$("$cli" "$A" "expr 6*7")
   [ "$got" = 42 ] || fail "activated calc_server: '$got'"
   grep -q "(inherited)" "$d/act.err" || fail "activated calc_server did not use the inherited socket"
