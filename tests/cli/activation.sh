@@ -6,7 +6,8 @@
 # of the wrong type is refused.
 # uds-test-timeout: 60
 set -u
-B=${UDS_BUILD_DIR:-build}
+UDS_BUILD_DIR=${UDS_BUILD_DIR:-build}
+B=$UDS_BUILD_DIR
 srv=$B/examples/activated_echo
 if ! command -v systemd-socket-activate >/dev/null; then
   echo "SKIP-FAIL: systemd-socket-activate missing (scripts/deps.sh installs systemd)" >&2
@@ -15,7 +16,9 @@ fi
 command -v socat >/dev/null || { echo "socat missing (scripts/deps.sh)" >&2; exit 1; }
 [ -x "$srv" ] || { echo "missing $srv" >&2; exit 1; }
 
-d=$(mktemp -d /tmp/udsock-activation-XXXXXX)
+# readiness helpers (wait_listen, wait_bound, ready_open/wait_ready); its $T is our dir
+. "$(dirname "$0")/io_common.bash"
+d=$T
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
@@ -35,14 +38,15 @@ wait_for() {
 # appends them without separators, so the checks below look for substrings).
 socat -u UNIX-RECV:"$d/notify.sock" OPEN:"$d/notify.log",creat,append &
 pids+=($!)
-wait_for test -S "$d/notify.sock" || fail "notify receiver did not start"
+wait_bound "$d/notify.sock"
 
 # 1. activated: systemd-socket-activate binds, execs the server on the first connection
 systemd-socket-activate -l "$d/echo.sock" --fdname=echo -E NOTIFY_SOCKET="$d/notify.sock" \
   "$srv" 2>"$d/server.err" &
 act=$!
 pids+=($act)
-wait_for test -S "$d/echo.sock" || fail "systemd-socket-activate did not bind $d/echo.sock"
+# the file appears at bind(), before listen(): wait for the LISTEN state
+wait_listen "$d/echo.sock" "$act"
 out=$(echo "hello activated" | socat -t 5 - UNIX-CONNECT:"$d/echo.sock")
 [ "$out" = "hello activated" ] || fail "first answer: got '$out'"
 out=$(echo "second" | socat -t 5 - UNIX-CONNECT:"$d/echo.sock")
@@ -59,11 +63,13 @@ wait_for grep -q "STOPPING=1" "$d/notify.log" || fail "no STOPPING=1 on NOTIFY_S
 [ -S "$d/echo.sock" ] || fail "inherited socket file was removed"
 
 # 2. self-bound, readiness on --ready-fd: its own file is removed at exit
-"$srv" "$d/own.sock" --ready-fd 5 5>"$d/ready.out" 2>"$d/server.err" &
+ready_open own
+"$srv" "$d/own.sock" --ready-fd 5 5>"$d/own.ready" {RFD}<&- 2>"$d/server.err" &
 own=$!
 pids+=($own)
-wait_for test -s "$d/ready.out" || fail "no readiness byte on --ready-fd"
-[ "$(od -An -c "$d/ready.out" | tr -d ' ')" = '\n' ] || fail "ready-fd content: $(od -c "$d/ready.out")"
+wait_ready "$own" "activated_echo --ready-fd 5"
+# exactly one "\n": an empty line and nothing after it
+[ -z "$READY_LINE" ] && [ "$READY_EXTRA" = 0 ] || fail "ready-fd content: '$READY_LINE' (more: $READY_EXTRA)"
 out=$(echo "own" | socat -t 5 - UNIX-CONNECT:"$d/own.sock")
 [ "$out" = "own" ] || fail "self-bound answer: got '$out'"
 kill -TERM "$own"
@@ -74,7 +80,7 @@ wait "$own" || fail "self-bound server exit status $?"
 systemd-socket-activate -d -l "$d/dg.sock" "$srv" 2>"$d/server.err" &
 dg=$!
 pids+=($dg)
-wait_for test -S "$d/dg.sock" || fail "systemd-socket-activate -d did not bind"
+wait_bound "$d/dg.sock" "$dg"
 echo "x" | socat -u - UNIX-SENDTO:"$d/dg.sock"
 wait "$dg"
 rc=$?

@@ -6,7 +6,9 @@
 # uds-test-timeout: 60
 set -euo pipefail
 B=${UDS_BUILD_DIR:?}/udsock
-tmp=$(mktemp -d /tmp/bench_smoke.XXXXXX)
+# readiness helpers (uds_wait_listen); its $T is our dir, the cleanup below replaces its own
+. "$(dirname "$0")/io_common.bash"
+tmp=$T
 srv=""
 cleanup() {
   [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
@@ -78,8 +80,7 @@ PY
 sock="$tmp/b.sock"
 "$B" bench --server "$sock" 2>"$tmp/srv.err" &
 srv=$!
-for _ in $(seq 300); do [ -S "$sock" ] && break; sleep 0.05; done
-[ -S "$sock" ] || fail "bench server did not start: $(cat "$tmp/srv.err")"
+uds_wait_listen "$sock" || fail "bench server did not start: $(cat "$tmp/srv.err")"
 "$B" bench pingpong --client "$sock" -n 200 --csv >"$tmp/c.csv"
 "$B" bench stream --client "$sock" -d 0.1 --csv >>"$tmp/c.csv"
 grep -q '^pingpong,unix,core,64,' "$tmp/c.csv" || fail "client pingpong: $(cat "$tmp/c.csv")"
@@ -91,8 +92,7 @@ kill "$srv"; wait "$srv" 2>/dev/null || true; srv=""
 sock2="$tmp/lib.sock"
 "$B" bench rr --server "$sock2" 2>"$tmp/srv2.err" &
 srv=$!
-for _ in $(seq 300); do [ -S "$sock2" ] && break; sleep 0.05; done
-[ -S "$sock2" ] || fail "library bench server did not start: $(cat "$tmp/srv2.err")"
+uds_wait_listen "$sock2" || fail "library bench server did not start: $(cat "$tmp/srv2.err")"
 "$B" bench rr --client "$sock2" -n 500 -P 4 --csv >"$tmp/c2.csv"
 grep -q '^rr,unix,lib,64,1,4,.*,500,' "$tmp/c2.csv" || fail "client rr lib: $(cat "$tmp/c2.csv")"
 kill "$srv"; wait "$srv" 2>/dev/null || true; srv=""

@@ -8,11 +8,14 @@
 #   - socket-activated by systemd-socket-activate: serves, file kept at exit
 # uds-test-timeout: 90
 set -u
-B=${UDS_BUILD_DIR:-build}
+UDS_BUILD_DIR=${UDS_BUILD_DIR:-build}
+B=$UDS_BUILD_DIR
 srv=$B/examples/calc_server
 cli=$B/examples/calc_client
 for x in "$srv" "$cli"; do [ -x "$x" ] || { echo "missing $x" >&2; exit 1; }; done
-d=$(mktemp -d /tmp/udsock-calc-XXXXXX)
+# readiness helpers (wait_listen, ready_open/wait_ready); its $T is our dir
+. "$(dirname "$0")/io_common.bash"
+d=$T
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
@@ -21,16 +24,16 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; for f in "$d"/*.err; do [ -s "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" >&2; done; exit 1; }
-wait_for() { for _ in $(seq 100); do "$@" && return 0; sleep 0.05; done; return 1; }
 now_ms() { date +%s%3N; }
 
-# start: calc_server ADDR ARGS... with --ready-fd, returns once it serves
+# start: calc_server ADDR ARGS... with --ready-fd on a FIFO, returns once it serves
 start() {
   local name=$1; shift
-  "$srv" "$@" --ready-fd 7 7>"$d/$name.ready" 2>"$d/$name.err" &
+  ready_open "$name"
+  "$srv" "$@" --ready-fd 7 7>"$d/$name.ready" {RFD}<&- 2>"$d/$name.err" &
   pids+=($!)
   last=$!
-  wait_for test -s "$d/$name.ready" || fail "$name did not become ready"
+  wait_ready "$last" "calc_server ($name)"
 }
 
 S=$d/calc.sock
@@ -93,7 +96,18 @@ echo "calc: 20 concurrent 'sleep 400' requests took ${dt} ms"
 mpid=$last
 cpids=()
 for i in $(seq 5); do "$cli" --pipeline "$S" "sleep 600" "sum $i $i" >"$d/term$i.out" & cpids+=($!); done
-sleep 0.3
+# in flight: every client has sent both requests and waits for the answers
+# (calc_client sends, then polls), and the server has read all of it (its
+# five connections have nothing queued: ss -x Recv-Q 0)
+in_flight() {
+  local p
+  for p in "${cpids[@]}"; do
+    case $(cat "/proc/$p/wchan" 2>/dev/null) in *poll* | *select*) ;; *) return 1 ;; esac
+  done
+  [ "$(ss -xH src "$S" | awk '$2 == "ESTAB" && $3 == 0' | wc -l)" = 5 ]
+}
+for _ in $(seq 500); do in_flight && break; sleep 0.02; done
+in_flight || fail "5 pipelined clients not in flight after 10 s: $(ss -xH src "$S")"
 kill -TERM "$mpid"
 for p in "${cpids[@]}"; do wait "$p" || fail "an in-flight client failed after SIGTERM"; done
 for i in $(seq 5); do
@@ -133,7 +147,9 @@ if command -v systemd-socket-activate >/dev/null; then
   systemd-socket-activate -l "$A" "$srv" 2>"$d/act.err" &
   apid=$!
   pids+=($apid)
-  wait_for test -S "$A" || fail "systemd-socket-activate did not bind"
+  # it binds, listens, then waits for the first client: the file appears
+  # before listen(), so only the LISTEN state says a client may connect
+  wait_listen "$A" "$apid"
   got=$("$cli" "$A" "expr 6*7")
   [ "$got" = 42 ] || fail "activated calc_server: '$got'"
   grep -q "(inherited)" "$d/act.err" || fail "activated calc_server did not use the inherited socket"

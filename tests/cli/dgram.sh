@@ -12,7 +12,7 @@ D="$T/d.sock"
 rm -f "$D"
 timeout 10 "$U" recv -n 5 "$D" > "$T/r1" &
 spid=$!; PIDS+=($spid)
-wait_sock "$D"
+wait_bound "$D"
 timeout 5 "$U" send "$D" one "two words" || fail "send args"
 printf 'line3\nline4\n' | timeout 5 "$U" send "$D" || fail "send lines"
 printf 'whole\nmulti-line\n' | timeout 5 "$U" send --whole "$D" || fail "send --whole"
@@ -24,7 +24,7 @@ ok "send (args, lines, --whole) -> recv -n 5; socket file removed"
 # --from and --cred: the sender's autobound abstract name and its pid/uid/gid
 timeout 10 "$U" recv -n 1 --from --cred "$D" > "$T/r2" &
 spid=$!; PIDS+=($spid)
-wait_sock "$D"
+wait_bound "$D"
 (exec "$U" send "$D" hello-cred) &
 sender=$!
 wait $sender
@@ -36,7 +36,7 @@ ok "recv --from --cred: $(cat "$T/r2")"
 # logger -u: an unnamed sender is printed, and --echo does not try to answer it
 timeout 10 "$U" recv -n 2 --from --echo -v "$D" > "$T/r3" 2> "$T/e3" &
 spid=$!; PIDS+=($spid)
-wait_sock "$D"
+wait_bound "$D"
 logger -u "$D" "message from logger" || fail "logger"
 timeout 5 "$U" send -r "$D" after-logger > "$T/r3b" || fail "send after logger"
 wait "$spid" || fail "recv after logger: status $?"
@@ -48,7 +48,7 @@ ok "logger -u -> recv (unnamed sender printed, not answered; recv still serves o
 # socat UNIX-SENDTO with a bound reply address <-> recv --echo
 timeout 10 "$U" recv -n 1 --echo "$D" > /dev/null &
 spid=$!; PIDS+=($spid)
-wait_sock "$D"
+wait_bound "$D"
 r=$(echo ping-from-socat | timeout 5 socat -t 1 - UNIX-SENDTO:"$D",bind="$T/socat-client.sock") || fail "socat sendto"
 wait "$spid"
 [ "$r" = ping-from-socat ] || fail "socat got '$r'"
@@ -58,9 +58,9 @@ ok "socat UNIX-SENDTO,bind= <-> recv --echo"
 rm -f "$T/sr.sock"
 bg timeout 10 socat -u UNIX-RECV:"$T/sr.sock" "OPEN:$T/r4,creat"
 spid=$LAST
-wait_sock "$T/sr.sock"
+wait_bound "$T/sr.sock"
 timeout 5 "$U" send "$T/sr.sock" to-socat || fail "send to socat"
-sleep 0.3
+wait_grep "$T/r4" to-socat
 kill "$spid" 2>/dev/null
 [ "$(cat "$T/r4")" = to-socat ] || fail "socat UNIX-RECV got '$(cat "$T/r4")'"
 ok "udsock send -> socat UNIX-RECV"
@@ -68,7 +68,7 @@ ok "udsock send -> socat UNIX-RECV"
 # recv --reply CMD: the command sees the datagram on stdin and UDSOCK_PEER
 timeout 10 "$U" recv -n 2 --reply 'tr a-z A-Z; printf " from %s" "${UDSOCK_PEER%%[0-9a-f]*}"' "$D" > /dev/null &
 spid=$!; PIDS+=($spid)
-wait_sock "$D"
+wait_bound "$D"
 r=$(timeout 5 "$U" send --reply "$D" hello world) || fail "send --reply: status $?"
 wait "$spid"
 [ "$r" = "$(printf 'HELLO from @\nWORLD from @')" ] || fail "--reply output: '$r'"
@@ -77,7 +77,7 @@ ok "recv --reply CMD / send --reply"
 # send --reply with nobody answering: a clear failure after --timeout
 timeout 10 "$U" recv -n 1 "$D" > /dev/null &
 spid=$!; PIDS+=($spid)
-wait_sock "$D"
+wait_bound "$D"
 err=$(timeout 5 "$U" send --reply --timeout 0.3 "$D" unanswered 2>&1); rc=$?
 wait "$spid"
 [ $rc = 1 ] && [[ "$err" == *"no reply within 0.3 s"* ]] || fail "no reply: rc $rc, '$err'"
@@ -99,27 +99,38 @@ wait "$spid"
 ok "abstract datagram address"
 
 # listen --type dgram prints datagrams raw; stdin goes to the last named sender
+# (the answer is written to listen's stdin once the datagram has arrived)
 Q="$T/q.sock"
-bg timeout 10 bash -c "(sleep 0.6; echo answer-to-sender) | $U listen --type dgram $Q > $T/r6"
+mkfifo "$T/q.in"
+exec {qin}<>"$T/q.in"
+bg timeout 10 bash -c "$U listen --type dgram $Q < $T/q.in > $T/r6"
 spid=$LAST
-wait_sock "$Q"
-r=$(printf 'dgram-in' | timeout 5 socat -t 2 - UNIX-SENDTO:"$Q",bind="$T/qc.sock")
+wait_bound "$Q" "$spid"
+printf 'dgram-in' | timeout 5 socat -t 2 - UNIX-SENDTO:"$Q",bind="$T/qc.sock" > "$T/q.reply" &
+qc=$!
+wait_grep "$T/r6" dgram-in
+echo answer-to-sender >&$qin
+exec {qin}>&-
+wait "$qc"
+r=$(cat "$T/q.reply")
 [ "$(cat "$T/r6")" = dgram-in ] || fail "listen --type dgram got '$(cat "$T/r6")'"
 [ "$r" = answer-to-sender ] || fail "listen --type dgram reply: '$r'"
 kill "$spid"
 ok "listen --type dgram <-> socat UNIX-SENDTO"
 
-# seqpacket: boundaries kept both ways (udsock <-> udsock and socat)
+# seqpacket: boundaries kept both ways (udsock <-> udsock and socat); the
+# pauses in the input pipes cut it into separate chunks (one message each):
+# part of what is tested, not a wait for a server
 P="$T/p.sock"
 bg timeout 10 bash -c "(sleep 0.3; printf msg-a; sleep 0.3; printf msg-b) | $U listen --type seqpacket $P > $T/r7"
 spid=$LAST
-wait_sock "$P"
+wait_listen "$P" "$spid"
 r=$( (printf first; sleep 0.3; printf second) | timeout 10 "$U" connect --type seqpacket "$P") || fail "seqpacket connect"
 wait "$spid" || fail "seqpacket listen status"
 [ "$r" = msg-amsg-b ] && [ "$(cat "$T/r7")" = firstsecond ] || fail "seqpacket: '$r' / '$(cat "$T/r7")'"
 rm -f "$P"
 bg timeout 10 socat UNIX-LISTEN:"$P",socktype=5 SYSTEM:"cat > $T/r8; echo seq-reply"
-wait_sock "$P"
+wait_listen "$P" "$LAST"
 r=$(printf seq-data | timeout 10 "$U" connect --type seqpacket "$P") || fail "seqpacket vs socat"
 [ "$r" = seq-reply ] && [ "$(cat "$T/r8")" = seq-data ] || fail "seqpacket vs socat: '$r'"
 ok "seqpacket listen/connect both ways, and connect vs socat socktype=5"
@@ -141,7 +152,7 @@ for m in (b"a", b"bb", b"ccc"): c.send(m)
 open(sys.argv[2], "w").write(" ".join(sizes))
 ' "$P" "$T/sizes"
     spid=$LAST
-    wait_sock "$P"
+    wait_listen "$P" "$spid"
     r=$( (printf 12345; sleep 0.5; printf 1234567; sleep 0.5; printf 123) | timeout 10 "$U" connect --type seqpacket "$P") ||
         fail "seqpacket vs python: status $?"
     wait "$spid"

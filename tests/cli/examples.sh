@@ -6,8 +6,10 @@
 # and an unbound sender (logger -u).
 # uds-test-timeout: 120
 set -u
-B=${UDS_BUILD_DIR:-build}/examples
-T=$(mktemp -d /tmp/udsock-examples-XXXXXX)
+UDS_BUILD_DIR=${UDS_BUILD_DIR:-build}
+B=$UDS_BUILD_DIR/examples
+# $T and the readiness helpers (wait_listen, wait_bound); the cleanup below replaces its own
+. "$(dirname "$0")/io_common.bash"
 PIDS=()
 
 cleanup() {
@@ -38,7 +40,7 @@ S=$T/echo.sock
 "$B/echo_server" "$S" >"$T/server.out" 2>"$T/server.err" &
 SPID=$!
 PIDS+=("$SPID")
-wait_for test -S "$S" || fail "echo_server did not create $S"
+wait_listen "$S" "$SPID"
 
 expected=""
 for i in 1 2 3; do
@@ -53,7 +55,8 @@ printf 'a\nbb\nccc' | timeout 10 "$B/echo_client" "$S" >"$T/multi.out" 2>"$T/cli
     fail "multi-line client failed"
 [ "$(cat "$T/multi.out")" = $'a\nbb\nccc' ] || fail "multi-line echo differs"
 expected+=$'a\nbb\nccc'
-wait_for test "$(cat "$T/server.out")" = "$expected" ||
+server_printed() { [ "$(cat "$T/server.out")" = "$expected" ]; }
+wait_for server_printed ||
     fail "server stdout is '$(cat "$T/server.out")', want the clients' text"
 
 # 5 MiB of random bytes: echoed back byte-exact and printed by the server
@@ -64,7 +67,8 @@ timeout 60 "$B/echo_client" "$S" <"$T/big.bin" >"$T/big.out" 2>"$T/client.err" |
 want=$(sha256sum <"$T/big.bin" | cut -d' ' -f1)
 got=$(sha256sum <"$T/big.out" | cut -d' ' -f1)
 [ "$want" = "$got" ] || fail "5 MiB echo differs ($(stat -c %s "$T/big.out") bytes back)"
-wait_for test "$(stat -c %s "$T/server.out")" -eq $((before + 5242880)) ||
+server_out_size() { [ "$(stat -c %s "$T/server.out")" "$1" "$2" ]; }
+wait_for server_out_size -eq $((before + 5242880)) ||
     fail "server printed $(($(stat -c %s "$T/server.out") - before)) of 5242880 bytes"
 srv=$(tail -c 5242880 "$T/server.out" | sha256sum | cut -d' ' -f1)
 [ "$srv" = "$want" ] || fail "server stdout does not hold the binary client's bytes"
@@ -80,9 +84,11 @@ if command -v socat >/dev/null; then
 fi
 
 # a client killed in the middle of a transfer does not take the server down
+before=$(stat -c %s "$T/server.out")
 head -c 20000000 /dev/zero | "$B/echo_client" "$S" >/dev/null 2>&1 &
 KPID=$!
-sleep 0.1
+# in the middle: the server has printed some of its bytes already
+wait_for server_out_size -gt "$before" || fail "the client to be killed sent nothing"
 kill -KILL "$KPID" 2>/dev/null
 wait "$KPID" 2>/dev/null
 out=$(printf 'after a killed client\n' | timeout 10 "$B/echo_client" "$S" 2>"$T/client.err") ||
@@ -120,14 +126,14 @@ grep -q "File exists" "$T/refused.err" || fail "refusal text: $(cat "$T/refused.
 "$B/echo_server" "$S" >/dev/null 2>"$T/server2.err" &
 SPID=$!
 PIDS+=("$SPID")
-wait_for test -S "$S" || fail "echo_server 2 did not start"
+wait_listen "$S" "$SPID"
 kill -KILL "$SPID"
 wait "$SPID" 2>/dev/null
 [ -S "$S" ] || fail "SIGKILL should leave the file behind"
 "$B/echo_server" "$S" >"$T/server3.out" 2>"$T/server3.err" &
 SPID=$!
 PIDS+=("$SPID")
-wait_for grep -q listening "$T/server3.err" || fail "echo_server did not take over the stale socket"
+wait_listen "$S" "$SPID"
 out=$(printf 'again\n' | timeout 10 "$B/echo_client" "$S" 2>"$T/client.err") || fail "client after takeover"
 [ "$out" = "again" ] || fail "client after takeover got '$out'"
 # and a second server on the live socket is refused
@@ -141,7 +147,7 @@ wait "$SPID"
 P=$T/pipe.sock
 ( "$B/echo_server" "$P" 2>"$T/pipe.err"; echo $? >"$T/pipe.rc" ) | head -c 1 >/dev/null &
 HPID=$!
-wait_for test -S "$P" || fail "echo_server (piped) did not start"
+wait_listen "$P" "$HPID"
 printf 'first\n' | timeout 10 "$B/echo_client" "$P" >/dev/null 2>&1
 wait_for test ! -e /proc/$HPID || true
 printf 'second\n' | timeout 10 "$B/echo_client" "$P" >/dev/null 2>&1
@@ -156,6 +162,7 @@ TPID=$!
 PIDS+=("$TPID")
 wait_for grep -q "listening on tcp:127.0.0.1:" "$T/tcp.err" || fail "tcp echo_server did not start"
 TADDR=$(sed -n 's/.*listening on \(tcp:[^ ]*\).*/\1/p' "$T/tcp.err")
+wait_listen "$TADDR"
 out=$(printf 'over tcp\n' | timeout 10 "$B/echo_client" "$TADDR" 2>"$T/client.err") || fail "tcp client"
 [ "$out" = "over tcp" ] || fail "tcp client got '$out'"
 wait_for grep -q "over tcp" "$T/tcp.out" || fail "tcp server did not print the text"
@@ -167,7 +174,7 @@ D=$T/dgram.sock
 "$B/dgram_server" "$D" >"$T/dgram.out" 2>"$T/dgram.err" &
 DPID=$!
 PIDS+=("$DPID")
-wait_for test -S "$D" || fail "dgram_server did not create $D"
+wait_bound "$D" "$DPID"
 out=$(timeout 10 "$B/dgram_client" "$D" hello world 2>"$T/dclient.err") || fail "dgram_client exited with $?"
 [ "$out" = $'HELLO\nWORLD' ] || fail "dgram_client got '$out'"
 out=$(printf 'one\ntwo\n' | timeout 10 "$B/dgram_client" "$D" 2>"$T/dclient.err") || fail "dgram_client stdin"
@@ -185,7 +192,7 @@ fi
 A="@udsock-examples-$$-$RANDOM"
 "$B/dgram_server" "$A" >"$T/dgram2.out" 2>"$T/dgram2.err" &
 PIDS+=("$!")
-wait_for grep -q waiting "$T/dgram2.err" || fail "abstract dgram_server did not start"
+wait_bound "$A"
 out=$(timeout 10 "$B/dgram_client" "$A" abstract 2>"$T/dclient.err") || fail "abstract dgram_client"
 [ "$out" = "ABSTRACT" ] || fail "abstract dgram_client got '$out'"
 kill -0 "$DPID" 2>/dev/null || fail "dgram_server died"

@@ -19,7 +19,7 @@ xfer() {
     rm -f "$S" "$T/out"
     bg timeout 60 bash -c "$srv"
     local spid=$LAST
-    wait_sock "$S"
+    wait_listen "$S" "$LAST"
     timeout 60 bash -c "$cli" || fail "$name: client exit status $?"
     wait "$spid" || fail "$name: server exit status $?"
     [ "$(sha "$T/out")" = "${SUM[$f]}" ] || fail "$name: data differs ($(stat -c %s "$T/out") of $(stat -c %s "$f") bytes)"
@@ -55,7 +55,7 @@ xfer "udsock connect -> nc -lU" "$T/1m" \
 # appending to a file (splice into an O_APPEND file may be refused: fallback)
 rm -f "$S"; echo "already here" > "$T/app"
 bg timeout 20 bash -c "$U listen $S < $T/1m > /dev/null"
-spid=$LAST; wait_sock "$S"
+spid=$LAST; wait_listen "$S" "$LAST"
 timeout 20 "$U" connect "$S" < /dev/null >> "$T/app" || fail "connect >> file"
 wait "$spid"
 (echo "already here"; cat "$T/1m") | cmp -s - "$T/app" || fail "connect >> file: content differs"
@@ -68,13 +68,13 @@ if [ "${UDS_SKIP_1G:-0}" != 1 ]; then
     head -c 1073741824 /dev/urandom > "$T/1g"
     rm -f "$S"
     bg timeout 60 bash -c "socat -u UNIX-LISTEN:$S STDOUT | cmp - $T/1g && touch $T/same1"
-    spid=$LAST; wait_sock "$S"
+    spid=$LAST; wait_listen "$S" "$LAST"
     timeout 60 "$U" connect "$S" < "$T/1g" || fail "1 GiB connect"
     wait "$spid"; [ -e "$T/same1" ] || fail "1 GiB udsock connect -> socat differs"
     ok "1 GiB udsock connect -> socat UNIX-LISTEN"
     rm -f "$S"
     bg timeout 60 bash -c "$U listen $S < /dev/null | cmp - $T/1g && touch $T/same2"
-    spid=$LAST; wait_sock "$S"
+    spid=$LAST; wait_listen "$S" "$LAST"
     timeout 60 nc -N -U "$S" < "$T/1g" || fail "1 GiB nc"
     wait "$spid"; [ -e "$T/same2" ] || fail "1 GiB nc -> udsock listen differs"
     ok "1 GiB nc -N -U -> udsock listen"
@@ -86,23 +86,24 @@ fi
 # keeps reading afterwards.
 rm -f "$S"
 bg timeout 10 socat UNIX-LISTEN:"$S" SYSTEM:"cat > $T/got; echo reply-after-eof"
-wait_sock "$S"
+wait_listen "$S" "$LAST"
 r=$(printf 'question' | timeout 10 "$U" connect "$S") || fail "half-close vs socat: status $?"
 [ "$r" = reply-after-eof ] || fail "half-close vs socat: got '$r'"
 [ "$(cat "$T/got")" = question ] || fail "half-close vs socat: server got '$(cat "$T/got")'"
 ok "connect half-closes; socat server's reply after EOF received"
 # Half-close, server side: nc -N shuts down right after sending; listen must
-# still deliver what arrives later on its stdin, and then close.
+# still deliver what arrives later on its stdin, and then close. (The pause
+# before the answer is what makes it "later": part of the test.)
 rm -f "$S"
 bg timeout 10 bash -c "(sleep 0.5; echo late-answer) | $U listen $S > $T/got3"
-spid=$LAST; wait_sock "$S"
+spid=$LAST; wait_listen "$S" "$LAST"
 r=$(echo early | timeout 10 nc -N -U "$S") || fail "nc -N vs listen: status $?"
 wait "$spid" || fail "listen status"
 [ "$r" = late-answer ] && [ "$(cat "$T/got3")" = early ] || fail "listen after client EOF: got '$r'"
 ok "listen keeps sending after the client's EOF (nc -N)"
 rm -f "$S"
 bg timeout 10 bash -c "(sleep 0.5; echo late-for-ncat) | $U listen $S > $T/got3"
-spid=$LAST; wait_sock "$S"
+spid=$LAST; wait_listen "$S" "$LAST"
 r=$(echo early2 | timeout 10 ncat -U "$S") || fail "ncat vs listen: status $?"
 wait "$spid" || fail "listen status"
 [ "$r" = late-for-ncat ] && [ "$(cat "$T/got3")" = early2 ] || fail "listen after ncat's EOF: got '$r'"
@@ -111,14 +112,15 @@ ok "listen keeps sending after the client's EOF (ncat)"
 # connect exits when the server closes, even though stdin stays open
 rm -f "$S"
 bg timeout 10 socat UNIX-LISTEN:"$S" SYSTEM:"echo bye"
-wait_sock "$S"
+wait_listen "$S" "$LAST"
 start=$(date +%s%N)
+# stdin stays open for 5 s (the sleep is the test's input, not a wait)
 r=$(timeout 10 "$U" connect "$S" < <(sleep 5)) || fail "server close: status $?"
 el=$(( ($(date +%s%N) - start) / 1000000 ))
 [ "$r" = bye ] && [ $el -lt 3000 ] || fail "connect did not exit when the server closed ($el ms, '$r')"
 ok "connect exits when the server has closed ($el ms)"
 
-# --wait: the server appears later
+# --wait: the server appears later (the sleep is the test: no readiness wait)
 W="$T/late.sock"
 bg timeout 10 bash -c "sleep 0.7; $U listen $W < /dev/null > $T/got4"
 spid=$LAST
@@ -143,11 +145,14 @@ ok "abstract address"
 for try in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 30000))
     rm -f "$T/got6"
+    uds_is_listening "tcp:127.0.0.1:$port" && continue # taken already
     timeout 10 "$U" listen "tcp:127.0.0.1:$port" < /dev/null > "$T/got6" 2> "$T/err6" &
     spid=$!
     PIDS+=($spid)
-    sleep 0.2
-    if ! kill -0 $spid 2>/dev/null; then grep -q "in use" "$T/err6" && continue; fail "tcp listen: $(cat "$T/err6")"; fi
+    # listening, or gone (the port was taken after all: try another)
+    if ! uds_wait_listen "tcp:127.0.0.1:$port" "$spid" 2>/dev/null; then
+        wait $spid; grep -q "in use" "$T/err6" && continue; fail "tcp listen: $(cat "$T/err6")"
+    fi
     timeout 5 "$U" connect --wait 5 "tcp:127.0.0.1:$port" < "$T/1m" || fail "tcp connect"
     wait $spid; break
 done
@@ -157,7 +162,7 @@ ok "tcp:127.0.0.1 address"
 # a peer that goes away mid-transfer is reported, not a crash (no SIGPIPE)
 rm -f "$S"
 bg timeout 10 socat -u UNIX-LISTEN:"$S" SYSTEM:"head -c 10 > /dev/null"
-wait_sock "$S"
+wait_listen "$S" "$LAST"
 timeout 10 "$U" connect "$S" < "$T/64m" > /dev/null 2> "$T/err7"; rc=$?
 [ $rc = 1 ] || fail "vanished peer: rc $rc (want 1), stderr: $(cat "$T/err7")"
 grep -qE "^udsock: (send to|receive from) $S: (Broken pipe|Connection reset by peer)" "$T/err7" || fail "vanished peer message: $(cat "$T/err7")"
@@ -166,7 +171,7 @@ ok "vanished peer reported: $(head -1 "$T/err7")"
 # --progress: totals on stderr
 rm -f "$S"
 bg timeout 10 bash -c "$U listen $S < /dev/null > /dev/null"
-wait_sock "$S"
+wait_listen "$S" "$LAST"
 timeout 10 "$U" connect --progress "$S" < "$T/1m" 2> "$T/prog" || fail "--progress status"
 grep -q "^udsock: sent 1.00 MiB, received 0 B in " "$T/prog" || fail "--progress output: $(cat "$T/prog")"
 ok "--progress: $(tail -1 "$T/prog")"

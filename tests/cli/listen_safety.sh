@@ -24,7 +24,7 @@ ok "regular file refused and unchanged: $err"
 # a live server (socat) is not taken over
 L="$T/live.sock"
 bg timeout 20 socat -u UNIX-LISTEN:"$L",fork OPEN:"$T/socat-got",creat,append
-wait_sock "$L"
+wait_listen "$L" "$LAST"
 ino=$(stat -c %i "$L")
 err=$(timeout 5 "$U" listen "$L" 2>&1 < /dev/null); rc=$?
 [ $rc = 1 ] && [ "$err" = "udsock: listen $L: Address already in use (a server is running there; not taking it over)" ] ||
@@ -40,12 +40,13 @@ kill $LAST
 Z="$T/stale.sock"
 "$U" listen "$Z" < /dev/null > /dev/null &
 zp=$!; PIDS+=($zp)
-wait_sock "$Z"
+wait_listen "$Z" "$zp"
 kill -KILL $zp; wait $zp 2>/dev/null
 [ -S "$Z" ] || fail "SIGKILL should leave the file behind"
 bg timeout 10 bash -c "$U listen $Z < /dev/null > $T/stale-got"
 spid=$LAST
-sleep 0.2
+# the killed server's socket is gone (waited for): a listener there is the new one
+wait_listen "$Z" "$spid"
 echo reused | timeout 5 "$U" connect --wait 3 "$Z" || fail "connect to the replaced stale socket"
 wait "$spid"
 [ "$(cat "$T/stale-got")" = reused ] || fail "stale replacement got '$(cat "$T/stale-got")'"
@@ -56,7 +57,7 @@ for sig in TERM INT HUP; do
     S="$T/sig-$sig.sock"
     "$U" listen "$S" < /dev/null > /dev/null &
     p=$!; PIDS+=($p)
-    wait_sock "$S"
+    wait_listen "$S" "$p"
     kill -$sig $p
     wait $p; rc=$?
     wait_gone "$S" || fail "SIG$sig: socket file left behind"
@@ -66,7 +67,8 @@ ok "SIGTERM/SIGINT/SIGHUP while waiting: file removed, status 128+signo"
 S="$T/sig-k.sock"
 "$U" listen -k -v "$S" < /dev/null > /dev/null 2> "$T/sig-k.err" &
 p=$!; PIDS+=($p)
-wait_sock "$S"
+wait_listen "$S" "$p"
+# (the sleep keeps the client's stdin open: part of the test)
 timeout 10 "$U" connect "$S" < <(sleep 3) > /dev/null &
 c=$!
 wait_grep "$T/sig-k.err" "client #1 connected"
@@ -77,7 +79,7 @@ wait $c || fail "client of a terminated listen -k: status $?"
 ok "SIGTERM with a client connected (-k): file removed; the client ends cleanly"
 "$U" recv "$T/sig-r.sock" > /dev/null &
 p=$!; PIDS+=($p)
-wait_sock "$T/sig-r.sock"
+wait_bound "$T/sig-r.sock" "$p"
 kill -TERM $p; wait $p
 wait_gone "$T/sig-r.sock" || fail "recv SIGTERM: socket file left behind"
 ok "recv: SIGTERM removes the socket file"
@@ -92,7 +94,7 @@ else
     want="640 $(id -un) $(id -gn)"
 fi
 p=$!; PIDS+=($p)
-wait_sock "$M"
+wait_listen "$M" "$p"
 [ "$(stat -c '%a %U %G' "$M")" = "$want" ] || fail "mode/owner: $(stat -c '%a %U %G' "$M") (want $want)"
 kill $p; wait $p
 ok "--mode 0640 (--owner/--group as root): $want"
@@ -102,7 +104,7 @@ ok "--mode 0640 (--owner/--group as root): $want"
 K="$T/k.sock"
 bg timeout 30 bash -c "$U listen -k $K < /dev/null > $T/k.out"
 kp=$LAST
-wait_sock "$K"
+wait_listen "$K" "$kp"
 gen() { # client number: 300 lines of 3000+ bytes; stdio's 4 KiB writes cut
         # most lines in two, so they reach udsock in pieces
     awk -v c="$1" 'BEGIN { pad = sprintf("%3000s", ""); gsub(/ /, c, pad);
@@ -114,7 +116,9 @@ for i in 1 2 3 4; do
     cps+=($!)
 done
 for c in "${cps[@]}"; do wait $c || fail "-k client status"; done
-sleep 0.3
+# listen -k has written out everything its clients sent
+k_done() { [ "$(wc -l < "$T/k.out")" -ge 1200 ]; }
+poll_until k_done
 kill $kp; wait $kp 2>/dev/null
 lines=$(wc -l < "$T/k.out")
 [ "$lines" = 1200 ] || fail "-k: $lines lines, want 1200"
@@ -134,7 +138,8 @@ mkfifo "$T/b.in"
 bg timeout 20 bash -c "$U listen -k -v $B < $T/b.in > /dev/null 2> $T/b.err"
 bp=$LAST
 exec 3> "$T/b.in"
-wait_sock "$B"
+wait_listen "$B" "$bp"
+# (the sleeps hold the clients' stdin open: part of the test)
 timeout 10 "$U" connect "$B" < <(sleep 5) > "$T/b1" &
 c1=$!
 timeout 10 "$U" connect "$B" < <(sleep 5) > "$T/b2" &

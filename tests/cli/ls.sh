@@ -4,10 +4,10 @@
 # abstract names; --json is valid JSON with the same facts.
 # uds-test-timeout: 60
 set -u
-U=${UDS_BUILD_DIR:-build}/udsock
+UDS_BUILD_DIR=${UDS_BUILD_DIR:-build}
+# $U, $T, PIDS and the readiness helpers; cleanup and ok are ours (below)
+. "$(dirname "$0")/io_common.bash"
 PY=/usr/bin/python3
-T=$(mktemp -d /tmp/udsock-ls.XXXXXX)
-PIDS=()
 fail=0
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
@@ -17,7 +17,6 @@ cleanup() {
 trap cleanup EXIT
 bad() { echo "FAIL: $*"; fail=1; }
 ok() { echo "ok: $*"; }
-wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
 
 # a listening server that no one here wrote
 socat UNIX-LISTEN:"$T/live.sock",fork EXEC:cat 2>/dev/null &
@@ -34,8 +33,8 @@ AB="udsock-ls-$$-$RANDOM"
 socat ABSTRACT-LISTEN:"$AB",fork EXEC:cat 2>/dev/null &
 ASRV=$!
 PIDS+=($ASRV)
-wait_sock "$T/live.sock" || bad "server did not start"
-for _ in $(seq 100); do grep -q "@$AB\$" /proc/net/unix && break; sleep 0.05; done
+wait_listen "$T/live.sock" "$SRV"
+wait_listen "@$AB" "$ASRV"
 
 out=$("$U" ls "$T")
 echo "$out"
@@ -67,7 +66,7 @@ echo "$all" | awk -v p="@$AB" -v pid="$ASRV" '$NF == p && $2 == "listening" && $
 socat -u UNIX-CONNECT:"$T/live.sock" - >/dev/null 2>&1 &
 CL=$!
 PIDS+=($CL)
-for _ in $(seq 100); do ls -l /proc/$CL/fd 2>/dev/null | grep -q socket: && break; sleep 0.05; done
+poll_until is_connected "$CL" || bad "client did not connect"
 "$U" ls -a | awk -v pid="$CL" '$3 == pid && $2 == "connected"' | grep -q . \
     && ok "-a: the client's unnamed socket is connected, pid $CL" || bad "-a: client not listed"
 kill "$CL" 2>/dev/null

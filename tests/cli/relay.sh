@@ -10,11 +10,11 @@ if [ "$(id -u)" != 0 ]; then
     echo "SKIP: needs root (it switches a client to uid 65534 with setpriv)"
     exit 0
 fi
-U=${UDS_BUILD_DIR:-build}/udsock
+UDS_BUILD_DIR=${UDS_BUILD_DIR:-build}
+# $U, $T, PIDS and the readiness helpers; cleanup and ok are ours (below)
+. "$(dirname "$0")/io_common.bash"
 PY=/usr/bin/python3
-T=$(mktemp -d /tmp/udsock-relay.XXXXXX)
 chmod 755 "$T"
-PIDS=()
 fail=0
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
@@ -25,8 +25,6 @@ cleanup() {
 trap cleanup EXIT
 bad() { echo "FAIL: $*"; fail=1; }
 ok() { echo "ok: $*"; }
-wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
-wait_tcp() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 relay() { # NAME ARGS...: start a relay, stderr to $T/NAME.log
     local name=$1; shift
@@ -44,9 +42,9 @@ EP=
 for _ in 1 2 3 4 5; do
     EP=$(free_port)
     socat TCP-LISTEN:"$EP",bind=127.0.0.1,reuseaddr,fork EXEC:cat 2>/dev/null & PIDS+=($!)
-    wait_tcp "$EP" && break
+    uds_wait_listen tcp:127.0.0.1:"$EP" "$!" && break # else the port was taken: another
 done
-wait_sock "$T/echo.sock" || bad "echo server did not start"
+wait_listen "$T/echo.sock"
 
 # sends $T/data through ADDR (socat address) and checks what comes back
 roundtrip() { # LABEL SOCAT_ADDR
@@ -58,26 +56,26 @@ roundtrip() { # LABEL SOCAT_ADDR
 # ---- 1. unix -> unix ----
 relay uu "$T/r-uu.sock" "$T/echo.sock"
 UU=$RP
-wait_sock "$T/r-uu.sock"
+wait_listen "$T/r-uu.sock" "$RP"
 roundtrip "unix->unix" UNIX-CONNECT:"$T/r-uu.sock"
 
 # ---- 2. unix -> tcp ----
 relay ut "$T/r-ut.sock" tcp:127.0.0.1:"$EP"
-wait_sock "$T/r-ut.sock"
+wait_listen "$T/r-ut.sock" "$RP"
 roundtrip "unix->tcp" UNIX-CONNECT:"$T/r-ut.sock"
 
 # ---- 3. tcp -> unix ----
 for _ in 1 2 3 4 5; do
     RPORT=$(free_port)
     relay tu tcp:127.0.0.1:"$RPORT" "$T/echo.sock"
-    wait_tcp "$RPORT" && break
+    uds_wait_listen tcp:127.0.0.1:"$RPORT" "$RP" && break # else the port was taken: another
 done
 roundtrip "tcp->unix" TCP:127.0.0.1:"$RPORT"
 
 # ---- 4. abstract -> unix (small) ----
 AB="udsock-test-$$-$RANDOM"
 relay ab "@$AB" "$T/echo.sock"
-sleep 0.2
+wait_listen "@$AB" "$RP"
 r=$(echo abstract-hello | timeout 5 socat -t 3 - ABSTRACT-CONNECT:"$AB")
 [ "$r" = abstract-hello ] && ok "abstract->unix" || bad "abstract: '$r'"
 
@@ -86,9 +84,9 @@ redis-server --port 0 --unixsocket "$T/redis.sock" --save '' --appendonly no --d
     --daemonize no >"$T/redis.log" 2>&1 &
 REDIS=$!
 PIDS+=($REDIS)
-wait_sock "$T/redis.sock" || bad "redis-server did not start"
+wait_listen "$T/redis.sock" "$REDIS"
 relay rd "$T/r-redis.sock" "$T/redis.sock"
-wait_sock "$T/r-redis.sock"
+wait_listen "$T/r-redis.sock" "$RP"
 r=$(timeout 5 redis-cli -s "$T/r-redis.sock" ping)
 [ "$r" = PONG ] && ok "redis-cli ping through relay" || bad "redis ping: '$r'"
 timeout 5 redis-cli -s "$T/r-redis.sock" set relaykey "value-$$" >/dev/null
@@ -101,9 +99,9 @@ wait "$REDIS" 2>/dev/null
 
 # ---- 6. half-close: the server sees EOF, and its reply still arrives ----
 socat UNIX-LISTEN:"$T/hc.sock",fork SYSTEM:"cat >$T/hc.got; echo reply-after-eof" 2>/dev/null & PIDS+=($!)
-wait_sock "$T/hc.sock"
+wait_listen "$T/hc.sock" "$!"
 relay hc "$T/r-hc.sock" "$T/hc.sock"
-wait_sock "$T/r-hc.sock"
+wait_listen "$T/r-hc.sock" "$RP"
 r=$(printf 'sent-then-eof' | timeout 10 socat -t 5 - UNIX-CONNECT:"$T/r-hc.sock")
 [ "$r" = reply-after-eof ] && [ "$(cat "$T/hc.got" 2>/dev/null)" = sent-then-eof ] \
     && ok "half-close passed on, reply after EOF delivered" \
@@ -111,9 +109,10 @@ r=$(printf 'sent-then-eof' | timeout 10 socat -t 5 - UNIX-CONNECT:"$T/r-hc.sock"
 
 # ---- 7. -v: directions, text and hex ----
 relay v -v "$T/r-v.sock" "$T/echo.sock"
-wait_sock "$T/r-v.sock"
+wait_listen "$T/r-v.sock" "$RP"
 r=$(printf 'ping-line\n' | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-v.sock")
-sleep 0.2
+# the dump of the answer is written after it was passed on: wait for it
+poll_until grep -q '^#1 < ping-line\\n$' "$T/v.log"
 [ "$r" = ping-line ] && grep -q '^#1 > ping-line\\n$' "$T/v.log" && grep -q '^#1 < ping-line\\n$' "$T/v.log" \
     && grep -Eq '[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6} #1 > 10 bytes' "$T/v.log" \
     && ok "-v shows both directions with timestamps" || bad "-v: '$r'; log: $(cat "$T/v.log")"
@@ -122,9 +121,9 @@ r=$(head -c 200000 /dev/zero | tr '\0' '\n' | timeout 10 socat -t 5 - UNIX-CONNE
 [ "$r" = 200000 ] && [ "$(grep -c '^#2 > \\n$' "$T/v.log")" = 200000 ] \
     && ok "-v: 200000 newlines dumped one per line" || bad "-v newlines: $r bytes back, $(grep -c '^#2 > \\n$' "$T/v.log") lines"
 relay vx -v --hex "$T/r-vx.sock" "$T/echo.sock"
-wait_sock "$T/r-vx.sock"
+wait_listen "$T/r-vx.sock" "$RP"
 r=$(printf 'AB\001' | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-vx.sock" | od -An -tx1 | tr -d ' \n')
-sleep 0.2
+poll_until grep -q '^#1 < 000000  41 42 01' "$T/vx.log"
 [ "$r" = 414201 ] && grep -q '^#1 > 000000  41 42 01 .*|AB.|' "$T/vx.log" && grep -q '^#1 < 000000  41 42 01' "$T/vx.log" \
     && ok "-v --hex" || bad "--hex: '$r'; log: $(cat "$T/vx.log")"
 
@@ -151,17 +150,17 @@ else:
     print(" ".join(out))
 EOF
 $PY "$T/seq.py" server "$T/seq.sock" & PIDS+=($!)
-wait_sock "$T/seq.sock"
+wait_listen "$T/seq.sock" "$!"
 relay seq -v --type seqpacket "$T/r-seq.sock" "$T/seq.sock"
-wait_sock "$T/r-seq.sock"
+wait_listen "$T/r-seq.sock" "$RP"
 r=$(timeout 10 $PY "$T/seq.py" client "$T/r-seq.sock")
-sleep 0.2
+poll_until grep -q '#1 > 65000 bytes' "$T/seq.log"
 [ "$r" = "len=1 len=1000 len=65000 len=3" ] && grep -q '#1 > 65000 bytes' "$T/seq.log" \
     && ok "seqpacket boundaries kept (-v shows each message)" || bad "seqpacket: '$r'"
 
 # ---- 9. failed target connect: client closed at once, logged ----
 relay nt "$T/r-nt.sock" "$T/nothing-here.sock"
-wait_sock "$T/r-nt.sock"
+wait_listen "$T/r-nt.sock" "$RP"
 r=$(echo x | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-nt.sock" 2>/dev/null)
 [ -z "$r" ] && grep -q "connect $T/nothing-here.sock: No such file or directory" "$T/nt.log" \
     && ok "failed target: client closed, logged" || bad "failed target: '$r'; $(cat "$T/nt.log")"
@@ -172,14 +171,14 @@ kill "$RP"; wait "$RP"; rc=$?
 # a TCP target that refuses: the non-blocking connect fails later, same result
 NP=$(free_port)
 relay nt2 "$T/r-nt2.sock" tcp:127.0.0.1:"$NP"
-wait_sock "$T/r-nt2.sock"
+wait_listen "$T/r-nt2.sock" "$RP"
 r=$(echo x | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-nt2.sock" 2>/dev/null)
 [ -z "$r" ] && grep -q "connect tcp:127.0.0.1:$NP: Connection refused" "$T/nt2.log" \
     && ok "refused TCP target: client closed, logged" || bad "tcp target: '$r'; $(cat "$T/nt2.log")"
 
 # ---- 10. access rules on a unix listener ----
 relay acl --mode 0666 --allow-uid root "$T/r-acl.sock" "$T/echo.sock"
-wait_sock "$T/r-acl.sock"
+wait_listen "$T/r-acl.sock" "$RP"
 r=$(echo x | timeout 5 setpriv --reuid=65534 --regid=65534 --clear-groups socat -t 3 - UNIX-CONNECT:"$T/r-acl.sock" 2>/dev/null)
 [ -z "$r" ] && grep -q 'udsock: relay: refused uid 65534 (not allowed)' "$T/acl.log" \
     && ok "allow-uid: 65534 refused" || bad "acl: '$r'; $(cat "$T/acl.log")"
@@ -192,7 +191,9 @@ for i in $(seq 40); do
     r=$(echo "c$i" | timeout 5 socat -t 3 - UNIX-CONNECT:"$T/r-uu.sock")
     [ "$r" = "c$i" ] && n=$((n + 1))
 done
-sleep 0.2
+# the relay closes both ends of each connection once they are done: wait for it
+fds_back() { [ "$(ls /proc/"$UU"/fd 2>/dev/null | wc -l)" -lt 12 ]; }
+poll_until fds_back
 nfd=$(ls /proc/"$UU"/fd 2>/dev/null | wc -l)
 [ $n = 40 ] && [ "$nfd" -lt 12 ] && ok "40 connections, $nfd fds open afterwards" \
     || bad "short connections: $n/40, $nfd fds"
@@ -216,9 +217,9 @@ while True:
     c.sendall(b"got %d\n" % len(d)); c.close()
 EOF2
 $PY "$T/slow.py" "$T/slow.sock" & PIDS+=($!)
-wait_sock "$T/slow.sock"
+wait_listen "$T/slow.sock" "$!"
 relay bl -v "$T/r-bl.sock" "$T/slow.sock"
-wait_sock "$T/r-bl.sock"
+wait_listen "$T/r-bl.sock" "$RP"
 for i in 1 2 3 4; do
     (echo "client $i" | timeout 10 socat -t 8 - UNIX-CONNECT:"$T/r-bl.sock" >"$T/bl.$i") &
 done
@@ -240,10 +241,10 @@ c, _ = s.accept()
 time.sleep(30)
 EOF2
 $PY "$T/deaf.py" "$T/deaf.sock" & DEAF=$!; PIDS+=($DEAF)
-wait_sock "$T/deaf.sock"
+wait_listen "$T/deaf.sock" "$DEAF"
 relay bp "$T/r-bp.sock" "$T/deaf.sock"
 BP=$RP
-wait_sock "$T/r-bp.sock"
+wait_listen "$T/r-bp.sock" "$BP"
 rss0=$(awk '/^VmRSS/ {print $2}' /proc/$BP/status)
 head -c 300M /dev/zero | timeout 3 socat -u - UNIX-CONNECT:"$T/r-bp.sock" 2>/dev/null
 rc=$?
@@ -255,12 +256,13 @@ kill "$DEAF" 2>/dev/null
 
 # ---- 14. -c: a client over the limit is closed at once and logged ----
 relay lim -c 1 "$T/r-lim.sock" "$T/echo.sock"
-wait_sock "$T/r-lim.sock"
+wait_listen "$T/r-lim.sock" "$RP"
+# (sleep 5: a client that holds its connection open, part of the test)
 sleep 5 | socat - UNIX-CONNECT:"$T/r-lim.sock" >/dev/null 2>&1 &
 HOLD=$!
 PIDS+=($HOLD)
-# connected once socat holds a socket; the relay accepts in backlog order
-for _ in $(seq 100); do ls -l /proc/$HOLD/fd 2>/dev/null | grep -q socket: && break; sleep 0.05; done
+# its connect() has returned: the relay accepts in backlog order
+poll_until is_connected "$HOLD" || bad "-c: the first client did not connect"
 r=$(echo x | timeout 5 socat -t 4 - UNIX-CONNECT:"$T/r-lim.sock" 2>/dev/null)
 [ -z "$r" ] && grep -q 'too many connections: 1, limit -c 1' "$T/lim.log" \
     && ok "-c 1: second client closed, logged" || bad "-c: '$r'; $(cat "$T/lim.log")"

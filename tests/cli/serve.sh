@@ -8,11 +8,11 @@ if [ "$(id -u)" != 0 ]; then
     echo "SKIP: needs root (it switches clients to uid 65534 with setpriv and checks root's uid 0)"
     exit 0
 fi
-U=${UDS_BUILD_DIR:-build}/udsock
+UDS_BUILD_DIR=${UDS_BUILD_DIR:-build}
+# $U, $T, PIDS and the readiness helpers; cleanup and ok are ours (below)
+. "$(dirname "$0")/io_common.bash"
 PY=/usr/bin/python3
-T=$(mktemp -d /tmp/udsock-serve.XXXXXX)
 chmod 755 "$T"
-PIDS=()
 fail=0
 cleanup() {
     for p in "${PIDS[@]}"; do
@@ -25,11 +25,9 @@ cleanup() {
 trap cleanup EXIT
 bad() { echo "FAIL: $*"; fail=1; }
 ok() { echo "ok: $*"; }
-# wait until a socket file exists (bounded)
 # wait until a file has content (bounded)
 # (bounds of 10 s: the suite runs in parallel under ASan on a loaded machine)
 wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
-wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
 # start "udsock serve" in the background, stderr to $T/NAME.log
 start() { # NAME ARGS...
     local name=$1; shift
@@ -87,7 +85,7 @@ FDPROG=(sh -c 'f=; for n in $(seq 0 300); do [ -e /proc/$$/fd/$n ] && f="$f$n ";
                exec "$0/envcheck.sh" "$f"' "$T")
 S=$T/env.sock
 EXPECT_PATH=$S start env --mode 0666 "$S" -- "${FDPROG[@]}"
-wait_sock "$S" || bad "serve did not create $S"
+wait_listen "$S" "$SP"
 r=$(timeout 10 $PY "$T/client.py" "$S")
 [ "$r" = ENV-OK ] && ok "env as root" || bad "env as root: $r"
 r=$(timeout 10 $NOBODY $PY "$T/client.py" "$S")
@@ -98,7 +96,7 @@ kill "$SP"; wait "$SP"; rc=$?
 [ -e "$S" ] && bad "socket file left after SIGTERM" || ok "socket file removed on SIGTERM"
 EXPECT_PATH=$S "$U" serve "$S" -- "${FDPROG[@]}" 2>"$T/env2.log" 7<"$T/envcheck.sh" 9>"$T/junk" &
 SP=$!; PIDS+=("$SP")
-wait_sock "$S"
+wait_listen "$S" "$SP"
 r=$(timeout 10 $PY "$T/client.py" "$S")
 [ "$r" = ENV-OK ] && ok "inherited fds 7, 9 not passed on" || bad "inherited fds: $r"
 kill "$SP"; wait "$SP" 2>/dev/null
@@ -106,7 +104,7 @@ kill "$SP"; wait "$SP" 2>/dev/null
 # ---- 2. allow/deny rules, client under another uid ----
 S=$T/acl.sock
 start acl --mode 0666 --allow-uid root "$S" -- sh -c 'echo hello'
-wait_sock "$S"
+wait_listen "$S" "$SP"
 r=$(timeout 5 socat -t 3 - UNIX-CONNECT:"$S" </dev/null)
 [ "$r" = hello ] && ok "allow-uid root: root served" || bad "allow-uid: root got '$r'"
 start_t=$(date +%s%N)
@@ -119,7 +117,7 @@ grep -q 'udsock: serve: refused uid 65534 (not allowed)' "$T/acl.log" && ok "ref
 kill "$SP"; wait "$SP" 2>/dev/null
 
 start deny --mode 0666 --deny-uid nobody "$S" -- sh -c 'echo hello'
-wait_sock "$S"
+wait_listen "$S" "$SP"
 r=$(timeout 5 $NOBODY socat -t 3 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
 [ -z "$r" ] && grep -q 'refused uid 65534 (denied)' "$T/deny.log" && ok "deny-uid nobody" \
     || bad "deny-uid: got '$r'; log: $(cat "$T/deny.log")"
@@ -128,7 +126,7 @@ r=$(timeout 5 socat -t 3 - UNIX-CONNECT:"$S" </dev/null)
 kill "$SP"; wait "$SP" 2>/dev/null
 
 start gid --mode 0666 --allow-gid nogroup "$S" -- sh -c 'echo hello'
-wait_sock "$S"
+wait_listen "$S" "$SP"
 r=$(timeout 5 $NOBODY socat -t 3 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
 [ "$r" = hello ] && ok "allow-gid nogroup: 65534 served" || bad "allow-gid: 65534 got '$r'"
 r=$(timeout 5 setpriv --regid=0 --clear-groups socat -t 3 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
@@ -148,7 +146,7 @@ wait_children() { # PID N
 }
 S=$T/lim.sock
 start lim -c 2 --mode 0666 "$S" -- sh -c 'echo in; exec sleep 8'
-wait_sock "$S"
+wait_listen "$S" "$SP"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/h1" 2>/dev/null & PIDS+=($!)
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/h2" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 2 || bad "-c: two children did not start"
@@ -162,7 +160,7 @@ for k in $(ps --ppid "$SP" -o pid=); do kill "$k"; done
 kill "$SP"; wait "$SP" 2>/dev/null
 
 start perl -C 1 --mode 0666 "$S" -- sh -c 'echo "n=$IPCCONNNUM"; exec sleep 8'
-wait_sock "$S"
+wait_listen "$S" "$SP"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/h3" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 1 || bad "-C: first client not served"
 r=$(timeout 5 socat -t 3 -u UNIX-CONNECT:"$S" - 2>/dev/null)
@@ -177,7 +175,7 @@ kill "$SP"; wait "$SP" 2>/dev/null
 
 # IPCCONNNUM counts this uid's connections open now, this one included (as s6)
 start num "$S" -- sh -c 'echo "n=$IPCCONNNUM"; exec sleep 8'
-wait_sock "$S"
+wait_listen "$S" "$SP"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/n1" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 1 || bad "IPCCONNNUM: first client not served"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/n2" 2>/dev/null & PIDS+=($!)
@@ -190,14 +188,16 @@ kill "$SP"; wait "$SP" 2>/dev/null
 # ---- 4. no zombies after many connections ----
 S=$T/z.sock
 start z -c 100 "$S" -- sh -c 'echo hi'
-wait_sock "$S"
+wait_listen "$S" "$SP"
 n=0
 for i in $(seq 60); do
     r=$(timeout 5 socat -t 3 - UNIX-CONNECT:"$S" </dev/null)
     [ "$r" = hi ] && n=$((n + 1))
 done
 [ $n = 60 ] && ok "60 connections served" || bad "only $n/60 served"
-sleep 0.3
+# every child has exited; serve reaps them as they go (give it up to 10 s)
+no_zombies() { [ "$(ps --ppid "$SP" -o stat= | grep -c Z)" = 0 ]; }
+poll_until no_zombies
 z=$(ps --ppid "$SP" -o stat= | grep -c Z)
 [ "$z" = 0 ] && ok "no zombies" || bad "$z zombies"
 kill "$SP"; wait "$SP" 2>/dev/null
@@ -215,7 +215,7 @@ EOF
 chmod 755 "$T/http.sh"
 S=$T/http.sock
 start http "$S" -- "$T/http.sh"
-wait_sock "$S"
+wait_listen "$S" "$SP"
 r=$(timeout 10 curl -s --max-time 5 --unix-socket "$S" http://x/)
 [ "$r" = "hello uid 0 via IPC" ] && ok "curl --unix-socket" || bad "curl got '$r'"
 
@@ -233,8 +233,10 @@ echo precious >"$T/file"
 
 # ---- 7. TCP: ucspi-tcp names ----
 start tcp -v tcp:127.0.0.1:0 -- sh -c 'echo "$PROTO $TCPREMOTEIP $TCPLOCALIP $TCPLOCALPORT"'
-for _ in $(seq 100); do grep -q 'listening on' "$T/tcp.log" && break; sleep 0.05; done
+# the port is the kernel's choice: read it from -v's line, then wait for LISTEN
+poll_until grep -q 'listening on' "$T/tcp.log"
 port=$(sed -n 's/.*listening on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$T/tcp.log")
+wait_listen "tcp:127.0.0.1:${port:-0}" "$SP"
 r=$(timeout 5 socat -t 3 - TCP:127.0.0.1:"$port" </dev/null)
 [ "$r" = "TCP 127.0.0.1 127.0.0.1 $port" ] && ok "tcp env" || bad "tcp env: '$r' (port $port)"
 kill "$SP"; wait "$SP" 2>/dev/null
@@ -242,7 +244,7 @@ kill "$SP"; wait "$SP" 2>/dev/null
 # ---- 8. --mode/--owner/--group applied to the socket file ----
 S=$T/own.sock
 start own --mode 0640 --owner nobody --group nogroup "$S" -- true
-wait_sock "$S"
+wait_listen "$S" "$SP"
 [ "$(stat -c '%a %U %G' "$S")" = "640 nobody nogroup" ] && ok "--mode 0640 --owner nobody --group nogroup" \
     || bad "socket file: $(stat -c '%a %U %G' "$S")"
 kill "$SP"; wait "$SP" 2>/dev/null
@@ -250,9 +252,9 @@ kill "$SP"; wait "$SP" 2>/dev/null
 # ---- 9. a program that cannot be run: logged, the client closed ----
 S=$T/nx.sock
 start nx "$S" -- "$T/no-such-program"
-wait_sock "$S"
+wait_listen "$S" "$SP"
 r=$(timeout 5 socat -t 3 - UNIX-CONNECT:"$S" </dev/null 2>/dev/null)
-sleep 0.1
+poll_until grep -q "exec $T/no-such-program" "$T/nx.log"
 [ -z "$r" ] && grep -q "exec $T/no-such-program: No such file or directory" "$T/nx.log" \
     && ok "missing program: logged, client closed" || bad "missing program: '$r'; $(cat "$T/nx.log")"
 # SIGINT too (a background job of a script starts with SIGINT ignored)
