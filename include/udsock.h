@@ -672,7 +672,10 @@ typedef struct uds_conn_cbs {
                                the connection with -EMSGSIZE: later fds
                                could no longer be matched to their data. */
 #define UDS_CONN_CREDS 0x02 /* SO_PASSCRED: each read's sender credentials
-                               go to on_anc (has_cred) */
+                               go to on_anc (has_cred). Bytes queued before
+                               uds_conn_new set it report pid 0 (uid, gid
+                               right): set it on the listener (accepted
+                               sockets inherit it) if that matters. */
 
 /* Options; zero-initialise, 0 means the default. */
 typedef struct uds_conn_opts {

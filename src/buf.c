@@ -38,7 +38,8 @@ struct uds__piece {
  * SCM_CREDENTIALS header first (if any), then SCM_RIGHTS; what is still to
  * be sent is ctl[off .. off + len): dropping the credentials (the kernel
  * refused them) moves off past them, dropping the fds (sent with the first
- * byte) shortens len. fds lists the descriptors the queue owns.
+ * byte) shortens len. nfds counts the descriptors in the SCM_RIGHTS
+ * header that the queue still owns (0 once closed).
  */
 struct uds__anc {
     uint16_t off, len;   /* bytes of ctl still to send */

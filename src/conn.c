@@ -545,17 +545,20 @@ int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
     c->anc_read = flags != 0;
     c->anc_fds = (flags & UDS_CONN_FDS) != 0;
     c->fam_known = c->is_unix = flags != 0;
-    if ((flags & UDS_CONN_CREDS) && (r = uds_set_passcred(fd, 1)) < 0) {
-        free(c);
-        return r;
-    }
-    if (set_passrights(fd, c->anc_fds))
-        c->fam_known = c->is_unix = 1;
     r = uds_loop_watch(loop, fd, UDS_EV_READ, io_cb, c);
     if (r < 0) {
         free(c);
         return r;
     }
+    /* after the watch, so a failure above leaves the fd's options alone;
+       nothing is read before the loop runs */
+    if ((flags & UDS_CONN_CREDS) && (r = uds_set_passcred(fd, 1)) < 0) {
+        uds_loop_unwatch(loop, fd);
+        free(c);
+        return r;
+    }
+    if (set_passrights(fd, c->anc_fds))
+        c->fam_known = c->is_unix = 1;
     c->mask = UDS_EV_READ;
     *out = c;
     return 0;

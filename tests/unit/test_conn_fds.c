@@ -1276,6 +1276,12 @@ static void test_creds_unprivileged(void **state)
     assert_int_equal(uds_loop_new(&l), 0);
     int sv[2];
     assert_int_equal(uds_pair(UDS_STREAM, 0, sv), 0);
+    /* SO_PASSCRED before the peer can write: bytes queued earlier would
+       come with pid 0 */
+    struct rx *r = rx_new();
+    uds_conn_opts o = {.flags = UDS_CONN_FDS | UDS_CONN_CREDS};
+    uds_conn *c;
+    assert_int_equal(uds_conn_new(&c, l, sv[1], &o, &rx_cbs, r), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -1284,20 +1290,20 @@ static void test_creds_unprivileged(void **state)
             setresuid(65534, 65534, 65534) < 0)
             _exit(40);
         uds_loop *cl;
-        uds_conn *c;
+        uds_conn *cc;
         struct rx *t = calloc(1, sizeof(*t));
         if (!t || uds_loop_new(&cl) < 0 ||
-            uds_conn_new(&c, cl, sv[0], NULL, &tx_cbs, t) < 0)
+            uds_conn_new(&cc, cl, sv[0], NULL, &tx_cbs, t) < 0)
             _exit(41);
         uds_cred root = {getpid(), 0, 0};
         int f = memfd_create("u", 0);
         struct iovec v = {"u", 1};
         uint64_t fb = uds__cred_fallbacks;
-        if (uds_conn_write_anc(c, &v, 1, &f, 1, &root) != 0)
+        if (uds_conn_write_anc(cc, &v, 1, &f, 1, &root) != 0)
             _exit(42);
-        for (int i = 0; i < 50 && uds_conn_queued(c); i++)
+        for (int i = 0; i < 50 && uds_conn_queued(cc); i++)
             uds_loop_run_once(cl, 10);
-        if (uds_conn_queued(c) || t->closed)
+        if (uds_conn_queued(cc) || t->closed)
             _exit(43);
         if (uds__cred_fallbacks != fb + 1)
             _exit(44);
@@ -1306,10 +1312,6 @@ static void test_creds_unprivileged(void **state)
         _exit(0);
     }
     close(sv[0]);
-    struct rx *r = rx_new();
-    uds_conn_opts o = {.flags = UDS_CONN_FDS | UDS_CONN_CREDS};
-    uds_conn *c;
-    assert_int_equal(uds_conn_new(&c, l, sv[1], &o, &rx_cbs, r), 0);
     run_bytes(l, r, 1, 10000);
     assert_int_equal(r->bytes, 1);
     assert_int_equal(r->ev[0].kind, 'A');
