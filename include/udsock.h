@@ -640,6 +640,14 @@ typedef struct uds_conn uds_conn;
  * Ancillary data of one read (SCM_RIGHTS, SCM_CREDENTIALS).
  * fds are close-on-exec. cred is the sender's pid/uid/gid as the kernel
  * vouches for it (has_cred 0 when none came: UDS_CONN_CREDS not set).
+ * Stream: `at` is where this read's bytes start in the data of the on_data
+ * call that follows (0, or the bytes kept unconsumed from before). The
+ * bytes the fds were sent with are among this read's: the kernel ends a
+ * read with the write that carried fds (never two writes' fds in one
+ * read), but bytes written before it without fds may start the same read.
+ * Protocols that need the exact byte should send fds with a message
+ * header, or use a packet socket. Packet sockets: at is 0, the fds came
+ * with that message.
  */
 typedef struct uds_anc {
     int *fds;      /* nfds descriptors, valid during the callback */
@@ -669,7 +677,9 @@ typedef struct uds_conn_cbs {
      * the current callbacks; the conn is freed when it returns. err is 0 for
      * uds_conn_close/uds_conn_end, -ENOBUFS when the output cap was hit,
      * -EMSGSIZE when unconsumed input exceeded max_input, or the socket
-     * error (-ECONNRESET, -EPIPE...). May be NULL.
+     * error (-ECONNRESET, -EPIPE...; -EPERM when the peer refuses the
+     * fds of a uds_conn_write_anc, see there). With UDS_CONN_FDS, -EMSGSIZE
+     * also when a read's fds were cut short (MSG_CTRUNC). May be NULL.
      */
     void (*on_close)(uds_conn *c, int err, void *arg);
     /*
@@ -680,21 +690,31 @@ typedef struct uds_conn_cbs {
      * (packet sockets: they came with that message). From this call on the
      * fds belong to the callback: keep them, pass them on with
      * uds_conn_write_anc, or close them. NULL with UDS_CONN_FDS set: every
-     * fd is closed at once, as without the flag.
+     * fd is closed at once. With UDS_CONN_CREDS it is called for every read
+     * (each carries credentials). The bytes are offered even if this
+     * callback stops reading (uds_conn_read_stop takes effect after that
+     * on_data); not if it closes the connection.
      */
     void (*on_anc)(uds_conn *c, const uds_anc *anc, void *arg);
 } uds_conn_cbs;
 
 /* Flags for uds_conn_opts.flags. */
 #define UDS_CONN_FDS 0x01   /* accept fds from the peer (on_anc). Without it
-                               no fd ever reaches the application: where the
+                               no fd ever enters this process: where the
                                kernel has SO_PASSRIGHTS (Linux 6.16) it is
                                told to refuse them (the sender's sendmsg
-                               fails with EPERM); elsewhere they are closed
-                               as they arrive. MSG_CTRUNC (more than fit)
-                               closes every fd of that read. */
+                               fails with EPERM); elsewhere the kernel
+                               discards them as we read (no room is given
+                               for them). MSG_CTRUNC (fds cut short, e.g.
+                               this process at RLIMIT_NOFILE) closes every
+                               fd of that read, drops its bytes and closes
+                               the connection with -EMSGSIZE: later fds
+                               could no longer be matched to their data. */
 #define UDS_CONN_CREDS 0x02 /* SO_PASSCRED: each read's sender credentials
-                               go to on_anc (has_cred) */
+                               go to on_anc (has_cred). Bytes queued before
+                               uds_conn_new set it report pid 0 (uid, gid
+                               right): set it on the listener (accepted
+                               sockets inherit it) if that matters. */
 
 /* Options; zero-initialise, 0 means the default. */
 typedef struct uds_conn_opts {
@@ -705,14 +725,17 @@ typedef struct uds_conn_opts {
     size_t max_input;  /* unconsumed input kept at most (packet sockets:
                           the largest message); default 1 MiB + 4 */
     unsigned reads_per_wakeup; /* default 16 */
-    int flags;         /* UDS_CONN_FDS, UDS_CONN_CREDS */
+    int flags;         /* UDS_CONN_FDS, UDS_CONN_CREDS (unix sockets) */
 } uds_conn_opts;
 
 /*
  * Wraps connected socket `fd` (made non-blocking here) into a connection on
  * `loop` and starts reading. On success the connection owns fd; on failure
- * (-ENOMEM, -EINVAL, an epoll error) fd is still the caller's and no
- * callback is ever called.
+ * (-ENOMEM, -EINVAL (also unknown flags), -EAFNOSUPPORT (UDS_CONN_FDS or
+ * UDS_CONN_CREDS on a socket that is not AF_UNIX), an epoll error) fd is
+ * still the caller's and no callback is ever called. Sets SO_PASSCRED for
+ * UDS_CONN_CREDS, and SO_PASSRIGHTS (where the kernel has it) on for
+ * UDS_CONN_FDS, off otherwise.
  */
 int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
                  const uds_conn_opts *opts, const uds_conn_cbs *cbs, void *arg);
@@ -744,14 +767,22 @@ int uds_conn_write_owned(uds_conn *c, void *data, size_t len,
  * with the first byte of this data (stream) or with this message (packet
  * sockets), never merged with another write's fds. Ownership of the fds
  * passes to the connection on success (>= 0): it closes them once the
- * kernel has taken them, or when the connection goes. On failure (< 0)
- * they are still the caller's. cred (may be NULL) is sent as
+ * kernel has taken them, or when the connection goes (an fd listed twice
+ * is sent twice, closed once). On failure (< 0) they are still the
+ * caller's. cred (may be NULL) is sent as
  * SCM_CREDENTIALS; a pid/uid/gid other than this process's own needs
  * privilege (CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID): if the kernel refuses
  * it (EPERM, ESRCH for a pid that has exited), the data and fds are sent
- * without it and the kernel supplies ours. Stream data must be at least 1
- * byte when fds or cred are attached. Returns as uds_conn_write, or
- * -EINVAL (too many fds, empty stream data with fds).
+ * without it and the kernel supplies ours (once per write, never in a
+ * loop). On a stream the credentials cover every byte of this write and
+ * no other. Stream and seqpacket data must be at least 1 byte when fds or
+ * cred are attached (an empty seqpacket message reads as end of stream);
+ * datagrams may be empty. nfds 0 and cred NULL is uds_conn_writev. A peer
+ * that refuses fds (SO_PASSRIGHTS off) makes the send fail: the connection
+ * closes with -EPERM (its fds closed). Does not need UDS_CONN_FDS (that
+ * flag is about receiving). Returns as uds_conn_write, or -EINVAL (too
+ * many fds, fds NULL, empty data with fds or cred), -EBADF (a negative fd),
+ * -EAFNOSUPPORT (not a unix socket).
  */
 int uds_conn_write_anc(uds_conn *c, const struct iovec *iov, int iovcnt,
                        int *fds, size_t nfds, const uds_cred *cred);

@@ -7,6 +7,11 @@
  * writes are queued (buf.c) and flushed once per loop round from a deferred
  * call, so all replies produced in a round leave in one writev. So an idle
  * connection owns no buffer at all.
+ *
+ * Ancillary data is opt-in (UDS_CONN_FDS, UDS_CONN_CREDS): only such
+ * connections read with a control buffer; every other one reads with plain
+ * recv(), which makes the kernel discard any fds a peer sent, and asks the
+ * kernel (SO_PASSRIGHTS, where it exists) to refuse them at the sender.
  */
 #include "internal.h"
 #include "buf.h"
@@ -50,6 +55,10 @@ struct uds_conn {
     unsigned in_cb : 1;         /* inside on_data: no re-entry */
     unsigned hook_read : 1;     /* readable events go to hooks->readable */
     unsigned hook_write : 1;    /* want writability for hooks->writable */
+    unsigned anc_read : 1;      /* UDS_CONN_FDS or _CREDS: recvmsg + cmsg */
+    unsigned anc_fds : 1;       /* UDS_CONN_FDS */
+    unsigned fam_known : 1;     /* is_unix is known */
+    unsigned is_unix : 1;       /* AF_UNIX (fds and credentials can travel) */
     const uds__conn_hooks *hooks;
     void *hook_arg;
 };
@@ -206,6 +215,118 @@ static void on_eof(uds_conn *c)
         uds_conn_end(c);
 }
 
+unsigned uds__features = UDS__FEAT_PASSRIGHTS;
+
+static void close_fds(const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/* Room for the most a unix socket can attach to one read: SCM_MAX_FD fds
+   (the kernel never puts two SCM_RIGHTS sets into one read) and one ucred. */
+#define ANC_CTL_FDS CMSG_SPACE(UDS_MAX_FDS * sizeof(int))
+#define ANC_CTL_CRED CMSG_SPACE(sizeof(struct ucred))
+
+/*
+ * One read of a connection that takes ancillary data, and the on_anc call
+ * for it, made before the caller offers the bytes (at: where they will
+ * start in that on_data's data). Why the rules:
+ *  - The control buffer is on the stack and always has room for the
+ *    kernel's maximum, so a well-behaved peer never sees truncation.
+ *  - Without UDS_CONN_FDS (credentials only) the buffer has room for the
+ *    credentials alone: the kernel then installs no fd at all (it releases
+ *    them and sets MSG_CTRUNC), so none ever enters our fd table.
+ *  - MSG_CTRUNC with UDS_CONN_FDS means fds the peer sent are lost (in
+ *    practice: this process is at RLIMIT_NOFILE and the kernel could
+ *    install only some). Every fd of that read is closed, its bytes are
+ *    dropped and the connection fails with -EMSGSIZE. Going on would hand
+ *    the application bytes without the fds that came with them, and
+ *    protocols that match fds to messages in order (D-Bus, Wayland) would
+ *    pair every later fd with the wrong message; uds_recvmsg treats
+ *    truncation the same way (dbus CVE-2020-12049 is the leak it avoids).
+ *    With credentials only, MSG_CTRUNC just says fds were refused: the
+ *    bytes and credentials are still good, the connection goes on.
+ * Returns the bytes read (0: end of stream, or an empty datagram), or
+ * -errno (-EAGAIN, -EMSGSIZE, the socket error). *cut is set when fds came:
+ * the kernel ends a stream read after the segment that carried them, so a
+ * short read does not mean the socket is drained. The caller checks
+ * c->closing first: on_anc may have closed the connection.
+ */
+static ssize_t read_anc(uds_conn *c, char *buf, size_t space, size_t at, int *cut)
+{
+    union {
+        struct cmsghdr h;
+        char b[ANC_CTL_FDS + ANC_CTL_CRED];
+    } ctl;
+    int fds[UDS_MAX_FDS];
+    struct iovec iov = {buf, space};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.b;
+    mh.msg_controllen = c->anc_fds ? sizeof(ctl.b) : ANC_CTL_CRED;
+    ssize_t n = UDS__RETRY(recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : uds__err();
+    uds_anc anc;
+    memset(&anc, 0, sizeof(anc));
+    anc.fds = fds;
+    anc.at = at;
+    int trunc = (mh.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+        if (h->cmsg_level != SOL_SOCKET)
+            continue;
+        if (h->cmsg_type == SCM_RIGHTS) {
+            size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < k; i++) {
+                int f;
+                memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+                if (anc.nfds < UDS_MAX_FDS) {
+                    fds[anc.nfds++] = f;
+                } else { /* more than a read can carry: not trusted */
+                    close(f);
+                    trunc = 1;
+                }
+            }
+        } else if (h->cmsg_type == SCM_CREDENTIALS &&
+                   h->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred uc;
+            memcpy(&uc, CMSG_DATA(h), sizeof(uc));
+            anc.cred.pid = uc.pid;
+            anc.cred.uid = uc.uid;
+            anc.cred.gid = uc.gid;
+            anc.has_cred = 1;
+        }
+    }
+    if (trunc || !c->anc_fds) { /* !anc_fds: none fit, closed for safety */
+        close_fds(fds, anc.nfds);
+        anc.nfds = 0;
+        if (trunc && c->anc_fds)
+            return -EMSGSIZE;
+    }
+    if (c->packets && ((mh.msg_flags & MSG_TRUNC) || (size_t)n > c->max_input)) {
+        close_fds(fds, anc.nfds);
+        return -EMSGSIZE;
+    }
+    if (n == 0 && !c->dgram) { /* end of stream: nothing to go with */
+        close_fds(fds, anc.nfds);
+        return 0;
+    }
+    *cut = anc.nfds > 0;
+    if (anc.nfds == 0 && !anc.has_cred)
+        return n;
+    if (!c->cbs->on_anc) {
+        close_fds(fds, anc.nfds);
+        return n;
+    }
+    c->in_cb = 1;
+    c->cbs->on_anc(c, &anc, c->arg);
+    c->in_cb = 0;
+    return n;
+}
+
 static void read_stream(uds_conn *c)
 {
     for (unsigned i = 0; i < c->reads_per_wakeup; i++) {
@@ -237,11 +358,24 @@ static void read_stream(uds_conn *c)
             buf = c->in + c->in_len;
             space = c->in_cap - c->in_len;
         }
-        ssize_t n = UDS__RETRY(recv(c->fd, buf, space, MSG_DONTWAIT));
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                close_now(c, uds__err());
-            return;
+        ssize_t n;
+        int cut = 0;
+        if (c->anc_read) {
+            n = read_anc(c, buf, space, scratch ? 0 : c->in_len, &cut);
+            if (c->closing)
+                return;
+            if (n < 0) {
+                if (n != -EAGAIN)
+                    close_now(c, (int)n);
+                return;
+            }
+        } else {
+            n = UDS__RETRY(recv(c->fd, buf, space, MSG_DONTWAIT));
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                    close_now(c, uds__err());
+                return;
+            }
         }
         if (n == 0) {
             on_eof(c);
@@ -255,7 +389,7 @@ static void read_stream(uds_conn *c)
         }
         if (c->closing || !c->reading || c->eof || c->ending)
             return;
-        if ((size_t)n < space) /* drained: spare the syscall that says EAGAIN */
+        if ((size_t)n < space && !cut) /* drained: spare the EAGAIN syscall */
             return;
     }
 }
@@ -269,23 +403,36 @@ static void read_packets(uds_conn *c)
             close_now(c, -ENOMEM);
             return;
         }
-        struct iovec iov = {buf, space};
-        struct msghdr mh;
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        ssize_t n = UDS__RETRY(recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                close_now(c, uds__err());
-            return;
+        ssize_t n;
+        if (c->anc_read) { /* one recvmsg per message, its own anc */
+            int cut = 0;
+            n = read_anc(c, buf, space, 0, &cut);
+            if (c->closing)
+                return;
+            if (n < 0) {
+                if (n != -EAGAIN)
+                    close_now(c, (int)n);
+                return;
+            }
+        } else {
+            struct iovec iov = {buf, space};
+            struct msghdr mh;
+            memset(&mh, 0, sizeof(mh));
+            mh.msg_iov = &iov;
+            mh.msg_iovlen = 1;
+            n = UDS__RETRY(recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                    close_now(c, uds__err());
+                return;
+            }
+            if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > c->max_input) {
+                close_now(c, -EMSGSIZE);
+                return;
+            }
         }
         if (n == 0 && !c->dgram) { /* SEQPACKET: 0 is end of stream */
             on_eof(c);
-            return;
-        }
-        if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > c->max_input) {
-            close_now(c, -EMSGSIZE);
             return;
         }
         deliver(c, buf, (size_t)n, 1);
@@ -321,14 +468,60 @@ static void io_cb(uds_loop *loop, int fd, unsigned events, void *arg)
     }
 }
 
+/*
+ * SO_PASSRIGHTS on (the application takes fds) or off (the kernel refuses
+ * SCM_RIGHTS to this socket: the sender's sendmsg fails with EPERM, so the
+ * fds never even queue up here). Kernels before 6.16 do not know the option
+ * (ENOPROTOOPT; EINVAL taken the same way): the feature bit is cleared and
+ * the fallback is the plain recv() of the read path, which discards fds.
+ * Returns 1 if the option was set (the socket is then AF_UNIX), else 0.
+ */
+static int set_passrights(int fd, int on)
+{
+    if (!(__atomic_load_n(&uds__features, __ATOMIC_RELAXED) & UDS__FEAT_PASSRIGHTS))
+        return 0;
+    int v = on;
+    if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &v, sizeof(v)) == 0)
+        return 1;
+    if (errno == ENOPROTOOPT || errno == EINVAL)
+        __atomic_fetch_and(&uds__features, ~UDS__FEAT_PASSRIGHTS, __ATOMIC_RELAXED);
+    return 0; /* EOPNOTSUPP: not a unix socket, nothing can arrive */
+}
+
+/* AF_UNIX or not, asked once (only connections that pass fds or
+   credentials ever need to know). */
+static int conn_is_unix(uds_conn *c)
+{
+    if (!c->fam_known) {
+        int dom = 0;
+        socklen_t l = sizeof(dom);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0)
+            return uds__err();
+        c->is_unix = dom == AF_UNIX;
+        c->fam_known = 1;
+    }
+    return c->is_unix;
+}
+
 int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
                  const uds_conn_opts *opts, const uds_conn_cbs *cbs, void *arg)
 {
     if (!out || !loop || fd < 0 || !cbs || !cbs->on_data)
         return -EINVAL;
+    int flags = opts ? opts->flags : 0;
+    if (flags & ~(UDS_CONN_FDS | UDS_CONN_CREDS))
+        return -EINVAL;
     int type = uds_sock_type(fd);
     if (type < 0)
         return type;
+    if (flags) {
+        int dom = 0;
+        socklen_t l = sizeof(dom);
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0)
+            return uds__err();
+        if (dom != AF_UNIX)
+            return -EAFNOSUPPORT;
+    }
     int r = uds_set_nonblock(fd, 1);
     if (r < 0)
         return r;
@@ -349,11 +542,23 @@ int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
     unsigned rpw = opts && opts->reads_per_wakeup ? opts->reads_per_wakeup : DEF_READS;
     c->reads_per_wakeup = (uint16_t)(rpw > 1024 ? 1024 : rpw);
     c->reading = 1;
+    c->anc_read = flags != 0;
+    c->anc_fds = (flags & UDS_CONN_FDS) != 0;
+    c->fam_known = c->is_unix = flags != 0;
     r = uds_loop_watch(loop, fd, UDS_EV_READ, io_cb, c);
     if (r < 0) {
         free(c);
         return r;
     }
+    /* after the watch, so a failure above leaves the fd's options alone;
+       nothing is read before the loop runs */
+    if ((flags & UDS_CONN_CREDS) && (r = uds_set_passcred(fd, 1)) < 0) {
+        uds_loop_unwatch(loop, fd);
+        free(c);
+        return r;
+    }
+    if (set_passrights(fd, c->anc_fds))
+        c->fam_known = c->is_unix = 1;
     c->mask = UDS_EV_READ;
     *out = c;
     return 0;
@@ -403,6 +608,41 @@ int uds_conn_write(uds_conn *c, const void *data, size_t len)
 {
     struct iovec iov = {(void *)data, len};
     return uds_conn_writev(c, &iov, 1);
+}
+
+/*
+ * Everything is checked before anything is queued, so on any failure the
+ * fds are untouched and still the caller's; from a successful return on the
+ * queue owns them (buf.c closes them once sent, or at clear).
+ */
+int uds_conn_write_anc(uds_conn *c, const struct iovec *iov, int iovcnt,
+                       int *fds, size_t nfds, const uds_cred *cred)
+{
+    if (!c || iovcnt < 0 || (iovcnt > 0 && !iov) || nfds > UDS_MAX_FDS ||
+        (nfds && !fds))
+        return -EINVAL;
+    if (nfds == 0 && !cred)
+        return uds_conn_writev(c, iov, iovcnt);
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    for (size_t i = 0; i < nfds; i++)
+        if (fds[i] < 0)
+            return -EBADF;
+    if (len == 0 && !c->dgram) /* stream: rides on a byte; seqpacket: 0 = EOF */
+        return -EINVAL;
+    if (c->closing || c->ending || c->shut_pending)
+        return UDS_ECLOSED;
+    int r = conn_is_unix(c);
+    if (r <= 0)
+        return r < 0 ? r : -EAFNOSUPPORT;
+    r = write_check(c, len);
+    if (r < 0)
+        return r;
+    r = uds__outq_anc(&c->out, iov, iovcnt, fds, nfds, cred, c->packets);
+    if (r < 0)
+        return r;
+    return write_done(c);
 }
 
 int uds_conn_write_owned(uds_conn *c, void *data, size_t len,

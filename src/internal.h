@@ -105,6 +105,24 @@ const void *uds__conn_input(const uds_conn *c, size_t *len);
    run yet) without closing its fd and without on_close. */
 void uds__conn_forget(uds_conn *c);
 
+/*
+ * Kernel features detected at run time (conn.c). A bit is set while the
+ * feature is believed present and cleared for good by the first call that
+ * finds it missing. Tests clear bits to force the fallback path.
+ *   UDS__FEAT_PASSRIGHTS  SO_PASSRIGHTS (Linux 6.16): a socket can refuse
+ *                         SCM_RIGHTS at the sender (EPERM)
+ */
+#define UDS__FEAT_PASSRIGHTS 0x01u
+extern unsigned uds__features;
+
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83 /* asm-generic/socket.h, Linux 6.16 */
+#endif
+
+/* Times a queued piece's credentials were refused by the kernel (EPERM,
+   ESRCH) and it was sent without them (buf.c; process-wide, for tests). */
+extern uint64_t uds__cred_fallbacks;
+
 /* TCP_NODELAY on a TCP stream socket (request/response traffic must not
    wait for Nagle); a no-op for anything else (server.c). */
 void uds__nodelay(int fd);
