@@ -408,8 +408,20 @@ ssize_t uds_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds);
  */
 int uds_peer_cred(int fd, uds_cred *out);
 
-/* Turns SO_PASSCRED on or off (needed to receive SCM_CREDENTIALS). */
+/* Turns SO_PASSCRED on or off (needed to receive SCM_CREDENTIALS). On a
+   listening socket it is inherited by the sockets accepted from it. */
 int uds_set_passcred(int fd, int on);
+
+/*
+ * Turns SO_PASSRIGHTS on or off (Linux 6.16): off, the kernel refuses fds
+ * sent to this socket (the sender's sendmsg fails with EPERM). On a
+ * listening socket it is inherited by the sockets accepted from it, also
+ * for what clients send before the accept. Returns 0, -ENOPROTOOPT when
+ * the kernel does not have it (detected once; then only the receiver can
+ * discard fds, as uds_conn does for connections without UDS_CONN_FDS),
+ * -EOPNOTSUPP for a non-unix socket, or -errno.
+ */
+int uds_set_passrights(int fd, int on);
 
 /*
  * Datagram send to `to` (or the connected peer if to is NULL), MSG_NOSIGNAL.

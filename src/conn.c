@@ -468,25 +468,9 @@ static void io_cb(uds_loop *loop, int fd, unsigned events, void *arg)
     }
 }
 
-/*
- * SO_PASSRIGHTS on (the application takes fds) or off (the kernel refuses
- * SCM_RIGHTS to this socket: the sender's sendmsg fails with EPERM, so the
- * fds never even queue up here). Kernels before 6.16 do not know the option
- * (ENOPROTOOPT; EINVAL taken the same way): the feature bit is cleared and
- * the fallback is the plain recv() of the read path, which discards fds.
- * Returns 1 if the option was set (the socket is then AF_UNIX), else 0.
- */
-static int set_passrights(int fd, int on)
-{
-    if (!(__atomic_load_n(&uds__features, __ATOMIC_RELAXED) & UDS__FEAT_PASSRIGHTS))
-        return 0;
-    int v = on;
-    if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &v, sizeof(v)) == 0)
-        return 1;
-    if (errno == ENOPROTOOPT || errno == EINVAL)
-        __atomic_fetch_and(&uds__features, ~UDS__FEAT_PASSRIGHTS, __ATOMIC_RELAXED);
-    return 0; /* EOPNOTSUPP: not a unix socket, nothing can arrive */
-}
+/* SO_PASSRIGHTS on or off through uds_set_passrights (io.c); 1 if the
+   kernel took it (the socket is then AF_UNIX), else 0. */
+static int set_passrights(int fd, int on) { return uds_set_passrights(fd, on) == 0; }
 
 /* AF_UNIX or not, asked once (only connections that pass fds or
    credentials ever need to know). */

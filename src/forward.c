@@ -87,6 +87,7 @@ struct uds_fwd {
     struct fside s[2];
     struct fdir d[2];
     int kind[2];         /* K_* */
+    uds_cred peer[2];    /* SO_PEERCRED of each unix side (pid 0: unknown) */
     int dgram[2];
     uds_framer fr[2];
     uds_fwd_opts o;
@@ -464,8 +465,14 @@ static void on_anc(uds_conn *c, const uds_anc *anc, void *arg)
             d->fds[d->nfds++] = anc->fds[k];
     for (; k < anc->nfds; k++) /* no room (or memory): never leaked */
         close(anc->fds[k]);
-    if (anc->has_cred) {
+    if (anc->has_cred && anc->cred.pid != 0) {
         d->cred = anc->cred;
+        d->has_cred = 1;
+    } else if (anc->has_cred && f->peer[s->idx].pid != 0) {
+        /* bytes sent before SO_PASSCRED was on carry no sender (pid 0):
+           the kernel's record of who connected is the truth, never the
+           forwarder's own identity the kernel would stamp otherwise */
+        d->cred = f->peer[s->idx];
         d->has_cred = 1;
     }
 }
@@ -637,6 +644,8 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
         }
     }
     for (int i = 0; i < 2; i++) {
+        if (anc_flags & UDS_CONN_CREDS)
+            uds_peer_cred(fds[i], &f->peer[i]);
         uds__conn_hooks_set(f->c[i], &fwd_hooks, &f->s[i]);
         if (fam[i] != AF_UNIX)
             uds__nodelay(fds[i]);

@@ -357,6 +357,29 @@ int uds_peer_cred(int fd, uds_cred *out)
     return 0;
 }
 
+/*
+ * SO_PASSRIGHTS on (fds may be sent to this socket) or off (the kernel
+ * refuses SCM_RIGHTS to it: the sender's sendmsg fails with EPERM, so fds
+ * never even queue up here). Kernels before 6.16 do not know the option
+ * (ENOPROTOOPT; EINVAL taken the same way): the feature bit is cleared so
+ * later calls cost nothing, and the fallback is the library's plain recv()
+ * for connections that did not opt in, which discards fds.
+ */
+int uds_set_passrights(int fd, int on)
+{
+    if (!(__atomic_load_n(&uds__features, __ATOMIC_RELAXED) & UDS__FEAT_PASSRIGHTS))
+        return -ENOPROTOOPT;
+    int v = on != 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &v, sizeof(v)) == 0)
+        return 0;
+    int e = errno;
+    if (e == ENOPROTOOPT || e == EINVAL) {
+        __atomic_fetch_and(&uds__features, ~UDS__FEAT_PASSRIGHTS, __ATOMIC_RELAXED);
+        return -ENOPROTOOPT;
+    }
+    return -e; /* EOPNOTSUPP: not a unix socket, nothing can arrive */
+}
+
 int uds_set_passcred(int fd, int on)
 {
     int v = on ? 1 : 0;

@@ -594,6 +594,10 @@ static int add_listener(uds_server *s, uds_listener *l)
 {
     if (l->type != UDS_DGRAM) {
         uds_addr a = l->addr;
+        /* requests carry no fds: refused from a client's first byte on
+           (accepted sockets inherit it), not only once its conn exists */
+        if (uds_addr_family(&a) == AF_UNIX || a.kind == UDS_ADDR_NONE)
+            uds_set_passrights(l->fd, 0);
         int r = uds_acceptor_add(s->acc, l);
         if (r == 0)
             note_addr(s, &a);

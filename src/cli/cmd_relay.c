@@ -1,150 +1,146 @@
 /*
  * cmd_relay.c — `udsock relay LISTEN_ADDR TARGET_ADDR`: accept on one
  * address, connect each client to another (unix, abstract, tcp in any
- * combination) and copy both ways until both directions are finished.
+ * combination, any socket type) and forward both ways.
  *
- * One thread, everything non-blocking, one epoll set (level-triggered).
- * Why a direct epoll loop and not uds_loop: the relay needs to change a
- * socket's interest on every transfer (backpressure) and to drop a socket
- * from the set while its peer has hung up but data is still queued (see
- * update()); with epoll directly that is one epoll_ctl and no bookkeeping
- * in between.
+ * Everything stands on the library: uds_acceptor accepts (bounded batches,
+ * the reserve-fd EMFILE strategy, -c/-C limits, uid/gid rules that fail
+ * closed), uds_connect_start connects to the target without blocking (a
+ * full unix backlog is retried), and uds_fwd joins the two sockets (splice
+ * for bulk, framing adapters, fd and credential passing, half-close,
+ * backpressure, idle timeout). This file is the glue and the words: what
+ * the operator sees on stderr.
  *
- * Data path per direction (client->target is '>', target->client is '<'):
- *   - both ends stream, not -v: recv/send through a 64 KiB buffer while the
- *     traffic is small (request/response), and as soon as one read fills
- *     the buffer, splice(socket -> pipe -> socket) with a pipe for that
- *     direction sized with F_SETPIPE_SZ (1 MiB when allowed): bulk bytes
- *     never enter user space (see to_splice());
- *   - otherwise a 256 KiB buffer with recv/send; when either end is
- *     seqpacket, one message at a time so boundaries are kept.
- * Backpressure: a side is read only while its direction's pipe/buffer has
- * room, so a peer that does not drain stops the reading of the other.
- * Half-close: EOF from one side becomes shutdown(SHUT_WR) on the other once
- * everything read before it has been written; the connection ends when both
- * directions have ended, or at once on an error (reset, EPIPE).
- * splice() into a socket cannot pass MSG_NOSIGNAL; SIGPIPE is ignored for
- * the whole process (main.c), so a vanished peer is EPIPE there too.
+ * Datagram listeners (--type dgram, udp:) have no connections: each
+ * sender address gets its own socket connected to the target (a session),
+ * closed after --idle-timeout of silence; replies go back to the sender
+ * with a non-blocking sendto and are dropped (and counted) when the
+ * sender does not read them.
  */
 #include "access.h"
 #include "cli.h"
+#include "opts.h"
+#include "service.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-#define BUF_SIZE (256 * 1024)
-#define SMALL_BUF (64 * 1024) /* first buffer of a direction that may splice */
-#define MSG_FROM_STREAM (64 * 1024) /* a stream chunk sent as one seqpacket */
-#define PIPE_WANT (1024 * 1024)
+#define DEF_MAXCONN 1000
+#define DEF_CONNECT_TIMEOUT_MS 10000
+#define DEF_DGRAM_IDLE_MS 60000
+#define DGRAM_BATCH 32
+#define DGRAM_HASH 1024
 
-enum { M_SPLICE, M_BUF, M_MSG };
+typedef struct relay relay;
 
-typedef struct conn conn;
+/* One client connection: connecting to the target, then forwarding. */
+typedef struct rconn {
+    relay *R;
+    uint64_t num;
+    int cfd;              /* the client, until the forward owns it */
+    uid_t uid;            /* for uds_acceptor_release */
+    char who[200];        /* the client, for log lines (escaped) */
+    uds_connect_op *op;
+    uds_fwd *fwd;
+    struct rconn *prev, *next;
+} rconn;
 
-typedef struct side {
-    conn *c;
-    int fd;
-    int idx;         /* 0 client, 1 target */
-    uint32_t ev;     /* events registered with epoll */
-    int registered;  /* in the epoll set */
-    int hup;         /* epoll reported HUP: peer closed both ways */
-} side;
+/* One datagram sender and its own socket to the target. */
+typedef struct dsess {
+    relay *R;
+    uint64_t num;
+    struct sockaddr_storage from;
+    socklen_t fromlen;
+    uds_conn *up;
+    uint64_t last_ms;
+    int64_t timer;
+    uint64_t in, out, dropped;
+    struct dsess *hnext;  /* hash chain */
+    struct dsess *prev, *next;
+} dsess;
 
-typedef struct dir {
-    int mode;
-    int from, to;    /* side indexes */
-    int pr, pw;      /* pipe (M_SPLICE) */
-    size_t inpipe, pipesz;
-    int pipefull;    /* splice in said EAGAIN with bytes in the pipe */
-    int can_splice;  /* M_BUF that turns into M_SPLICE once traffic is bulk */
-    int go_splice;   /* a read filled the buffer: splice once it is empty */
-    char *buf;       /* M_BUF / M_MSG */
-    size_t off, len, cap;
-    int src_stream;  /* the source is a stream socket (M_MSG chunking) */
-    int eof;         /* the source reached end of stream */
-    int shut;        /* shutdown(SHUT_WR) done on the destination */
-    uint64_t bytes;
-    char sign;       /* '>' or '<' for -v */
-} dir;
-
-struct conn {
-    side s[2];
-    dir d[2]; /* d[0] client->target, d[1] target->client */
-    int connecting;  /* 1: connect in progress, 2: target backlog full, retry */
-    uint64_t retry_until, retry_at; /* ms, CLOCK_MONOTONIC (connecting == 2) */
-    int dead;
-    unsigned long num;
-    conn *next_dead;
-    conn *prev, *next; /* every open connection, to free them at exit */
-};
-
-typedef struct relay {
-    int ep;
-    uds_listener l;
+struct relay {
+    cli_svc svc;
+    uds_acceptor *acc;
+    cli_access rules;
     uds_addr target;
-    int target_type;
-    int listen_type;
     char ltext[UDS_ADDR_STRLEN], ttext[UDS_ADDR_STRLEN];
-    int listen_unix;
-    cli_access acc;
-    int verbose, hex;
-    int no_splice;
-    int stream_both;
-    unsigned long connno;
-    unsigned long open;
-    unsigned maxconn;
-    conn *dead;
-    conn *live;
-    int accept_paused;
-    unsigned nretry; /* connections waiting to retry their connect */
-} relay;
-
-static relay R;
-/* epoll data tags for the two non-connection fds */
-static char TAG_LISTEN, TAG_SIGNAL;
+    int ltype, ttype;
+    uds_connect_opts copts;
+    uds_fwd_opts fo;
+    int hex, fds;
+    unsigned maxconn, maxperuid;
+    int idle_ms;
+    uint64_t connno;
+    rconn *live;
+    unsigned nlive;
+    int stopping;
+    /* datagram listeners */
+    uds_listener dl;
+    char *dbuf;
+    dsess *hash[DGRAM_HASH];
+    dsess *sessions;
+    unsigned nsess;
+};
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: udsock relay [OPTIONS] LISTEN_ADDR TARGET_ADDR\n"
             "Accept connections on LISTEN_ADDR and connect each one to TARGET_ADDR,\n"
-            "copying data both ways (splice() when both ends are stream sockets).\n"
-            "Any address kinds: /path, @abstract, tcp:HOST:PORT.\n"
+            "forwarding both ways (splice() for bulk data between stream sockets).\n"
+            "Addresses: /path, @abstract, tcp:HOST:PORT, udp:HOST:PORT.\n"
             "\noptions:\n"
-            "  --type TYPE          socket type of LISTEN_ADDR: stream (default) or seqpacket\n"
-            "  --target-type TYPE   socket type for a unix TARGET_ADDR (default: as --type)\n"
-            "  -c N                 at most N connections at once (default 1000); more are closed\n"
-            "  --allow-uid LIST     accept only these users (unix listener; numbers or names)\n"
-            "  --deny-uid LIST      refuse these users\n"
-            "  --allow-gid LIST     accept only clients in these groups\n"
-            "  --deny-gid LIST      refuse clients in these groups\n"
-            "  --mode MODE          permissions of the socket file (octal)\n"
+            "  --type TYPE           LISTEN_ADDR's socket type: stream (default), seqpacket,\n"
+            "                        dgram (each sender gets its own socket to the target)\n"
+            "  --target-type TYPE    TARGET_ADDR's socket type (default: as --type)\n"
+            "  --frame F             how messages are framed on the listening side's stream:\n"
+            "                        raw (bytes, the default), len32 (4-byte big-endian length\n"
+            "                        before each message), line (one message per line)\n"
+            "  --target-frame F      the same for the target side\n"
+            "  --max-msg SIZE        largest framed or packet message (default 1M); a\n"
+            "                        bigger one closes that connection\n"
+            "  --fds                 pass file descriptors (SCM_RIGHTS) between unix ends,\n"
+            "                        with the bytes they were sent with, and (as root) the\n"
+            "                        sender's credentials\n"
+            "  -c N                  at most N connections (dgram: senders) at once\n"
+            "                        (default 1000); more are closed at once and logged\n"
+            "  -C N                  at most N connections at once per client uid (unix)\n"
+            "  --idle-timeout SEC    close a connection with no data either way for SEC\n"
+            "                        (default: never; dgram sessions: 60)\n"
+            "  --connect-timeout SEC give up connecting to TARGET_ADDR after SEC (default 10)\n"
+            "  --allow-uid LIST      accept only these users (unix listener; numbers or names)\n"
+            "  --deny-uid LIST       refuse these users\n"
+            "  --allow-gid LIST      accept only clients in these groups\n"
+            "  --deny-gid LIST       refuse clients in these groups\n"
+            "  --mode MODE           permissions of the socket file (octal)\n"
             "  --owner USER, --group GROUP   owner/group of the socket file\n"
-            "  -v, --verbose        log connections and dump their traffic on stderr\n"
-            "                       ('>' client to target, '<' target to client)\n"
-            "  -x, --hex            with -v: dump as hex instead of escaped text\n"
-            "  --no-splice          copy through a 256 KiB buffer instead of splice()\n"
-            "  -h, --help           this text\n"
+            "  -v, --verbose         log connections, fds and credentials passed, and dump\n"
+            "                        the traffic on stderr ('>' client to target, '<' back)\n"
+            "  -x, --hex             with -v: dump as hex instead of escaped text\n"
+            "  --no-splice           always copy through user space\n"
+            "  -h, --help            this text\n"
             "EOF from one side is passed on as shutdown(SHUT_WR) to the other; a\n"
             "connection ends when both directions have ended.\n");
 }
 
 /* ---- -v output ------------------------------------------------------------ */
 
+/*
+ * Writes one chunk of traffic to stderr, built in memory first so one
+ * chunk is one write and lines of different connections do not mix. Text:
+ * one output line per input line, each escaped (uds_escape) so nothing a
+ * peer sends can act on the operator's terminal.
+ */
 static void stamp(char *b, size_t n)
 {
     struct timeval tv;
@@ -155,38 +151,20 @@ static void stamp(char *b, size_t n)
     snprintf(b + k, n - k, ".%06ld", (long)tv.tv_usec);
 }
 
-static void vlog(conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void vlog(conn *c, const char *fmt, ...)
+static void dump(relay *R, uint64_t num, char sign, const unsigned char *p, size_t n)
 {
-    char ts[32], msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    stamp(ts, sizeof(ts));
-    fprintf(stderr, "udsock: relay: %s #%lu %s\n", ts, c->num, msg);
-}
-
-/*
- * Writes one chunk of traffic to stderr, built in memory first so one
- * chunk is one write and lines of different connections do not mix.
- */
-static void dump(conn *c, char sign, const unsigned char *p, size_t n)
-{
-    char ts[32];
-    stamp(ts, sizeof(ts));
-    /* worst cases: text, every byte a newline: "\\n\n" plus the next line's
-       "#N > " prefix (at most 24 bytes) = 27 bytes per byte; hex: about 100
-       bytes per 16-byte line */
-    size_t cap = 256 + n * 30 + (n / 16 + 1) * 110;
+    size_t cap = 256 + n * 4 + (n / 16 + 1) * 120 + (n + 1) * 24;
     char *o = malloc(cap);
     if (!o)
         return;
-    size_t k = (size_t)snprintf(o, cap, "udsock: relay: %s #%lu %c %zu bytes\n", ts, c->num,
-                                sign, n);
-    if (R.hex) {
+    char ts[32];
+    stamp(ts, sizeof(ts));
+    size_t k = (size_t)snprintf(o, cap, "udsock: relay: %s #%llu %c %zu bytes\n", ts,
+                                (unsigned long long)num, sign, n);
+    if (R->hex) {
         for (size_t i = 0; i < n; i += 16) {
-            k += (size_t)snprintf(o + k, cap - k, "#%lu %c %06zx ", c->num, sign, i);
+            k += (size_t)snprintf(o + k, cap - k, "#%llu %c %06zx ", (unsigned long long)num,
+                                  sign, i);
             for (size_t j = 0; j < 16; j++)
                 k += (size_t)(i + j < n ? snprintf(o + k, cap - k, " %02x", p[i + j])
                                         : snprintf(o + k, cap - k, "   "));
@@ -197,562 +175,421 @@ static void dump(conn *c, char sign, const unsigned char *p, size_t n)
             o[k++] = '\n';
         }
     } else {
-        int bol = 1;
-        for (size_t i = 0; i < n; i++) {
-            if (bol)
-                k += (size_t)snprintf(o + k, cap - k, "#%lu %c ", c->num, sign);
-            bol = 0;
-            unsigned char ch = p[i];
-            if (ch == '\n') {
-                memcpy(o + k, "\\n\n", 3);
-                k += 3;
-                bol = 1;
-            } else if (ch == '\r') {
-                memcpy(o + k, "\\r", 2);
-                k += 2;
-            } else if (ch == '\t') {
-                memcpy(o + k, "\\t", 2);
-                k += 2;
-            } else if (ch == '\\') {
-                memcpy(o + k, "\\\\", 2);
-                k += 2;
-            } else if (ch >= 32 && ch < 127) {
-                o[k++] = (char)ch;
-            } else {
-                k += (size_t)snprintf(o + k, cap - k, "\\x%02x", ch);
-            }
-        }
-        if (!bol)
+        for (size_t i = 0; i < n;) {
+            const unsigned char *nl = memchr(p + i, '\n', n - i);
+            size_t seg = nl ? (size_t)(nl - (p + i)) + 1 : n - i;
+            k += (size_t)snprintf(o + k, cap - k, "#%llu %c ", (unsigned long long)num, sign);
+            ssize_t e = uds_escape(p + i, seg, o + k, cap - k);
+            k += e > 0 ? (size_t)e : 0;
             o[k++] = '\n';
+            i += seg;
+        }
     }
     fwrite(o, 1, k, stderr);
     free(o);
 }
 
-/* ---- connections ---------------------------------------------------------- */
-
-static void conn_close(conn *c, const char *why)
+static void on_tap(uds_fwd *f, int dir, const void *data, size_t len, const uds_anc *anc,
+                   void *arg)
 {
-    if (c->dead)
-        return;
-    c->dead = 1;
-    if (c->connecting == 2)
-        R.nretry--;
-    if (R.verbose || why)
-        fprintf(stderr, "udsock: relay: #%lu closed%s%s (> %llu bytes, < %llu bytes)\n", c->num,
-                why ? ": " : "", why ? why : "", (unsigned long long)c->d[0].bytes,
-                (unsigned long long)c->d[1].bytes);
-    for (int i = 0; i < 2; i++) {
-        if (c->s[i].fd >= 0) {
-            if (c->s[i].registered)
-                epoll_ctl(R.ep, EPOLL_CTL_DEL, c->s[i].fd, NULL);
-            close(c->s[i].fd);
-            c->s[i].fd = -1;
-        }
-        if (c->d[i].pr >= 0)
-            close(c->d[i].pr);
-        if (c->d[i].pw >= 0)
-            close(c->d[i].pw);
-        c->d[i].pr = c->d[i].pw = -1;
+    relay *R = arg;
+    rconn *rc = uds_fwd_arg(f);
+    char sign = dir == 0 ? '>' : '<';
+    if (anc && (anc->nfds || anc->has_cred)) {
+        char cred[96] = "";
+        if (anc->has_cred)
+            snprintf(cred, sizeof(cred), "%scredentials pid %ld uid %u gid %u",
+                     anc->nfds ? ", " : "", (long)anc->cred.pid, (unsigned)anc->cred.uid,
+                     (unsigned)anc->cred.gid);
+        char fds[32] = "";
+        if (anc->nfds)
+            snprintf(fds, sizeof(fds), "%zu fd%s", anc->nfds, anc->nfds == 1 ? "" : "s");
+        cli_svc_info(&R->svc, "#%llu %c passing %s%s with the next %zu bytes",
+                     (unsigned long long)rc->num, sign, fds, cred, len);
     }
-    R.open--;
-    if (c->prev)
-        c->prev->next = c->next;
+    dump(R, rc->num, sign, data, len);
+}
+
+/* ---- stream (and seqpacket) connections --------------------------------- */
+
+static void rconn_end(rconn *rc)
+{
+    relay *R = rc->R;
+    uds_acceptor_release(R->acc, rc->uid);
+    if (rc->prev)
+        rc->prev->next = rc->next;
     else
-        R.live = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    /* freed after the current batch of epoll events, which may still name it */
-    c->next_dead = R.dead;
-    R.dead = c;
+        R->live = rc->next;
+    if (rc->next)
+        rc->next->prev = rc->prev;
+    R->nlive--;
+    free(rc);
+    if (R->stopping && R->nlive == 0 && R->nsess == 0)
+        uds_loop_stop(R->svc.loop);
 }
 
-static size_t dir_pending(const dir *d)
-{
-    return d->mode == M_SPLICE ? d->inpipe : d->len - d->off;
-}
+static const char *side_name(int side) { return side == 0 ? "client" : "target"; }
 
-/* Room to read more into this direction (backpressure). */
-static int dir_room(const dir *d)
+/* Why a forward ended, in words for the operator. */
+static void reason(relay *R, int err, int side, char *buf, size_t size)
 {
-    if (d->eof)
-        return 0;
-    if (d->mode == M_SPLICE)
-        return !d->pipefull && d->inpipe < d->pipesz;
-    if (d->mode == M_MSG)
-        return d->len == 0;
-    if (d->go_splice)
-        return d->len == d->off; /* the switch waits for an empty buffer */
-    return d->len < d->cap || d->off > 0;
-}
-
-/*
- * Recomputes what each socket waits for: readable while its direction has
- * room, writable while the other direction has bytes for it. A socket
- * whose peer hung up and that waits for nothing is taken out of the set,
- * because epoll reports HUP whether asked or not and would spin.
- */
-static void update(conn *c)
-{
-    for (int i = 0; i < 2 && !c->dead; i++) {
-        side *s = &c->s[i];
-        if (s->fd < 0)
-            continue; /* target not connected yet (retry pending) */
-        uint32_t ev = 0;
-        if (dir_room(&c->d[i]))
-            ev |= EPOLLIN;
-        if (i == 1 && c->connecting)
-            ev |= EPOLLOUT;
-        else if (dir_pending(&c->d[1 - i]) > 0)
-            ev |= EPOLLOUT;
-        if (s->registered && ev == s->ev)
-            continue;
-        if (ev == 0 && s->hup) {
-            if (s->registered)
-                epoll_ctl(R.ep, EPOLL_CTL_DEL, s->fd, NULL);
-            s->registered = 0;
-            s->ev = 0;
-            continue;
-        }
-        struct epoll_event e = {.events = ev, .data.ptr = s};
-        if (epoll_ctl(R.ep, s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s->fd, &e) < 0) {
-            conn_close(c, "epoll_ctl failed");
-            return;
-        }
-        s->registered = 1;
-        s->ev = ev;
-    }
-}
-
-static const char *side_name(int idx) { return idx == 0 ? "client" : "target"; }
-
-/* After the source's EOF and an empty pipe/buffer: pass the EOF on. */
-static void maybe_shut(conn *c, dir *d)
-{
-    if (d->eof && !d->shut && dir_pending(d) == 0 && !(d->to == 1 && c->connecting)) {
-        shutdown(c->s[d->to].fd, SHUT_WR);
-        d->shut = 1;
-        if (R.verbose)
-            vlog(c, "%c EOF passed on: shutdown(SHUT_WR) to %s", d->sign, side_name(d->to));
-        if (c->d[0].shut && c->d[1].shut)
-            conn_close(c, NULL);
-    }
-}
-
-/* Fatal error on a direction: report and close the connection. */
-static void dir_fail(conn *c, int idx, const char *op, int err)
-{
-    char why[200];
-    snprintf(why, sizeof(why), "%s %s: %s", op, side_name(idx), strerror(err));
-    /* a reset or a closed reader is the normal end of many conversations */
-    conn_close(c, R.verbose || (err != ECONNRESET && err != EPIPE) ? why : NULL);
-}
-
-/*
- * Turns a buffered direction into a spliced one (its buffer is empty).
- * Why not splice from the start: for small request/response traffic a
- * recv+send pair costs less than two splices through a pipe, and a
- * connection that never carries bulk data never needs its pipe (two fds
- * fewer, no pipe setup on every connect).
- */
-static void to_splice(dir *d)
-{
-    int p[2];
-    d->go_splice = 0;
-    d->can_splice = 0;
-    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-        return; /* stays buffered */
-    d->pr = p[0];
-    d->pw = p[1];
-    /* fails without privilege above /proc/sys/fs/pipe-max-size or past the
-       per-user pipe quota: the default size still works */
-    fcntl(d->pw, F_SETPIPE_SZ, PIPE_WANT);
-    int sz = fcntl(d->pw, F_GETPIPE_SZ);
-    d->pipesz = sz > 0 ? (size_t)sz : 65536;
-    d->mode = M_SPLICE;
-    d->off = d->len = 0;
-}
-
-/* Reads what the source has into the pipe/buffer. Returns -1 if c died. */
-static int dir_read(conn *c, dir *d)
-{
-    if (d->from == 1 && c->connecting)
-        return 0;
-    int fd = c->s[d->from].fd;
-    for (;;) {
-        if (!dir_room(d))
-            return 0;
-        if (d->go_splice)
-            to_splice(d);
-        ssize_t n;
-        if (d->mode == M_SPLICE) {
-            n = splice(fd, NULL, d->pw, NULL, d->pipesz - d->inpipe,
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n > 0) {
-                d->inpipe += (size_t)n;
-                d->bytes += (uint64_t)n;
-                return 0; /* write it out before reading more */
-            }
-        } else {
-            if (d->mode == M_BUF) {
-                if (d->off == d->len)
-                    d->off = d->len = 0;
-                else if (d->len == d->cap) {
-                    memmove(d->buf, d->buf + d->off, d->len - d->off);
-                    d->len -= d->off;
-                    d->off = 0;
-                }
-            }
-            size_t want = d->cap - d->len;
-            int flags = MSG_DONTWAIT;
-            if (d->mode == M_MSG) {
-                /* message boundaries: one recv is one message; from a stream
-                   source, a chunk small enough to go out as one message */
-                if (d->src_stream && want > MSG_FROM_STREAM)
-                    want = MSG_FROM_STREAM;
-                flags |= MSG_TRUNC;
-            }
-            n = recv(fd, d->buf + d->len, want, flags);
-            if (n > 0 && (size_t)n > want) {
-                conn_close(c, "a message larger than 256 KiB (not relayed whole)");
-                return -1;
-            }
-            if (n > 0) {
-                if (R.verbose)
-                    dump(c, d->sign, (unsigned char *)d->buf + d->len, (size_t)n);
-                d->len += (size_t)n;
-                d->bytes += (uint64_t)n;
-                if (d->mode == M_MSG)
-                    return 0;
-                if ((size_t)n < want)
-                    return 0; /* drained for now; epoll says when there is more */
-                if (d->can_splice)
-                    d->go_splice = 1; /* bulk: splice from the next read on */
-                return 0;
-            }
-        }
-        if (n == 0) {
-            d->eof = 1;
-            if (R.verbose)
-                vlog(c, "%c EOF from %s", d->sign, side_name(d->from));
-            return 0;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
-            /* a pipe counts slots, not bytes: small skbs can fill it early */
-            if (d->mode == M_SPLICE && d->inpipe > 0)
-                d->pipefull = 1;
-            return 0;
-        }
-        if (errno == EINVAL && d->mode == M_SPLICE && d->inpipe == 0) {
-            /* splice refused these sockets: back to copying, for good */
-            d->mode = M_BUF;
-            d->off = d->len = 0;
-            continue;
-        }
-        dir_fail(c, d->from, "read from", errno);
-        return -1;
-    }
-}
-
-/* Writes what is pending to the destination. Returns -1 if c died. */
-static int dir_write(conn *c, dir *d)
-{
-    if (d->to == 1 && c->connecting)
-        return 0;
-    int fd = c->s[d->to].fd;
-    while (dir_pending(d) > 0) {
-        ssize_t n;
-        if (d->mode == M_SPLICE)
-            n = splice(d->pr, NULL, fd, NULL, d->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        else
-            n = send(fd, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            if (d->mode == M_SPLICE) {
-                d->inpipe -= (size_t)n;
-                d->pipefull = 0;
-            } else {
-                d->off += (size_t)n;
-                if (d->off == d->len)
-                    d->off = d->len = 0;
-            }
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return 0;
-        dir_fail(c, d->to, "write to", n < 0 ? errno : EIO);
-        return -1;
-    }
-    maybe_shut(c, d);
-    return c->dead ? -1 : 0;
-}
-
-static void on_side(side *s, uint32_t ev)
-{
-    conn *c = s->c;
-    if (c->dead)
-        return;
-    if (ev & EPOLLHUP)
-        s->hup = 1;
-    if (s->idx == 1 && c->connecting) {
-        if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-            return;
-        int err = 0;
-        socklen_t sl = sizeof(err);
-        getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &sl);
-        if (err) {
-            char why[UDS_ADDR_STRLEN + 100];
-            snprintf(why, sizeof(why), "connect %s: %s", R.ttext, strerror(err));
-            conn_close(c, why);
-            return;
-        }
-        c->connecting = 0;
-        s->hup = 0;
-        if (R.verbose)
-            vlog(c, "connected to %s", R.ttext);
-        ev = EPOLLOUT;
-    }
-    if (ev & EPOLLERR) {
-        int err = 0;
-        socklen_t sl = sizeof(err);
-        getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &sl);
-        if (err) {
-            dir_fail(c, s->idx, "error on", err);
-            return;
-        }
-    }
-    dir *in = &c->d[s->idx], *out = &c->d[1 - s->idx];
-    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
-        if (dir_write(c, out) < 0)
-            return;
-        /* the source of `out` may have been parked for lack of room */
-        if (dir_read(c, out) < 0 || dir_write(c, out) < 0)
-            return;
-    }
-    if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        if (dir_read(c, in) < 0 || dir_write(c, in) < 0)
-            return;
-    }
-    maybe_shut(c, in);
-    if (!c->dead)
-        maybe_shut(c, out);
-    if (!c->dead)
-        update(c);
-}
-
-static int dir_init(dir *d, int from, int use_splice, int msg)
-{
-    d->from = from;
-    d->to = 1 - from;
-    d->sign = from == 0 ? '>' : '<';
-    d->pr = d->pw = -1;
-    d->mode = msg ? M_MSG : M_BUF;
-    d->cap = use_splice ? SMALL_BUF : BUF_SIZE;
-    d->can_splice = use_splice;
-    d->buf = malloc(d->cap);
-    return d->buf ? 0 : -ENOMEM;
-}
-
-static void conn_free(conn *c)
-{
-    free(c->d[0].buf);
-    free(c->d[1].buf);
-    free(c);
-}
-
-/* Starts the non-blocking connect to the target. 0, 1 (in progress), -errno. */
-static int start_connect(void)
-{
-    int fam = uds_addr_family(&R.target);
-    int fd = socket(fam, R.target_type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, &R.target.u.sa, R.target.len) == 0)
-        return fd;
-    int e = errno;
-    if (e == EINPROGRESS || e == EINTR)
-        return fd | (1 << 30);
-    close(fd);
-    return -e;
-}
-
-static void new_conn(int cfd, const uds_addr *peer)
-{
-    unsigned long num = ++R.connno;
-    uds_cred cred = {0, 0, 0};
-    if (R.listen_unix) {
-        const char *why = "";
-        int ok = cli_access_check(&R.acc, cfd, &cred, &why);
-        if (ok <= 0) {
-            if (ok < 0)
-                cli_warn("relay: refused connection #%lu: %s: %s", num,
-                         why && *why ? why : "cannot check the access rules", uds_strerror(ok));
-            else
-                cli_warn("relay: refused uid %u (%s)", (unsigned)cred.uid, why);
-            close(cfd);
-            return;
-        }
-    }
-    if (R.open >= R.maxconn) {
-        cli_warn("relay: refused connection #%lu (too many connections: %lu, limit -c %u)", num,
-                 R.open, R.maxconn);
-        close(cfd);
-        return;
-    }
-    int tfd = start_connect();
-    int retry = tfd == -EAGAIN && R.target.kind != UDS_ADDR_TCP;
-    if (tfd < 0 && !retry) {
-        cli_warn("relay: #%lu: %s; closing the client", num,
-                 cli_errtext("connect", R.ttext, tfd));
-        close(cfd);
-        return;
-    }
-    int connecting = retry ? 2 : (tfd >> 30) & 1;
-    if (retry)
-        tfd = -1;
+    const char *who = side >= 0 ? side_name(side) : "";
+    if (err == 0)
+        snprintf(buf, size, "%s", "");
+    else if (err == -ETIMEDOUT)
+        snprintf(buf, size, ": idle for %d s (--idle-timeout)", R->idle_ms / 1000);
+    else if (err == -EMSGSIZE)
+        snprintf(buf, size, ": the %s sent a message over %zu bytes (--max-msg)", who,
+                 R->fo.max_msg);
+    else if (err == UDS_EFRAME)
+        snprintf(buf, size,
+                 ": the %s sent a malformed frame (a bad length header, or a message "
+                 "with a newline for a line-framed side)",
+                 who);
     else
-        tfd &= ~(1 << 30);
-    conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        cli_warn("relay: #%lu: out of memory", num);
-        close(cfd);
-        if (tfd >= 0)
-            close(tfd);
+        snprintf(buf, size, ": %s: %s", who, uds_strerror(err));
+}
+
+static void on_fwd_done(uds_fwd *f, int err, int side, const uds_fwd_stats *st, void *arg)
+{
+    (void)f;
+    rconn *rc = arg;
+    relay *R = rc->R;
+    char why[300], fds[80] = "";
+    reason(R, err, side, why, sizeof(why));
+    if (st->fds[0] || st->fds[1])
+        snprintf(fds, sizeof(fds), ", fds > %llu < %llu", (unsigned long long)st->fds[0],
+                 (unsigned long long)st->fds[1]);
+    /* a reset or a closed reader is the normal end of many conversations;
+       framing errors and other failures are worth a line without -v */
+    int notable = err && err != -ECONNRESET && err != -EPIPE && err != -ETIMEDOUT;
+    if (notable)
+        cli_svc_warn(&R->svc, "#%llu %s closed%s (> %llu bytes, < %llu bytes%s)",
+                     (unsigned long long)rc->num, rc->who, why,
+                     (unsigned long long)st->bytes[0], (unsigned long long)st->bytes[1], fds);
+    else
+        cli_svc_info(&R->svc, "#%llu closed%s (> %llu bytes, < %llu bytes%s%s)",
+                     (unsigned long long)rc->num, why, (unsigned long long)st->bytes[0],
+                     (unsigned long long)st->bytes[1], fds,
+                     st->spliced[0] || st->spliced[1] ? ", spliced" : "");
+    rconn_end(rc);
+}
+
+static void on_connected(uds_loop *loop, int tfd, void *arg)
+{
+    rconn *rc = arg;
+    relay *R = rc->R;
+    rc->op = NULL;
+    if (tfd < 0) {
+        cli_svc_warn(&R->svc, "#%llu %s: %s; closing the client", (unsigned long long)rc->num,
+                     rc->who, cli_errtext("connect", R->ttext, tfd));
+        close(rc->cfd);
+        rconn_end(rc);
         return;
     }
-    c->num = num;
-    c->connecting = connecting;
-    c->s[0] = (side){c, cfd, 0, 0, 0, 0};
-    c->s[1] = (side){c, tfd, 1, 0, 0, 0};
-    int msg = !R.stream_both;
-    int use_splice = R.stream_both && !R.verbose && !R.no_splice;
-    if (dir_init(&c->d[0], 0, use_splice, msg) < 0 || dir_init(&c->d[1], 1, use_splice, msg) < 0) {
-        cli_warn("relay: #%lu: out of memory", num);
-        close(cfd);
-        if (tfd >= 0)
-            close(tfd);
-        for (int i = 0; i < 2; i++) {
-            if (c->d[i].pr >= 0)
-                close(c->d[i].pr);
-            if (c->d[i].pw >= 0)
-                close(c->d[i].pw);
-        }
-        conn_free(c);
+    int r = uds_fwd_new(&rc->fwd, loop, rc->cfd, tfd, &R->fo, on_fwd_done, rc);
+    if (r < 0) {
+        cli_svc_warn(&R->svc, "#%llu: cannot forward: %s", (unsigned long long)rc->num,
+                     uds_strerror(r));
+        close(rc->cfd);
+        close(tfd);
+        rconn_end(rc);
         return;
     }
-    c->d[0].src_stream = R.listen_type == UDS_STREAM;
-    c->d[1].src_stream = R.target_type == UDS_STREAM;
-    R.open++;
-    if (retry) {
-        /* the target's backlog is full (a unix connect says EAGAIN at once):
-           try again every few ms for up to 2 s, the client waiting */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-        c->retry_at = now + 2;
-        c->retry_until = now + 2000;
-        R.nretry++;
-    }
-    c->next = R.live;
-    if (R.live)
-        R.live->prev = c;
-    R.live = c;
-    if (R.verbose) {
-        char pb[UDS_ADDR_STRLEN] = "";
-        if (R.listen_unix)
-            vlog(c, "open: client uid %u gid %u pid %ld -> %s%s", (unsigned)cred.uid,
-                 (unsigned)cred.gid, (long)cred.pid, R.ttext, connecting ? " (connecting)" : "");
-        else {
-            uds_addr_format(peer, pb, sizeof(pb));
-            vlog(c, "open: client %s -> %s%s", pb, R.ttext, connecting ? " (connecting)" : "");
-        }
-    }
-    update(c);
+    rc->cfd = -1;
+    cli_svc_info(&R->svc, "#%llu connected to %s", (unsigned long long)rc->num, R->ttext);
 }
 
-static uint64_t now_ms(void)
+static void on_accept(uds_acceptor *a, int fd, const uds_peer *peer, void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Retries the connects that met a full backlog; gives up after 2 s. */
-static void retry_connects(void)
-{
-    uint64_t now = now_ms();
-    for (conn *c = R.live, *next; c; c = next) {
-        next = c->next;
-        if (c->dead || c->connecting != 2 || now < c->retry_at)
-            continue;
-        int tfd = start_connect();
-        if (tfd == -EAGAIN && now < c->retry_until) {
-            c->retry_at = now + 5;
-            continue;
-        }
-        if (tfd < 0) {
-            char why[UDS_ADDR_STRLEN + 100];
-            snprintf(why, sizeof(why), "%s",
-                     cli_errtext("connect", R.ttext, tfd == -EAGAIN ? -ETIMEDOUT : tfd));
-            conn_close(c, why);
-            continue;
-        }
-        R.nretry--;
-        c->connecting = (tfd >> 30) & 1;
-        c->s[1].fd = tfd & ~(1 << 30);
-        if (R.verbose)
-            vlog(c, "connected to %s after a full backlog", R.ttext);
-        /* what the client sent meanwhile, and its EOF, go out now */
-        if (!c->connecting && dir_write(c, &c->d[0]) < 0)
-            continue;
-        update(c);
+    relay *R = arg;
+    rconn *rc = calloc(1, sizeof(*rc));
+    if (!rc) {
+        cli_svc_warn(&R->svc, "out of memory; closing a client");
+        close(fd);
+        uds_acceptor_release(a, peer->cred.uid);
+        return;
+    }
+    rc->R = R;
+    rc->num = ++R->connno;
+    rc->cfd = fd;
+    rc->uid = peer->cred.uid;
+    cli_peer_text(peer, rc->who, sizeof(rc->who));
+    rc->next = R->live;
+    if (R->live)
+        R->live->prev = rc;
+    R->live = rc;
+    R->nlive++;
+    cli_svc_info(&R->svc, "#%llu open: client %s -> %s", (unsigned long long)rc->num, rc->who,
+                 R->ttext);
+    int r = uds_connect_start(&rc->op, R->svc.loop, &R->target, &R->copts, on_connected, rc);
+    if (r < 0) {
+        cli_svc_warn(&R->svc, "#%llu: %s; closing the client", (unsigned long long)rc->num,
+                     cli_errtext("connect", R->ttext, r));
+        close(fd);
+        rconn_end(rc);
     }
 }
 
-static void accept_some(void)
+/* ---- datagram sessions ---------------------------------------------------- */
+
+static unsigned hash_addr(const void *a, socklen_t len)
 {
-    for (int i = 0; i < 64; i++) {
-        uds_addr peer;
-        int fd = uds_accept(R.l.fd, &peer, UDS_NONBLOCK);
-        if (fd == -EAGAIN)
+    const unsigned char *p = a;
+    uint32_t h = 2166136261u;
+    for (socklen_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h % DGRAM_HASH;
+}
+
+static void dsess_idle(uds_loop *loop, uint64_t id, void *arg);
+
+static void dsess_arm(dsess *s, unsigned ms)
+{
+    int64_t t = uds_loop_timer(s->R->svc.loop, ms, dsess_idle, s);
+    s->timer = t > 0 ? t : 0;
+}
+
+/* One timer per session, re-armed when it fires: traffic costs nothing. */
+static void dsess_idle(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)id;
+    dsess *s = arg;
+    s->timer = 0;
+    uint64_t idle = uds_loop_now(loop) - s->last_ms;
+    if (idle >= (uint64_t)s->R->idle_ms) {
+        cli_svc_info(&s->R->svc, "#%llu idle for %d s: closing its socket",
+                     (unsigned long long)s->num, s->R->idle_ms / 1000);
+        uds_conn_close(s->up);
+        return;
+    }
+    dsess_arm(s, (unsigned)((uint64_t)s->R->idle_ms - idle));
+}
+
+/* A reply from the target: back to the sender, never blocking. */
+static size_t dsess_data(uds_conn *c, const void *data, size_t len, void *arg)
+{
+    (void)c;
+    dsess *s = arg;
+    relay *R = s->R;
+    s->last_ms = uds_loop_now(R->svc.loop);
+    if (R->svc.verbose)
+        dump(R, s->num, '<', data, len);
+    if (s->fromlen <= (socklen_t)sizeof(sa_family_t)) {
+        s->dropped++; /* an unnamed sender cannot be answered */
+        return len;
+    }
+    ssize_t n = sendto(R->dl.fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                       (struct sockaddr *)&s->from, s->fromlen);
+    if (n < 0) {
+        s->dropped++;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED &&
+            errno != ENOENT)
+            cli_svc_warn(&R->svc, "#%llu: reply to the sender: %s", (unsigned long long)s->num,
+                         strerror(errno));
+    } else {
+        s->out++;
+    }
+    return len;
+}
+
+static void dsess_close(uds_conn *c, int err, void *arg)
+{
+    (void)c;
+    dsess *s = arg;
+    relay *R = s->R;
+    if (s->timer)
+        uds_loop_timer_cancel(R->svc.loop, (uint64_t)s->timer);
+    dsess **pp = &R->hash[hash_addr(&s->from, s->fromlen)];
+    while (*pp && *pp != s)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = s->hnext;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        R->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    R->nsess--;
+    if (err && err != -ECONNREFUSED)
+        cli_svc_warn(&R->svc, "#%llu: target socket: %s", (unsigned long long)s->num,
+                     uds_strerror(err));
+    cli_svc_info(&R->svc, "#%llu closed (> %llu datagrams, < %llu, %llu replies dropped)%s",
+                 (unsigned long long)s->num, (unsigned long long)s->in,
+                 (unsigned long long)s->out, (unsigned long long)s->dropped,
+                 err == -ECONNREFUSED ? ": the target refused (is it running?)" : "");
+    free(s);
+    if (R->stopping && R->nlive == 0 && R->nsess == 0)
+        uds_loop_stop(R->svc.loop);
+}
+
+static const uds_conn_cbs dsess_cbs = {
+    .on_data = dsess_data,
+    .on_close = dsess_close,
+};
+
+static dsess *dsess_find(relay *R, const struct sockaddr_storage *from, socklen_t len)
+{
+    for (dsess *s = R->hash[hash_addr(from, len)]; s; s = s->hnext)
+        if (s->fromlen == len && !memcmp(&s->from, from, len))
+            return s;
+    return NULL;
+}
+
+static dsess *dsess_new(relay *R, const struct sockaddr_storage *from, socklen_t len)
+{
+    char who[UDS_ADDR_STRLEN], esc[UDS_ADDR_STRLEN];
+    uds_addr fa;
+    if (uds_addr_from_sockaddr(&fa, (const struct sockaddr *)from, len, SOCK_DGRAM) < 0 ||
+        uds_addr_format(&fa, who, sizeof(who)) < 0)
+        snprintf(who, sizeof(who), "(unknown)");
+    cli_esc(who, strlen(who), esc, sizeof(esc));
+    if (R->nsess >= R->maxconn) {
+        cli_svc_warn(&R->svc, "datagram from %s dropped: %u senders already (limit -c %u)", esc,
+                     R->nsess, R->maxconn);
+        return NULL;
+    }
+    uds_connect_opts co = {.type = R->ttype, .flags = UDS_NONBLOCK};
+    int fd = uds_connect(&R->target, &co);
+    if (fd < 0) {
+        cli_svc_warn(&R->svc, "datagram from %s dropped: %s", esc,
+                     cli_errtext("connect", R->ttext, fd));
+        return NULL;
+    }
+    dsess *s = calloc(1, sizeof(*s));
+    uds_conn_opts o = {.max_input = R->fo.max_msg ? R->fo.max_msg : UDS_FRAME_DEFAULT_MAX,
+                       .high_water = 256 * 1024};
+    if (!s || uds_conn_new(&s->up, R->svc.loop, fd, &o, &dsess_cbs, s) < 0) {
+        free(s);
+        close(fd);
+        cli_svc_warn(&R->svc, "datagram from %s dropped: out of memory", esc);
+        return NULL;
+    }
+    s->R = R;
+    s->num = ++R->connno;
+    memcpy(&s->from, from, len);
+    s->fromlen = len;
+    s->last_ms = uds_loop_now(R->svc.loop);
+    unsigned h = hash_addr(from, len);
+    s->hnext = R->hash[h];
+    R->hash[h] = s;
+    s->next = R->sessions;
+    if (R->sessions)
+        R->sessions->prev = s;
+    R->sessions = s;
+    R->nsess++;
+    dsess_arm(s, (unsigned)R->idle_ms);
+    cli_svc_info(&R->svc, "#%llu open: sender %s -> %s", (unsigned long long)s->num, esc,
+                 R->ttext);
+    return s;
+}
+
+/* The listening datagram socket is readable: a bounded batch per wakeup. */
+static void on_dgram(uds_loop *loop, int fd, unsigned ev, void *arg)
+{
+    (void)loop;
+    (void)ev;
+    relay *R = arg;
+    size_t max = R->fo.max_msg ? R->fo.max_msg : UDS_FRAME_DEFAULT_MAX;
+    for (int i = 0; i < DGRAM_BATCH && !R->stopping; i++) {
+        struct sockaddr_storage from;
+        socklen_t fl = sizeof(from);
+        ssize_t n = recvfrom(fd, R->dbuf, max + 1, MSG_DONTWAIT | MSG_TRUNC,
+                             (struct sockaddr *)&from, &fl);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                cli_svc_warn(&R->svc, "receive on %s: %s", R->ltext, strerror(errno));
             return;
-        if (fd < 0) {
-            cli_warn("relay: accept on %s: %s", R.ltext, uds_strerror(fd));
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-                /* out of descriptors: stop accepting for a moment instead of
-                   spinning on a listener that stays readable */
-                epoll_ctl(R.ep, EPOLL_CTL_DEL, R.l.fd, NULL);
-                R.accept_paused = 1;
-            }
-            return;
         }
-        new_conn(fd, &peer);
+        if ((size_t)n > max) {
+            cli_svc_warn(&R->svc, "a datagram of %zd bytes dropped (over --max-msg %zu)", n, max);
+            continue;
+        }
+        dsess *s = dsess_find(R, &from, fl);
+        if (!s && !(s = dsess_new(R, &from, fl)))
+            continue;
+        s->last_ms = uds_loop_now(R->svc.loop);
+        if (R->svc.verbose)
+            dump(R, s->num, '>', (const unsigned char *)R->dbuf, (size_t)n);
+        /* a target that does not read: drop rather than queue without end */
+        if (uds_conn_queued(s->up) > 256 * 1024) {
+            s->dropped++;
+            continue;
+        }
+        if (uds_conn_write(s->up, R->dbuf, (size_t)n) >= 0)
+            s->in++;
     }
 }
+
+/* ---- stopping ------------------------------------------------------------- */
+
+static void on_stop(cli_svc *svc, int signo, void *arg)
+{
+    relay *R = arg;
+    if (R->stopping)
+        return;
+    R->stopping = 1;
+    cli_svc_info(svc, "%s, closing %s", strsignal(signo), R->ltext);
+    if (R->acc)
+        uds_acceptor_close(R->acc); /* the socket file goes now */
+    if (R->dl.fd >= 0) {
+        uds_loop_unwatch(svc->loop, R->dl.fd);
+        uds_listener_close(&R->dl);
+    }
+    for (rconn *rc = R->live, *next; rc; rc = next) {
+        next = rc->next;
+        if (rc->op) {
+            uds_connect_cancel(rc->op);
+            close(rc->cfd);
+            rconn_end(rc);
+        } else if (rc->fwd) {
+            uds_fwd_close(rc->fwd); /* done follows from the loop */
+        }
+    }
+    for (dsess *s = R->sessions; s; s = s->next)
+        uds_conn_close(s->up);
+    if (R->nlive == 0 && R->nsess == 0)
+        uds_loop_stop(svc->loop);
+}
+
+/* ---- options ---------------------------------------------------------------- */
 
 static int parse_type(const char *s, const char *opt)
 {
     int t = uds_type_parse(s);
-    if (t != UDS_STREAM && t != UDS_SEQPACKET)
-        cli_die(CLI_USAGE, "relay: bad %s '%s' (stream or seqpacket)", opt, s);
+    if (t < 0)
+        cli_usage_error("relay", "bad %s '%s' (stream, seqpacket or dgram)", opt, s);
     return t;
+}
+
+static int parse_frame(const char *s, const char *opt)
+{
+    if (!strcmp(s, "raw"))
+        return UDS_FRAME_RAW;
+    if (!strcmp(s, "len32"))
+        return UDS_FRAME_LEN32;
+    if (!strcmp(s, "line"))
+        return UDS_FRAME_LINE;
+    cli_usage_error("relay", "bad %s '%s' (raw, len32 or line)", opt, s);
 }
 
 int cmd_relay(int argc, char **argv)
 {
-    memset(&R, 0, sizeof(R));
-    R.maxconn = 1000;
+    static relay R0;
+    relay *R = &R0;
+    memset(R, 0, sizeof(*R));
+    R->dl.fd = -1;
+    R->maxconn = DEF_MAXCONN;
     uds_listen_opts lo;
     memset(&lo, 0, sizeof(lo));
     lo.owner = (uid_t)-1;
     lo.group = (gid_t)-1;
-    int ltype = UDS_STREAM, ttype = 0;
+    int ltype = 0, ttype = 0, connect_ms = DEF_CONNECT_TIMEOUT_MS, verbose = 0, idle_set = 0;
+    int frame_set[2] = {0, 0};
     enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_TTYPE, O_MODE, O_OWNER,
-           O_GROUP, O_TYPE, O_NOSPLICE };
+           O_GROUP, O_TYPE, O_NOSPLICE, O_FRAME, O_TFRAME, O_MAXMSG, O_FDS, O_IDLE,
+           O_CTIMEOUT };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},
@@ -760,6 +597,12 @@ int cmd_relay(int argc, char **argv)
         {"no-splice", no_argument, NULL, O_NOSPLICE},
         {"type", required_argument, NULL, O_TYPE},
         {"target-type", required_argument, NULL, O_TTYPE},
+        {"frame", required_argument, NULL, O_FRAME},
+        {"target-frame", required_argument, NULL, O_TFRAME},
+        {"max-msg", required_argument, NULL, O_MAXMSG},
+        {"fds", no_argument, NULL, O_FDS},
+        {"idle-timeout", required_argument, NULL, O_IDLE},
+        {"connect-timeout", required_argument, NULL, O_CTIMEOUT},
         {"mode", required_argument, NULL, O_MODE},
         {"owner", required_argument, NULL, O_OWNER},
         {"group", required_argument, NULL, O_GROUP},
@@ -774,28 +617,28 @@ int cmd_relay(int argc, char **argv)
     optind = 0;
     opterr = 0; /* our own message, naming udsock and the subcommand */
     int opt;
-    while ((opt = getopt_long(argc, argv, "hvxc:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "hvxc:C:", longopts, NULL)) != -1) {
         const char *bad = NULL;
-        char *end;
-        unsigned long v;
         switch (opt) {
         case 'h':
             usage(stdout);
             return CLI_OK;
         case 'v':
-            R.verbose = 1;
+            verbose = 1;
             break;
         case 'x':
-            R.hex = 1;
+            R->hex = 1;
             break;
         case O_NOSPLICE:
-            R.no_splice = 1;
+            R->fo.flags |= UDS_FWD_NO_SPLICE;
             break;
         case 'c':
-            v = strtoul(optarg, &end, 10);
-            if (!*optarg || *end || v == 0 || v > 1000000)
-                cli_die(CLI_USAGE, "relay: bad -c '%s' (expected a number >= 1)", optarg);
-            R.maxconn = (unsigned)v;
+            R->maxconn = (unsigned)cli_opt_count("relay", "-c", optarg);
+            if (R->maxconn > 1000000)
+                cli_usage_error("relay", "bad -c '%s': at most 1000000", optarg);
+            break;
+        case 'C':
+            R->maxperuid = (unsigned)cli_opt_count("relay", "-C", optarg);
             break;
         case O_TYPE:
             ltype = parse_type(optarg, "--type");
@@ -803,37 +646,46 @@ int cmd_relay(int argc, char **argv)
         case O_TTYPE:
             ttype = parse_type(optarg, "--target-type");
             break;
+        case O_FRAME:
+        case O_TFRAME:
+            R->fo.frame[opt == O_TFRAME] = parse_frame(optarg, opt == O_FRAME ? "--frame"
+                                                                              : "--target-frame");
+            frame_set[opt == O_TFRAME] = 1;
+            break;
+        case O_MAXMSG:
+            R->fo.max_msg = (size_t)cli_opt_size("relay", "--max-msg", optarg, UDS_FRAME_LIMIT);
+            break;
+        case O_FDS:
+            R->fds = 1;
+            break;
+        case O_IDLE:
+            R->idle_ms = cli_opt_seconds_ms("relay", "--idle-timeout", optarg);
+            idle_set = 1;
+            break;
+        case O_CTIMEOUT:
+            connect_ms = cli_opt_seconds_ms("relay", "--connect-timeout", optarg);
+            break;
         case O_MODE:
-            v = strtoul(optarg, &end, 8);
-            if (!*optarg || *end || v > 07777)
-                cli_die(CLI_USAGE, "relay: bad --mode '%s' (expected octal, e.g. 0660)", optarg);
-            lo.mode = (unsigned)v;
+            lo.mode = cli_opt_mode("relay", optarg);
             break;
         case O_OWNER:
-            if (cli_parse_uid(optarg, &lo.owner) < 0)
-                cli_die(CLI_USAGE, "relay: unknown user '%s'", optarg);
+            lo.owner = cli_opt_user("relay", optarg);
             lo.set_owner = 1;
             break;
         case O_GROUP:
-            if (cli_parse_gid(optarg, &lo.group) < 0)
-                cli_die(CLI_USAGE, "relay: unknown group '%s'", optarg);
+            lo.group = cli_opt_group("relay", optarg);
             lo.set_owner = 1;
             break;
         case O_ALLOW_UID:
         case O_DENY_UID:
         case O_ALLOW_GID:
         case O_DENY_GID:
-            if (cli_access_add(&R.acc, opt - O_ALLOW_UID, optarg, &bad) < 0)
-                cli_die(CLI_USAGE, "relay: %s: unknown %s '%s'", accname[opt - O_ALLOW_UID],
-                        opt <= O_DENY_UID ? "user" : "group", bad ? bad : optarg);
+            if (cli_access_add(&R->rules, opt - O_ALLOW_UID, optarg, &bad) < 0)
+                cli_usage_error("relay", "%s: unknown %s '%s'", accname[opt - O_ALLOW_UID],
+                                opt <= O_DENY_UID ? "user" : "group", bad ? bad : optarg);
             break;
         default:
-            if (optopt > 0 && optopt < 128)
-                cli_warn("relay: option '-%c' is unknown or needs a value (try 'udsock relay --help')", optopt);
-            else
-                cli_warn("relay: option '%s' is unknown or needs a value (try 'udsock relay --help')",
-                         argv[optind - 1]);
-            return CLI_USAGE;
+            cli_bad_option("relay", argv);
         }
     }
     if (argc - optind != 2) {
@@ -844,118 +696,133 @@ int cmd_relay(int argc, char **argv)
     const char *la = argv[optind], *ta = argv[optind + 1];
     uds_addr laddr;
     cli_parse_addr(&laddr, la);
-    cli_parse_addr(&R.target, ta);
-    if (laddr.kind == UDS_ADDR_UDP || R.target.kind == UDS_ADDR_UDP) {
-        cli_warn("relay: udp addresses are not supported (connections only)");
-        return CLI_USAGE;
-    }
-    R.listen_unix = laddr.kind != UDS_ADDR_TCP;
-    if (!R.listen_unix) {
-        if (cli_access_active(&R.acc)) {
-            cli_warn("relay: --allow/--deny need a unix LISTEN_ADDR (a TCP peer has no uid)");
-            return CLI_USAGE;
-        }
-        ltype = UDS_STREAM;
-    }
-    if (R.target.kind == UDS_ADDR_TCP)
-        ttype = UDS_STREAM;
-    else if (!ttype)
-        ttype = ltype;
-    R.target_type = ttype;
-    R.listen_type = ltype;
-    R.stream_both = ltype == UDS_STREAM && ttype == UDS_STREAM;
-    snprintf(R.ttext, sizeof(R.ttext), "%s", ta);
+    cli_parse_addr(&R->target, ta);
+    snprintf(R->ttext, sizeof(R->ttext), "%s", ta);
 
-    /* six descriptors per connection: take the hard limit */
+    /* socket types: explicit, else implied by the address, else stream */
+    int l_inet = laddr.kind == UDS_ADDR_TCP || laddr.kind == UDS_ADDR_UDP;
+    int t_inet = R->target.kind == UDS_ADDR_TCP || R->target.kind == UDS_ADDR_UDP;
+    if (laddr.kind == UDS_ADDR_TCP || laddr.kind == UDS_ADDR_UDP) {
+        int implied = laddr.kind == UDS_ADDR_TCP ? UDS_STREAM : UDS_DGRAM;
+        if (ltype && ltype != implied)
+            cli_usage_error("relay", "--type %s does not go with %s", uds_type_name(ltype), la);
+        ltype = implied;
+    }
+    if (!ltype)
+        ltype = UDS_STREAM;
+    if (R->target.kind == UDS_ADDR_TCP || R->target.kind == UDS_ADDR_UDP) {
+        int implied = R->target.kind == UDS_ADDR_TCP ? UDS_STREAM : UDS_DGRAM;
+        if (ttype && ttype != implied)
+            cli_usage_error("relay", "--target-type %s does not go with %s", uds_type_name(ttype),
+                            ta);
+        ttype = implied;
+    }
+    if (!ttype)
+        ttype = ltype;
+    R->ltype = ltype;
+    R->ttype = ttype;
+    if (frame_set[0] && ltype != UDS_STREAM)
+        cli_usage_error("relay", "--frame is for a stream listening side (this one is %s)",
+                        uds_type_name(ltype));
+    if (frame_set[1] && ttype != UDS_STREAM)
+        cli_usage_error("relay", "--target-frame is for a stream target (this one is %s)",
+                        uds_type_name(ttype));
+    if (ltype == UDS_DGRAM && ttype != UDS_DGRAM)
+        cli_usage_error("relay", "a datagram listener relays to a datagram target "
+                                 "(--target-type dgram or udp:)");
+    if ((cli_access_active(&R->rules) || R->maxperuid) && (l_inet || ltype == UDS_DGRAM))
+        cli_usage_error("relay", "--allow/--deny and -C need a stream or seqpacket unix "
+                                 "LISTEN_ADDR (a TCP or datagram peer has no connection "
+                                 "credentials)");
+    if (R->fds && (l_inet || t_inet))
+        cli_usage_error("relay", "--fds needs unix sockets on both sides");
+    if (R->fds) {
+        R->fo.flags |= UDS_FWD_FDS;
+        /* passing on another process's credentials needs privilege; without
+           it every write would be refused by the kernel first */
+        if (geteuid() == 0)
+            R->fo.flags |= UDS_FWD_CREDS;
+    }
+    if (!idle_set && ltype == UDS_DGRAM)
+        R->idle_ms = DEF_DGRAM_IDLE_MS;
+    if (ltype == UDS_DGRAM && R->idle_ms <= 0)
+        cli_usage_error("relay", "--idle-timeout must be above 0 for a datagram listener "
+                                 "(its senders never say they are done)");
+    R->fo.idle_timeout_ms = R->idle_ms;
+    R->copts.type = ttype;
+    R->copts.timeout_ms = connect_ms;
+
+    /* two sockets per connection and two pipes for bulk ones: take the hard
+       limit; the acceptor copes with running out anyway */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    R.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (sfd < 0 || R.ep < 0)
-        cli_die(CLI_FAIL, "relay: signalfd/epoll: %s", strerror(errno));
-
+    cli_svc_init(&R->svc, "relay", on_stop, R);
+    R->svc.verbose = verbose;
+    if (verbose) {
+        R->fo.tap = on_tap;
+        R->fo.tap_arg = R;
+    }
     lo.type = ltype;
     lo.flags = UDS_NONBLOCK;
-    int r = uds_listen(&R.l, &laddr, &lo);
+    uds_listener l;
+    int r = uds_listen(&l, &laddr, &lo);
     if (r < 0) {
         cli_warn("relay: %s", cli_errtext("listen", la, r));
-        close(sfd);
-        close(R.ep);
-        cli_access_free(&R.acc);
+        cli_svc_free(&R->svc);
+        cli_access_free(&R->rules);
         return CLI_FAIL;
     }
-    uds_addr_format(&R.l.addr, R.ltext, sizeof(R.ltext));
-    if (R.verbose)
-        cli_warn("relay: listening on %s, target %s (%s)", R.ltext, R.ttext,
-                 R.stream_both ? (R.verbose ? "copy (-v)" : "splice") : "messages");
-
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &TAG_LISTEN};
-    epoll_ctl(R.ep, EPOLL_CTL_ADD, R.l.fd, &e);
-    e.data.ptr = &TAG_SIGNAL;
-    epoll_ctl(R.ep, EPOLL_CTL_ADD, sfd, &e);
-
-    int status = CLI_OK;
-    struct epoll_event evs[128];
-    for (int running = 1; running;) {
-        int n = epoll_wait(R.ep, evs, 128, R.nretry ? 5 : R.accept_paused ? 100 : -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            cli_warn("relay: epoll_wait: %s", strerror(errno));
-            status = CLI_FAIL;
-            break;
+    uds_addr_format(&l.addr, R->ltext, sizeof(R->ltext));
+    if (ltype == UDS_DGRAM) {
+        R->dl = l;
+        R->dbuf = malloc((R->fo.max_msg ? R->fo.max_msg : UDS_FRAME_DEFAULT_MAX) + 1);
+        if (!R->dbuf || (r = uds_loop_watch(R->svc.loop, l.fd, UDS_EV_READ, on_dgram, R)) < 0)
+            cli_die(CLI_FAIL, "relay: %s", R->dbuf ? uds_strerror(r) : "out of memory");
+    } else {
+        uds_acceptor_opts ao = {.max_conns = R->maxconn,
+                                .max_conns_per_uid = R->maxperuid,
+                                .access = R->rules.rules,
+                                .limit_names = {"-c", "-C"},
+                                .log = cli_svc_log,
+                                .log_arg = &R->svc};
+        /* accepted sockets inherit SO_PASSCRED and SO_PASSRIGHTS from the
+           listener: even what a client sends before the relay has taken it
+           in carries its credentials, and fds are refused (without --fds)
+           from the first byte, not only once its connection is set up */
+        if (l.addr.kind != UDS_ADDR_TCP) {
+            if (R->fo.flags & UDS_FWD_CREDS)
+                uds_set_passcred(l.fd, 1);
+            uds_set_passrights(l.fd, R->fds);
         }
-        if (n == 0 && R.accept_paused) {
-            struct epoll_event le = {.events = EPOLLIN, .data.ptr = &TAG_LISTEN};
-            epoll_ctl(R.ep, EPOLL_CTL_ADD, R.l.fd, &le);
-            R.accept_paused = 0;
-        }
-        for (int i = 0; i < n; i++) {
-            void *p = evs[i].data.ptr;
-            if (p == &TAG_LISTEN) {
-                accept_some();
-            } else if (p == &TAG_SIGNAL) {
-                struct signalfd_siginfo si;
-                while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                    if (R.verbose)
-                        cli_warn("relay: %s, closing %s", strsignal((int)si.ssi_signo), R.ltext);
-                    running = 0;
-                }
-            } else {
-                on_side((side *)p, evs[i].events);
-            }
-        }
-        if (R.nretry)
-            retry_connects();
-        while (R.dead) {
-            conn *c = R.dead;
-            R.dead = c->next_dead;
-            conn_free(c);
+        r = uds_acceptor_new(&R->acc, R->svc.loop, &ao, on_accept, R);
+        if (r == 0)
+            r = uds_acceptor_add(R->acc, &l);
+        if (r < 0) {
+            uds_listener_close(&l);
+            cli_die(CLI_FAIL, "relay: %s", uds_strerror(r));
         }
     }
-    uds_listener_close(&R.l);
-    while (R.live)
-        conn_close(R.live, NULL);
-    while (R.dead) {
-        conn *c = R.dead;
-        R.dead = c->next_dead;
-        conn_free(c);
-    }
-    close(sfd);
-    close(R.ep);
-    cli_access_free(&R.acc);
-    return status;
+    cli_svc_info(&R->svc, "listening on %s, target %s (%s%s)", R->ltext, R->ttext,
+                 ltype == UDS_DGRAM ? "datagram sessions"
+                 : R->fds           ? "fds passed"
+                 : verbose          ? "copy (-v)"
+                                    : "splice for bulk",
+                 R->fds && !(R->fo.flags & UDS_FWD_CREDS)
+                     ? "; credentials are not passed on: that needs root"
+                     : "");
+
+    r = uds_loop_run(R->svc.loop);
+    if (r < 0)
+        cli_warn("relay: event loop: %s", uds_strerror(r));
+    if (R->dl.fd >= 0)
+        uds_listener_close(&R->dl);
+    uds_acceptor_free(R->acc);
+    cli_svc_free(&R->svc); /* runs what is pending: the last frees */
+    free(R->dbuf);
+    cli_access_free(&R->rules);
+    return r < 0 ? CLI_FAIL : CLI_OK;
 }

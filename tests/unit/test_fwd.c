@@ -8,6 +8,7 @@
  *   uds-test-timeout: 180
  */
 #include "testutil.h"
+#include "internal.h" /* uds__features: the SO_PASSRIGHTS fallback seam */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- a forward in a thread ---------------------------------------------- */
@@ -610,6 +612,192 @@ static void test_dgram(void **state)
     assert_int_equal(x.st.msgs[1], 2);
 }
 
+
+/* ---- fds and credentials ------------------------------------------------------ */
+
+/* Sends `msg` with n fresh pipe write ends; keeps the read ends in rd[]. */
+static void send_pipes(int fd, const char *msg, size_t n, int *rd)
+{
+    int wr[UDS_MAX_FDS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        rd[i] = p[0];
+        wr[i] = p[1];
+    }
+    assert_int_equal(uds_send_fds(fd, msg, strlen(msg), wr, n), (ssize_t)strlen(msg));
+    for (size_t i = 0; i < n; i++)
+        close(wr[i]);
+}
+
+/* Receives `want` with exactly n fds, each a pipe whose read end is rd[i]. */
+static void recv_pipes(int fd, const char *want, size_t n, const int *rd)
+{
+    char buf[64];
+    int got[UDS_MAX_FDS];
+    size_t nf = UDS_MAX_FDS;
+    struct pollfd pf = {fd, POLLIN, 0};
+    assert_true(poll(&pf, 1, 5000) == 1);
+    ssize_t r = uds_recv_fds(fd, buf, sizeof(buf), got, &nf);
+    assert_int_equal(r, (ssize_t)strlen(want));
+    assert_memory_equal(buf, want, (size_t)r);
+    assert_int_equal(nf, n);
+    for (size_t i = 0; i < n; i++) {
+        char c = (char)('a' + i % 26), d = 0;
+        assert_int_equal(write(got[i], &c, 1), 1); /* the very pipe we sent */
+        assert_int_equal(read(rd[i], &d, 1), 1);
+        assert_int_equal(d, c);
+        close(got[i]);
+        close(rd[i]);
+    }
+}
+
+static void test_fds_pass(void **state)
+{
+    (void)state;
+    int base = tu_count_fds();
+    struct fx x;
+    uds_fwd_opts o;
+    memset(&o, 0, sizeof(o));
+    o.flags = UDS_FWD_FDS;
+    fx_start(&x, UDS_STREAM, UDS_STREAM, &o);
+    int with_fwd = tu_count_fds();
+    int rd[UDS_MAX_FDS];
+    size_t counts[] = {1, 16, 253};
+    for (size_t k = 0; k < 3; k++) {
+        char m[16];
+        snprintf(m, sizeof(m), "m%zu", counts[k]);
+        send_pipes(x.a, m, counts[k], rd);
+        recv_pipes(x.b, m, counts[k], rd);
+        send_pipes(x.b, "back", 2, rd);
+        recv_pipes(x.a, "back", 2, rd);
+    }
+    /* the forward keeps none of them */
+    assert_int_equal(tu_count_fds(), with_fwd);
+    shutdown(x.a, SHUT_WR);
+    shutdown(x.b, SHUT_WR);
+    fx_finish(&x, 5000);
+    assert_int_equal(x.err, 0);
+    assert_int_equal(x.st.fds[0], 1 + 16 + 253);
+    assert_int_equal(x.st.fds[1], 6);
+    assert_int_equal(tu_count_fds(), base);
+}
+
+/* fds in flight when a side vanishes are closed, never leaked. */
+static void test_fds_vanish(void **state)
+{
+    (void)state;
+    int base = tu_count_fds();
+    struct fx x;
+    uds_fwd_opts o;
+    memset(&o, 0, sizeof(o));
+    o.flags = UDS_FWD_FDS;
+    fx_start(&x, UDS_STREAM, UDS_STREAM, &o);
+    /* side 1's peer never reads: fds pile up in the forward's queue */
+    int rd[UDS_MAX_FDS];
+    for (int i = 0; i < 40; i++) {
+        send_pipes(x.a, "burst", 50, rd);
+        for (int k = 0; k < 50; k++)
+            close(rd[k]);
+    }
+    close(x.b);
+    x.b = socket(AF_UNIX, SOCK_STREAM, 0);
+    fx_finish(&x, 5000);
+    assert_int_equal(tu_count_fds(), base);
+}
+
+/* Without UDS_FWD_FDS no fd crosses: refused at the sender where the kernel
+   can (SO_PASSRIGHTS), closed on arrival where it cannot. */
+static void test_fds_refused(void **state)
+{
+    (void)state;
+    for (int fallback = 0; fallback < 2; fallback++) {
+        unsigned saved = uds__features;
+        if (fallback)
+            uds__features &= ~UDS__FEAT_PASSRIGHTS;
+        int base = tu_count_fds();
+        struct fx x;
+        fx_start(&x, UDS_STREAM, UDS_STREAM, NULL);
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        ssize_t r = uds_send_fds(x.a, "z", 1, &p[1], 1);
+        int kernel_refuses = (saved & UDS__FEAT_PASSRIGHTS) && !fallback;
+        if (kernel_refuses) {
+            assert_int_equal(r, -EPERM);
+            send_all(x.a, "z", 1);
+        } else {
+            assert_int_equal(r, 1);
+        }
+        char buf[8];
+        int got[4];
+        size_t nf = 4;
+        struct pollfd pf = {x.b, POLLIN, 0};
+        assert_true(poll(&pf, 1, 5000) == 1);
+        assert_int_equal(uds_recv_fds(x.b, buf, sizeof(buf), got, &nf), 1);
+        assert_int_equal(nf, 0);
+        close(p[0]);
+        close(p[1]);
+        shutdown(x.a, SHUT_WR);
+        shutdown(x.b, SHUT_WR);
+        fx_finish(&x, 5000);
+        assert_int_equal(x.st.fds[0], 0);
+        assert_int_equal(tu_count_fds(), base);
+        uds__features = saved;
+    }
+}
+
+/*
+ * Credentials: a child process writes through the forward; side 1's peer
+ * (SO_PASSCRED) sees the child's pid, not ours. Root only: sending another
+ * process's pid needs CAP_SYS_ADMIN.
+ */
+static void test_creds_pass(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    struct fx x;
+    uds_fwd_opts o;
+    memset(&o, 0, sizeof(o));
+    o.flags = UDS_FWD_FDS | UDS_FWD_CREDS;
+    fx_start(&x, UDS_STREAM, UDS_STREAM, &o);
+    uds_set_passcred(x.b, 1);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) != 1)
+            _exit(2);
+        send(x.a, "from-child", 10, MSG_NOSIGNAL);
+        if (read(go[0], &c, 1) < 0) /* stay alive until told: the pid must exist */
+            _exit(3);
+        _exit(0);
+    }
+    assert_int_equal(write(go[1], "g", 1), 1);
+    char buf[32];
+    uds_msg m;
+    memset(&m, 0, sizeof(m));
+    m.buf = buf;
+    m.len = sizeof(buf);
+    struct pollfd pf = {x.b, POLLIN, 0};
+    assert_true(poll(&pf, 1, 5000) == 1);
+    ssize_t r = uds_recvmsg(x.b, &m, 0);
+    assert_int_equal(r, 10);
+    assert_int_equal(m.has_cred, 1);
+    assert_int_equal(m.cred.pid, child);
+    close(go[1]);
+    int st;
+    waitpid(child, &st, 0);
+    close(go[0]);
+    shutdown(x.a, SHUT_WR);
+    shutdown(x.b, SHUT_WR);
+    fx_finish(&x, 5000);
+    assert_int_equal(x.err, 0);
+    assert_true(x.st.creds[0] >= 1);
+}
+
 /* ---- idle timeout, tap, close ------------------------------------------------- */
 
 static void test_idle_timeout(void **state)
@@ -767,6 +955,10 @@ int main(void)
         cmocka_unit_test(test_seqpacket_len32),
         cmocka_unit_test(test_seqpacket_raw),
         cmocka_unit_test(test_dgram),
+        cmocka_unit_test(test_fds_pass),
+        cmocka_unit_test(test_fds_vanish),
+        cmocka_unit_test(test_fds_refused),
+        cmocka_unit_test(test_creds_pass),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_tap_and_close),
         cmocka_unit_test(test_failure_contract),
