@@ -314,7 +314,8 @@ static void on_idle_check(uds_loop *loop, uint64_t id, void *arg)
 
 /* ---- children ----------------------------------------------------------- */
 
-/* Forgets a child: its slot, its watch, its timers, its record. */
+/* Forgets a child: its watch and dup, its timers, its record (the caller
+   gives its slot back when it was reaped; at exit the slots do not matter). */
 static void kid_free(serve *s, kid *k)
 {
     uds_loop *loop = s->svc.loop;
