@@ -453,7 +453,8 @@ ssize_t uds_recvfrom(int fd, void *buf, size_t len, uds_addr *from, int flags);
 /* ------------------------------------------------------------------------ */
 
 /*
- * A small level-triggered epoll loop. One loop per thread; nothing in it is
+ * A small level-triggered epoll loop (a watcher may ask for edge-triggered
+ * reports with UDS_EV_EDGE). One loop per thread; nothing in it is
  * thread-safe except uds_loop_post(). Callbacks run on the thread that calls
  * uds_loop_run().
  * A call that takes a callback and fails never calls that callback.
@@ -465,6 +466,8 @@ typedef struct uds_loop uds_loop;
 #define UDS_EV_WRITE 0x02
 #define UDS_EV_HUP 0x04   /* reported only: peer hung up */
 #define UDS_EV_ERROR 0x08 /* reported only: error condition on the fd */
+#define UDS_EV_EDGE 0x10  /* asked only: edge-triggered (EPOLLET), see
+                             uds_loop_watch */
 
 typedef void (*uds_io_cb)(uds_loop *loop, int fd, unsigned events, void *arg);
 typedef void (*uds_timer_cb)(uds_loop *loop, uint64_t id, void *arg);
@@ -487,7 +490,16 @@ void uds_loop_free(uds_loop *loop);
 /*
  * Watches fd for `events` (UDS_EV_READ|UDS_EV_WRITE), calling cb with the
  * events that are ready. Calling it again for the same fd changes the
- * events, callback and arg. events == 0 keeps the fd registered but quiet.
+ * events, callback and arg. events == 0 (or UDS_EV_EDGE alone) keeps the
+ * fd registered but quiet.
+ * With UDS_EV_EDGE added the watch is edge-triggered (EPOLLET): cb runs
+ * once per NEW readiness (each arrival of data, a hang-up, the socket
+ * becoming writable again), not again while the state lasts. Data left
+ * unread is not reported a second time; more data arriving is, whether or
+ * not the earlier data was read (also by another process sharing the
+ * socket). Arrivals between two rounds may be reported as one. The caller
+ * must not expect repeats. Registering the watch, or changing its events,
+ * reports a readiness that holds at that moment (once).
  * Returns 0 or -errno.
  */
 int uds_loop_watch(uds_loop *loop, int fd, unsigned events, uds_io_cb cb, void *arg);

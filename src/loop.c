@@ -7,6 +7,10 @@
  * Why level-triggered: a callback that stops reading early (the per-wakeup
  * read cap of the connection layer) is simply called again next round; no
  * "must drain to EAGAIN" rule that lets one busy peer starve the rest.
+ * A watcher may ask for edge-triggered reports (UDS_EV_EDGE, EPOLLET) when
+ * it wants to see each arrival rather than the state: `udsock serve
+ * --idle-timeout` notices a client's input on a copy of a socket that
+ * another process reads.
  */
 #include "internal.h"
 
@@ -26,7 +30,7 @@
 struct watcher {
     uds_io_cb cb;
     void *arg;
-    unsigned events;  /* UDS_EV_READ|UDS_EV_WRITE asked for */
+    unsigned events;  /* UDS_EV_READ|UDS_EV_WRITE(|UDS_EV_EDGE) asked for */
     uint32_t gen;     /* bumped on every (re)registration of the fd */
     int active;
     int in_epoll;
@@ -203,7 +207,8 @@ static int grow_fds(uds_loop *l, int fd)
 static uint32_t to_epoll(unsigned ev)
 {
     return ((ev & UDS_EV_READ) ? EPOLLIN | EPOLLRDHUP : 0) |
-           ((ev & UDS_EV_WRITE) ? EPOLLOUT : 0);
+           ((ev & UDS_EV_WRITE) ? EPOLLOUT : 0) |
+           ((ev & UDS_EV_EDGE) ? EPOLLET : 0);
 }
 
 /* Registers or modifies fd; `counted` says whether it keeps run() alive. */
@@ -225,8 +230,9 @@ static int watch(uds_loop *l, int fd, unsigned events, uds_io_cb cb, void *arg,
      * A quiet watcher (events == 0) is taken out of epoll entirely: epoll
      * reports EPOLLHUP/EPOLLERR even for an empty mask, which would wake a
      * level-triggered loop forever for a paused connection whose peer left.
+     * UDS_EV_EDGE alone asks for no direction: quiet as well.
      */
-    int want = events != 0;
+    int want = (events & (UDS_EV_READ | UDS_EV_WRITE)) != 0;
     if (want && !w->in_epoll) {
         if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
             return uds__err();
@@ -258,7 +264,7 @@ int uds_loop_watch(uds_loop *l, int fd, unsigned events, uds_io_cb cb, void *arg
 {
     if (fd >= 0 && (fd == l->sigfd || fd == l->postfd))
         return -EBUSY;
-    return watch(l, fd, events & (UDS_EV_READ | UDS_EV_WRITE), cb, arg, 1);
+    return watch(l, fd, events & (UDS_EV_READ | UDS_EV_WRITE | UDS_EV_EDGE), cb, arg, 1);
 }
 
 int uds_loop_unwatch(uds_loop *l, int fd)

@@ -21,44 +21,73 @@
  * TCP listener: PROTO=TCP, TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP,
  * TCPLOCALPORT (ucspi-tcp names).
  *
- * Structure: one poll() over the listener and a signalfd (SIGCHLD, SIGTERM,
- * SIGINT, SIGHUP). Refused connections (rules, -c, -C) are closed right
- * after accept with a line on stderr, before anything is forked.
+ * Structure: the library does the accepting (uds_acceptor on a uds_loop,
+ * cli_svc for the stop signals): bounded batches of accepts, the limits -c
+ * and -C and the access rules judged before anything is forked, refused
+ * clients closed at once with rate-limited log lines, and the reserve-fd
+ * strategy when the process runs out of fds. SIGCHLD comes through the loop
+ * too, so children are reaped between two batches even under a connect
+ * flood, and each reaped child gives its slot back
+ * (uds_acceptor_release).
+ *
+ * --idle-timeout: the server keeps a dup of each connection and watches it
+ * edge-triggered (UDS_EV_EDGE): every arrival of client data is one event,
+ * whether or not the program has read it yet, so the server sees the
+ * client's input without reading it. A connection that brings nothing for
+ * the timeout is shut down (shutdown(SHUT_RDWR) on that shared socket: the
+ * program reads EOF, its writes fail, the client sees EOF) and the program
+ * gets SIGTERM, then SIGKILL 5 s later if it is still there. What the
+ * program writes is not seen: "idle" means the client sent nothing.
  */
 #include "access.h"
 #include "cli.h"
+#include "opts.h"
+#include "service.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct child {
+/* After SIGTERM to an idle connection's program: how long until SIGKILL. */
+#define KILL_GRACE_MS 5000
+
+struct serve;
+
+/* One running program (one connection holding a slot of the acceptor). */
+typedef struct kid {
+    struct serve *s;
+    size_t idx;         /* position in s->kids */
     pid_t pid;
-    uid_t uid;
-    unsigned long num; /* connection number, for -v */
-} child;
+    uid_t uid;          /* peer->cred.uid, given back to uds_acceptor_release */
+    uint64_t num;       /* connection number, for the log */
+    int wfd;            /* --idle-timeout: dup of the connection, watched
+                           edge-triggered for client input; else -1 */
+    uint64_t last_in;   /* loop ms of the last input seen (or of the start) */
+    int64_t idle_timer; /* pending idle check, 0 none */
+    int64_t kill_timer; /* pending SIGKILL after an idle drop, 0 none */
+    int dropped;        /* shut down for idleness, SIGTERM sent */
+} kid;
 
 typedef struct serve {
-    uds_listener l;
+    cli_svc svc;
+    uds_acceptor *acc;
     char addrtext[UDS_ADDR_STRLEN];
     int is_unix;
-    cli_access acc;
+    cli_access rules;
     unsigned maxconn, maxperuid;
-    int verbose;
+    unsigned idle_ms;   /* --idle-timeout; 0 = none */
     char **prog;
-    child *kids;
-    size_t nkids;
-    unsigned long connno;
+    kid **kids;
+    size_t nkids, kids_cap;
 } serve;
 
 static void usage(FILE *f)
@@ -72,7 +101,12 @@ static void usage(FILE *f)
             "for tcp: PROTO=TCP, TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP, TCPLOCALPORT).\n"
             "\noptions:\n"
             "  -c N               at most N connections at once (default 40)\n"
-            "  -C N               at most N connections at once per client uid (unix)\n"
+            "  -C N               at most N connections at once per client uid (unix;\n"
+            "                     default: no per-uid limit)\n"
+            "  --idle-timeout SEC a connection whose client sends nothing for SEC seconds\n"
+            "                     (fractions allowed) is shut down and its program gets\n"
+            "                     SIGTERM, SIGKILL 5 s later (default: no timeout; output\n"
+            "                     of the program does not count as activity)\n"
             "  --allow-uid LIST   accept only these users (numbers or names, comma-separated)\n"
             "  --deny-uid LIST    refuse these users\n"
             "  --allow-gid LIST   accept only clients in these groups\n"
@@ -84,7 +118,8 @@ static void usage(FILE *f)
             "  --backlog N        listen() backlog (default SOMAXCONN)\n"
             "  -v, --verbose      log each connection and each exit on stderr\n"
             "  -h, --help         this text\n"
-            "Refused clients (rules, -c, -C) are closed at once and logged on stderr.\n"
+            "Refused clients (rules, -c, -C) are closed at once and logged on stderr\n"
+            "(at most 10 lines a second, then a count).\n"
             "The socket file is removed on SIGTERM/SIGINT; running children are left alone.\n");
 }
 
@@ -125,22 +160,6 @@ static int parse_listen_opt(int opt, const char *arg, uds_listen_opts *lo)
     return 0;
 }
 
-static child *find_kid(serve *s, pid_t pid)
-{
-    for (size_t i = 0; i < s->nkids; i++)
-        if (s->kids[i].pid == pid)
-            return &s->kids[i];
-    return NULL;
-}
-
-static unsigned count_uid(const serve *s, uid_t uid)
-{
-    unsigned n = 0;
-    for (size_t i = 0; i < s->nkids; i++)
-        n += s->kids[i].uid == uid;
-    return n;
-}
-
 static void setenv_u(const char *name, unsigned long v)
 {
     char b[32];
@@ -165,10 +184,10 @@ static void inet_parts(const uds_addr *a, char *ip, size_t iplen, unsigned *port
 /*
  * Runs in the forked child: sets the environment, puts the connection on
  * fds 0 and 1, closes every other fd above 2, restores the signal state a
- * program expects (default SIGPIPE, empty mask) and execs. Never returns.
+ * program expects (default SIGPIPE, empty mask: the loop blocked SIGCHLD,
+ * SIGTERM, SIGINT and SIGHUP for its signalfd) and execs. Never returns.
  */
-static void run_child(serve *s, int cfd, const uds_cred *cred, const uds_addr *peer,
-                      unsigned same_uid)
+static void run_child(serve *s, int cfd, const uds_peer *p)
 {
     static const char *const clear[] = {
         "IPCREMOTEEUID", "IPCREMOTEEGID", "IPCCONNNUM",   "IPCREMOTEPATH", "IPCLOCALPATH",
@@ -179,15 +198,15 @@ static void run_child(serve *s, int cfd, const uds_cred *cred, const uds_addr *p
         unsetenv(*c);
     if (s->is_unix) {
         setenv("PROTO", "IPC", 1);
-        setenv_u("IPCREMOTEEUID", cred->uid);
-        setenv_u("IPCREMOTEEGID", cred->gid);
-        setenv_u("IPCCONNNUM", same_uid + 1);
-        setenv_u("UNIXREMOTEEUID", cred->uid);
-        setenv_u("UNIXREMOTEEGID", cred->gid);
-        setenv_u("UNIXREMOTEPID", (unsigned long)cred->pid);
-        if (peer->kind == UDS_ADDR_PATH || peer->kind == UDS_ADDR_ABSTRACT) {
+        setenv_u("IPCREMOTEEUID", p->cred.uid);
+        setenv_u("IPCREMOTEEGID", p->cred.gid);
+        setenv_u("IPCCONNNUM", p->uid_conns);
+        setenv_u("UNIXREMOTEEUID", p->cred.uid);
+        setenv_u("UNIXREMOTEEGID", p->cred.gid);
+        setenv_u("UNIXREMOTEPID", (unsigned long)p->cred.pid);
+        if (p->addr.kind == UDS_ADDR_PATH || p->addr.kind == UDS_ADDR_ABSTRACT) {
             char b[UDS_ADDR_STRLEN];
-            if (uds_addr_format(peer, b, sizeof(b)) >= 0)
+            if (uds_addr_format(&p->addr, b, sizeof(b)) >= 0)
                 setenv("IPCREMOTEPATH", b, 1);
         }
         setenv("IPCLOCALPATH", s->addrtext, 1);
@@ -197,7 +216,7 @@ static void run_child(serve *s, int cfd, const uds_cred *cred, const uds_addr *p
         unsigned port;
         uds_addr local;
         setenv("PROTO", "TCP", 1);
-        inet_parts(peer, ip, sizeof(ip), &port);
+        inet_parts(&p->addr, ip, sizeof(ip), &port);
         setenv("TCPREMOTEIP", ip, 1);
         setenv_u("TCPREMOTEPORT", port);
         if (uds_local_addr(cfd, &local) == 0) {
@@ -225,99 +244,226 @@ static void run_child(serve *s, int cfd, const uds_cred *cred, const uds_addr *p
     _exit(e == ENOENT ? 127 : 126);
 }
 
-/* Accepts every pending connection; refuses or forks for each. */
-static void accept_all(serve *s)
+/* ---- --idle-timeout ----------------------------------------------------- */
+
+static void on_idle_check(uds_loop *loop, uint64_t id, void *arg);
+
+/*
+ * Client data arrived on the connection (edge-triggered: once per arrival,
+ * read by the program or not). Why only a time stamp and no new timer:
+ * a chatty client costs one store per event; the one pending timer checks
+ * the stamp when it fires and re-arms for the rest.
+ */
+static void on_input(uds_loop *loop, int fd, unsigned events, void *arg)
 {
-    for (;;) {
-        uds_addr peer;
-        int cfd = uds_accept(s->l.fd, &peer, 0);
-        if (cfd == -EAGAIN)
-            return;
-        if (cfd < 0) {
-            cli_warn("serve: accept on %s: %s", s->addrtext, uds_strerror(cfd));
-            if (cfd == -EMFILE || cfd == -ENFILE || cfd == -ENOBUFS || cfd == -ENOMEM)
-                poll(NULL, 0, 100); /* let children finish instead of spinning */
-            return;
-        }
-        uds_cred cred = {0, 0, 0};
-        unsigned same = 0;
-        s->connno++;
-        if (s->is_unix) {
-            const char *why = "";
-            int ok = cli_access_check(&s->acc, cfd, &cred, &why);
-            if (ok < 0) {
-                cli_warn("serve: refused connection #%lu: %s: %s", s->connno,
-                         why && *why ? why : "cannot check the access rules", uds_strerror(ok));
-                close(cfd);
-                continue;
-            }
-            if (!ok) {
-                cli_warn("serve: refused uid %u (%s)", (unsigned)cred.uid, why);
-                close(cfd);
-                continue;
-            }
-            same = count_uid(s, cred.uid);
-        }
-        if (s->nkids >= s->maxconn) {
-            cli_warn("serve: refused uid %u (too many connections: %zu, limit -c %u)",
-                     (unsigned)cred.uid, s->nkids, s->maxconn);
-            close(cfd);
-            continue;
-        }
-        if (s->is_unix && s->maxperuid && same >= s->maxperuid) {
-            cli_warn("serve: refused uid %u (it has %u connections, limit -C %u)",
-                     (unsigned)cred.uid, same, s->maxperuid);
-            close(cfd);
-            continue;
-        }
-        pid_t pid = fork();
-        if (pid < 0) {
-            cli_warn("serve: fork: %s (connection #%lu closed)", strerror(errno), s->connno);
-            close(cfd);
-            continue;
-        }
-        if (pid == 0)
-            run_child(s, cfd, &cred, &peer, same);
-        close(cfd);
-        s->kids[s->nkids].pid = pid;
-        s->kids[s->nkids].uid = cred.uid;
-        s->kids[s->nkids].num = s->connno;
-        s->nkids++;
-        if (s->verbose) {
-            char pb[UDS_ADDR_STRLEN] = "";
-            if (!s->is_unix)
-                uds_addr_format(&peer, pb, sizeof(pb));
-            if (s->is_unix)
-                cli_warn("serve: #%lu uid %u gid %u pid %ld: started %s as pid %ld (%zu open)",
-                         s->connno, (unsigned)cred.uid, (unsigned)cred.gid, (long)cred.pid,
-                         s->prog[0], (long)pid, s->nkids);
-            else
-                cli_warn("serve: #%lu from %s: started %s as pid %ld (%zu open)", s->connno, pb,
-                         s->prog[0], (long)pid, s->nkids);
-        }
-    }
+    (void)fd;
+    (void)events;
+    kid *k = arg;
+    k->last_in = uds_loop_now(loop);
 }
 
-/* Reaps every exited child (SIGCHLD may stand for several). */
-static void reap(serve *s)
+static void on_kill(uds_loop *loop, uint64_t id, void *arg)
 {
+    (void)loop;
+    (void)id;
+    kid *k = arg;
+    k->kill_timer = 0;
+    /* the pid is still ours: it is reaped (and the record freed) only by us */
+    if (kill(k->pid, SIGKILL) == 0)
+        cli_svc_warn(&k->s->svc, "#%llu pid %ld still running %d s after SIGTERM: SIGKILL sent",
+                     (unsigned long long)k->num, (long)k->pid, KILL_GRACE_MS / 1000);
+}
+
+/*
+ * Nothing from the client for idle_ms: shut the socket down (for the
+ * client, the program and our dup alike: it is one socket), SIGTERM the
+ * program and arm the SIGKILL. The slot comes free when the child is
+ * reaped.
+ */
+static void drop_idle(serve *s, kid *k)
+{
+    k->dropped = 1;
+    uds_loop_unwatch(s->svc.loop, k->wfd); /* our shutdown would be an event */
+    shutdown(k->wfd, SHUT_RDWR);
+    kill(k->pid, SIGTERM);
+    int64_t t = uds_loop_timer(s->svc.loop, KILL_GRACE_MS, on_kill, k);
+    k->kill_timer = t > 0 ? t : 0;
+    cli_svc_warn(&s->svc, "#%llu pid %ld: nothing from the client for %g s: "
+                          "connection shut down, SIGTERM sent",
+                 (unsigned long long)k->num, (long)k->pid, s->idle_ms / 1000.0);
+}
+
+/* The idle timer is due: drop the connection, or wait for the rest. */
+static void on_idle_check(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)id;
+    kid *k = arg;
+    serve *s = k->s;
+    k->idle_timer = 0;
+    uint64_t quiet = uds_loop_now(loop) - k->last_in;
+    if (quiet >= s->idle_ms) {
+        drop_idle(s, k);
+        return;
+    }
+    int64_t t = uds_loop_timer(loop, s->idle_ms - quiet, on_idle_check, k);
+    if (t > 0)
+        k->idle_timer = t;
+    else
+        drop_idle(s, k); /* no timer to enforce the timeout: do not keep it */
+}
+
+/* ---- children ----------------------------------------------------------- */
+
+/* Forgets a child: its watch and dup, its timers, its record (the caller
+   gives its slot back when it was reaped; at exit the slots do not matter). */
+static void kid_free(serve *s, kid *k)
+{
+    uds_loop *loop = s->svc.loop;
+    if (k->wfd >= 0) {
+        if (!k->dropped)
+            uds_loop_unwatch(loop, k->wfd);
+        close(k->wfd);
+    }
+    if (k->idle_timer)
+        uds_loop_timer_cancel(loop, (uint64_t)k->idle_timer);
+    if (k->kill_timer)
+        uds_loop_timer_cancel(loop, (uint64_t)k->kill_timer);
+    s->kids[k->idx] = s->kids[--s->nkids];
+    s->kids[k->idx]->idx = k->idx;
+    free(k);
+}
+
+/*
+ * SIGCHLD: reaps every exited child (one signal may stand for several)
+ * and gives each one's slot back to the acceptor. Bounded: waitpid reports
+ * each exited child once.
+ */
+static void on_sigchld(uds_loop *loop, int signo, void *arg)
+{
+    (void)loop;
+    (void)signo;
+    serve *s = arg;
     for (;;) {
         int st;
         pid_t pid = waitpid(-1, &st, WNOHANG);
         if (pid <= 0)
             return;
-        child *k = find_kid(s, pid);
+        kid *k = NULL;
+        for (size_t i = 0; i < s->nkids && !k; i++)
+            if (s->kids[i]->pid == pid)
+                k = s->kids[i];
         if (!k)
             continue;
-        if (s->verbose) {
-            if (WIFSIGNALED(st))
-                cli_warn("serve: #%lu pid %ld killed by signal %d", k->num, (long)pid,
-                         WTERMSIG(st));
-            else
-                cli_warn("serve: #%lu pid %ld exited %d", k->num, (long)pid, WEXITSTATUS(st));
-        }
-        *k = s->kids[--s->nkids];
+        if (WIFSIGNALED(st))
+            cli_svc_info(&s->svc, "#%llu pid %ld killed by signal %d",
+                         (unsigned long long)k->num, (long)pid, WTERMSIG(st));
+        else
+            cli_svc_info(&s->svc, "#%llu pid %ld exited %d", (unsigned long long)k->num,
+                         (long)pid, WEXITSTATUS(st));
+        uds_acceptor_release(s->acc, k->uid);
+        kid_free(s, k);
     }
+}
+
+/*
+ * An admitted connection (rules and limits passed, slot taken): record it,
+ * with --idle-timeout start watching a dup of it, fork and exec PROGRAM.
+ * Everything that can fail is done before the fork, so a failure closes
+ * the client and gives the slot back, with no child to account for.
+ */
+static void on_accept(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
+{
+    serve *s = arg;
+    uds_loop *loop = s->svc.loop;
+    const char *what = NULL;
+    int err = 0;
+    kid *k = NULL;
+    if (s->nkids == s->kids_cap) {
+        size_t cap = s->kids_cap ? s->kids_cap * 2 : 16;
+        kid **v = realloc(s->kids, cap * sizeof(*v));
+        if (!v) {
+            what = "out of memory";
+            goto fail;
+        }
+        s->kids = v;
+        s->kids_cap = cap;
+    }
+    k = calloc(1, sizeof(*k));
+    if (!k) {
+        what = "out of memory";
+        goto fail;
+    }
+    k->s = s;
+    k->uid = p->cred.uid;
+    k->num = p->seq;
+    k->wfd = -1;
+    if (s->idle_ms) {
+        /* refused rather than served without the timeout it must obey */
+        k->wfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (k->wfd < 0) {
+            err = -errno;
+            what = "cannot keep a copy for --idle-timeout";
+            goto fail;
+        }
+        err = uds_loop_watch(loop, k->wfd, UDS_EV_READ | UDS_EV_EDGE, on_input, k);
+        if (err < 0) {
+            close(k->wfd);
+            k->wfd = -1;
+            what = "cannot watch it for --idle-timeout";
+            goto fail;
+        }
+        k->last_in = uds_loop_now(loop);
+        int64_t t = uds_loop_timer(loop, s->idle_ms, on_idle_check, k);
+        if (t <= 0) {
+            err = (int)t;
+            what = "cannot time it for --idle-timeout";
+            goto fail;
+        }
+        k->idle_timer = t;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        err = -errno;
+        what = "fork";
+        goto fail;
+    }
+    if (pid == 0)
+        run_child(s, fd, p);
+    close(fd);
+    k->pid = pid;
+    k->idx = s->nkids;
+    s->kids[s->nkids++] = k;
+    char who[UDS_ADDR_STRLEN + 64];
+    cli_svc_info(&s->svc, "#%llu %s%s: started %s as pid %ld (%zu open)",
+                 (unsigned long long)p->seq, s->is_unix ? "" : "from ",
+                 cli_peer_text(p, who, sizeof(who)), s->prog[0], (long)pid, s->nkids);
+    return;
+fail:
+    if (k) {
+        if (k->wfd >= 0) {
+            uds_loop_unwatch(loop, k->wfd);
+            close(k->wfd);
+        }
+        if (k->idle_timer)
+            uds_loop_timer_cancel(loop, (uint64_t)k->idle_timer);
+        free(k);
+    }
+    close(fd);
+    uds_acceptor_release(a, p->cred.uid);
+    if (err)
+        cli_svc_warn(&s->svc, "connection #%llu closed: %s: %s", (unsigned long long)p->seq,
+                     what, uds_strerror(err));
+    else
+        cli_svc_warn(&s->svc, "connection #%llu closed: %s", (unsigned long long)p->seq, what);
+}
+
+/* SIGTERM, SIGINT, SIGHUP: stop accepting (the socket file goes) and return. */
+static void on_stop(cli_svc *svc, int signo, void *arg)
+{
+    serve *s = arg;
+    cli_svc_info(svc, "%s, closing %s", strsignal(signo), s->addrtext);
+    uds_acceptor_close(s->acc);
+    uds_loop_stop(svc->loop);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -325,6 +471,7 @@ int cmd_serve(int argc, char **argv)
     serve s;
     memset(&s, 0, sizeof(s));
     s.maxconn = 40;
+    int verbose = 0;
     uds_listen_opts lo;
     memset(&lo, 0, sizeof(lo));
     lo.owner = (uid_t)-1;
@@ -339,7 +486,8 @@ int cmd_serve(int argc, char **argv)
         }
     int nopt = dd >= 0 ? dd : argc;
 
-    enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_BACKLOG };
+    enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_BACKLOG, O_IDLE };
+    static const char *const rule_name[] = {"allow-uid", "deny-uid", "allow-gid", "deny-gid"};
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},
@@ -352,6 +500,7 @@ int cmd_serve(int argc, char **argv)
         {"deny-uid", required_argument, NULL, O_DENY_UID},
         {"allow-gid", required_argument, NULL, O_ALLOW_GID},
         {"deny-gid", required_argument, NULL, O_DENY_GID},
+        {"idle-timeout", required_argument, NULL, O_IDLE},
         {NULL, 0, NULL, 0},
     };
     /* without "--", stop at the first non-option after ADDR (POSIX mode) */
@@ -360,14 +509,13 @@ int cmd_serve(int argc, char **argv)
     int pargc = nopt;
     optind = 0;
     opterr = 0; /* our own message, naming udsock and the subcommand */
-    int opt, naddr = 0;
+    int opt;
     const char *addrarg = NULL;
     for (;;) {
         opt = getopt_long(pargc, pargv, optstr, longopts, NULL);
         if (opt == -1) {
             if (dd < 0 && optind < pargc && !addrarg) {
                 addrarg = pargv[optind++]; /* ADDR, then more options */
-                naddr++;
                 pargv += optind - 1;
                 pargc -= optind - 1;
                 optind = 0; /* new argv: full getopt reset */
@@ -384,7 +532,7 @@ int cmd_serve(int argc, char **argv)
             usage(stdout);
             return CLI_OK;
         case 'v':
-            s.verbose = 1;
+            verbose = 1;
             break;
         case 'c':
             if (parse_uint(optarg, &v) < 0 || v == 0)
@@ -406,13 +554,20 @@ int cmd_serve(int argc, char **argv)
                 cli_die(CLI_USAGE, "serve: bad --backlog '%s'", optarg);
             lo.backlog = (int)v;
             break;
+        case O_IDLE:
+            r = cli_opt_seconds_ms("serve", "--idle-timeout", optarg);
+            if (r <= 0)
+                cli_usage_error("serve", "bad --idle-timeout '%s': expected seconds > 0 "
+                                         "(e.g. 30 or 0.5)", optarg);
+            s.idle_ms = (unsigned)r;
+            break;
         case O_ALLOW_UID:
         case O_DENY_UID:
         case O_ALLOW_GID:
         case O_DENY_GID:
-            r = cli_access_add(&s.acc, opt - O_ALLOW_UID, optarg, &bad);
+            r = cli_access_add(&s.rules, opt - O_ALLOW_UID, optarg, &bad);
             if (r < 0)
-                cli_die(CLI_USAGE, "serve: %s: unknown %s '%s'", longopts[opt - O_ALLOW_UID + 7].name,
+                cli_die(CLI_USAGE, "serve: %s: unknown %s '%s'", rule_name[opt - O_ALLOW_UID],
                         opt == O_ALLOW_UID || opt == O_DENY_UID ? "user" : "group",
                         bad ? bad : optarg);
             break;
@@ -462,7 +617,7 @@ int cmd_serve(int argc, char **argv)
         return CLI_USAGE;
     }
     s.is_unix = addr.kind != UDS_ADDR_TCP;
-    if (!s.is_unix && (cli_access_active(&s.acc) || s.maxperuid)) {
+    if (!s.is_unix && (cli_access_active(&s.rules) || s.maxperuid)) {
         cli_warn("serve: --allow/--deny and -C need a unix socket (a TCP peer has no uid)");
         return CLI_USAGE;
     }
@@ -472,71 +627,64 @@ int cmd_serve(int argc, char **argv)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
             cli_die(CLI_FAIL, "serve: cannot open /dev/null: %s", strerror(errno));
 
-    s.kids = calloc(s.maxconn, sizeof(*s.kids));
-    if (!s.kids)
-        cli_die(CLI_FAIL, "serve: out of memory");
+    cli_svc_init(&s.svc, "serve", on_stop, &s);
+    s.svc.verbose = verbose;
+    /* an inherited SIG_IGN would make the kernel reap the children itself,
+       and their slots would never be given back */
+    signal(SIGCHLD, SIG_DFL);
+    int r = uds_loop_signal(s.svc.loop, SIGCHLD, on_sigchld, &s);
+    if (r < 0)
+        cli_die(CLI_FAIL, "serve: signals: %s", uds_strerror(r));
 
-    /* a shell starts background jobs with SIGINT ignored; an ignored signal
-       never reaches the signalfd, and we want SIGINT to stop the server */
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, &old);
-    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0)
-        cli_die(CLI_FAIL, "serve: signalfd: %s", strerror(errno));
-
-    lo.flags |= UDS_NONBLOCK;
-    int r = uds_listen(&s.l, &addr, &lo);
+    uds_acceptor_opts ao;
+    memset(&ao, 0, sizeof(ao));
+    ao.max_conns = s.maxconn;
+    ao.max_conns_per_uid = s.maxperuid;
+    ao.access = s.rules.rules;
+    ao.flags = UDS_ACCEPT_BLOCKING; /* the program gets a blocking socket */
+    ao.log = cli_svc_log;
+    ao.log_arg = &s.svc;
+    r = uds_acceptor_new(&s.acc, s.svc.loop, &ao, on_accept, &s);
     if (r < 0) {
-        cli_warn("serve: %s", cli_errtext("listen", addrarg, r));
-        close(sfd);
-        free(s.kids);
-        cli_access_free(&s.acc);
+        cli_warn("serve: %s", uds_strerror(r));
+        cli_svc_free(&s.svc);
+        cli_access_free(&s.rules);
         return CLI_FAIL;
     }
-    uds_addr_format(&s.l.addr, s.addrtext, sizeof(s.addrtext));
-    if (s.is_unix && s.l.addr.kind == UDS_ADDR_PATH)
-        snprintf(s.addrtext, sizeof(s.addrtext), "%s", s.l.addr.u.un.sun_path);
-    if (s.verbose)
-        cli_warn("serve: listening on %s", s.addrtext);
+
+    uds_listener l;
+    r = uds_listen(&l, &addr, &lo);
+    if (r == 0) {
+        uds_addr_format(&l.addr, s.addrtext, sizeof(s.addrtext));
+        if (s.is_unix && l.addr.kind == UDS_ADDR_PATH)
+            snprintf(s.addrtext, sizeof(s.addrtext), "%s", l.addr.u.un.sun_path);
+        r = uds_acceptor_add(s.acc, &l);
+        if (r < 0)
+            uds_listener_close(&l);
+    }
+    if (r < 0) {
+        cli_warn("serve: %s", cli_errtext("listen", addrarg, r));
+        uds_acceptor_free(s.acc);
+        cli_svc_free(&s.svc);
+        cli_access_free(&s.rules);
+        return CLI_FAIL;
+    }
+    cli_svc_info(&s.svc, "listening on %s", s.addrtext);
 
     int status = CLI_OK;
-    for (int running = 1; running;) {
-        struct pollfd p[2] = {{s.l.fd, POLLIN, 0}, {sfd, POLLIN, 0}};
-        int n = poll(p, 2, -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            cli_warn("serve: poll: %s", strerror(errno));
-            status = CLI_FAIL;
-            break;
-        }
-        if (p[1].revents) {
-            struct signalfd_siginfo si;
-            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                if (si.ssi_signo == SIGCHLD)
-                    continue;
-                if (s.verbose)
-                    cli_warn("serve: %s, closing %s", strsignal((int)si.ssi_signo), s.addrtext);
-                running = 0;
-            }
-            reap(&s);
-        }
-        if (running && p[0].revents)
-            accept_all(&s);
+    r = uds_loop_run(s.svc.loop);
+    if (r < 0) {
+        cli_warn("serve: event loop: %s", uds_strerror(r));
+        status = CLI_FAIL;
     }
-    uds_listener_close(&s.l);
-    close(sfd);
-    reap(&s);
+    uds_acceptor_close(s.acc);
+    on_sigchld(s.svc.loop, SIGCHLD, &s); /* what has exited by now */
+    /* the others keep running with their connections; only our copies go */
+    while (s.nkids > 0)
+        kid_free(&s, s.kids[s.nkids - 1]);
     free(s.kids);
-    cli_access_free(&s.acc);
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    uds_acceptor_free(s.acc);
+    cli_svc_free(&s.svc);
+    cli_access_free(&s.rules);
     return status;
 }

@@ -1,4 +1,5 @@
-/* test_loop.c — the event loop: timers, signals, watchers, deferred frees. */
+/* test_loop.c — the event loop: timers, signals, watchers (level- and
+   edge-triggered), deferred frees. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -278,6 +279,73 @@ static void test_quiet_watcher(void **state)
     uds_loop_free(l);
 }
 
+/* UDS_EV_EDGE: one report per new readiness, never a repeat for old data. */
+static int edge_calls;
+static unsigned edge_last;
+static void edge_cb(uds_loop *l, int fd, unsigned ev, void *arg)
+{
+    (void)l;
+    (void)fd;
+    (void)arg;
+    edge_calls++;
+    edge_last = ev;
+}
+
+/* Runs `rounds` rounds of at most ms each; returns the callbacks seen. */
+static int edge_rounds(uds_loop *l, int rounds, int ms)
+{
+    int before = edge_calls;
+    for (int i = 0; i < rounds; i++)
+        assert_int_equal(uds_loop_run_once(l, ms), 0);
+    return edge_calls - before;
+}
+
+static void test_edge_watch(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    int fds[2];
+    assert_int_equal(uds_pair(SOCK_STREAM, UDS_NONBLOCK, fds), 0);
+    edge_calls = 0;
+    assert_int_equal(write(fds[1], "a", 1), 1);
+    assert_int_equal(uds_loop_watch(l, fds[0], UDS_EV_READ | UDS_EV_EDGE, edge_cb, NULL), 0);
+    /* the unread byte is reported once (it was there at registration) ... */
+    assert_int_equal(edge_rounds(l, 1, 2000), 1);
+    assert_true(edge_last & UDS_EV_READ);
+    /* ... and not again while it stays unread (level-triggered would report
+       it every round) */
+    assert_int_equal(edge_rounds(l, 3, 50), 0);
+    /* more data: one new report, the first byte still unread */
+    assert_int_equal(write(fds[1], "b", 1), 1);
+    assert_int_equal(edge_rounds(l, 1, 2000), 1);
+    assert_int_equal(edge_rounds(l, 2, 50), 0);
+    /* data consumed by another reader (as a child process reading a shared
+       socket would): no report for that, but for the next arrival */
+    char buf[8];
+    assert_int_equal(read(fds[0], buf, sizeof(buf)), 2);
+    assert_int_equal(edge_rounds(l, 2, 50), 0);
+    assert_int_equal(write(fds[1], "c", 1), 1);
+    assert_int_equal(edge_rounds(l, 1, 2000), 1);
+    assert_int_equal(edge_rounds(l, 2, 50), 0);
+    /* back to level-triggered: the unread byte is reported every round */
+    assert_int_equal(uds_loop_watch(l, fds[0], UDS_EV_READ, edge_cb, NULL), 0);
+    assert_int_equal(edge_rounds(l, 3, 2000), 3);
+    /* UDS_EV_EDGE with no direction is quiet */
+    assert_int_equal(uds_loop_watch(l, fds[0], UDS_EV_EDGE, edge_cb, NULL), 0);
+    assert_int_equal(edge_rounds(l, 2, 50), 0);
+    /* a hang-up is one report too, then silence */
+    assert_int_equal(uds_loop_watch(l, fds[0], UDS_EV_READ | UDS_EV_EDGE, edge_cb, NULL), 0);
+    assert_int_equal(edge_rounds(l, 1, 2000), 1); /* "c" unread at re-registration */
+    close(fds[1]);
+    assert_int_equal(edge_rounds(l, 1, 2000), 1);
+    assert_true(edge_last & UDS_EV_HUP);
+    assert_int_equal(edge_rounds(l, 3, 50), 0);
+    assert_int_equal(uds_loop_unwatch(l, fds[0]), 0);
+    close(fds[0]);
+    uds_loop_free(l);
+}
+
 static void rec_defer(uds_loop *l, void *arg)
 {
     int v = (int)(intptr_t)arg;
@@ -315,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_failed_watch),
         cmocka_unit_test(test_quiet_watcher),
         cmocka_unit_test(test_defer_order),
+        cmocka_unit_test(test_edge_watch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
