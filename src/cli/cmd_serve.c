@@ -642,6 +642,8 @@ int cmd_serve(int argc, char **argv)
     ao.max_conns_per_uid = s.maxperuid;
     ao.access = s.rules.rules;
     ao.flags = UDS_ACCEPT_BLOCKING; /* the program gets a blocking socket */
+    ao.limit_names[0] = "-c";
+    ao.limit_names[1] = "-C";
     ao.log = cli_svc_log;
     ao.log_arg = &s.svc;
     r = uds_acceptor_new(&s.acc, s.svc.loop, &ao, on_accept, &s);

@@ -153,7 +153,7 @@ wait_children "$SP" 2 || bad "-c: two children did not start"
 start_t=$(date +%s%N)
 r=$(timeout 8 socat -u UNIX-CONNECT:"$S" - 2>/dev/null)
 el=$(( ($(date +%s%N) - start_t) / 1000000 ))
-[ -z "$r" ] && [ "$el" -lt 5000 ] && grep -q 'refused connection #3 from pid [0-9]* uid 0: 2 connections open (max_conns 2)' "$T/lim.log" \
+[ -z "$r" ] && [ "$el" -lt 5000 ] && grep -q 'refused connection #3 from pid [0-9]* uid 0: 2 connections open (-c 2)' "$T/lim.log" \
     && ok "-c 2: third client closed at once (${el} ms)" || bad "-c: got '$r' after $el ms; $(cat "$T/lim.log")"
 [ "$(nchildren "$SP")" = 2 ] && ok "-c 2: still 2 children" || bad "-c: $(nchildren "$SP") children"
 for k in $(ps --ppid "$SP" -o pid=); do kill "$k"; done
@@ -164,7 +164,7 @@ wait_listen "$S" "$SP"
 timeout 12 socat -u UNIX-CONNECT:"$S" - >"$T/h3" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 1 || bad "-C: first client not served"
 r=$(timeout 5 socat -t 3 -u UNIX-CONNECT:"$S" - 2>/dev/null)
-[ -z "$r" ] && grep -q 'refused connection #[0-9]* from pid [0-9]* uid 0: uid 0 has 1 connections open (max_conns_per_uid 1)' "$T/perl.log" \
+[ -z "$r" ] && grep -q 'refused connection #[0-9]* from pid [0-9]* uid 0: uid 0 has 1 connections open (-C 1)' "$T/perl.log" \
     && ok "-C 1: second root client refused" || bad "-C: got '$r'; $(cat "$T/perl.log")"
 timeout 12 $NOBODY socat -u UNIX-CONNECT:"$S" - >"$T/h4" 2>/dev/null & PIDS+=($!)
 wait_children "$SP" 2 && ok "-C 1: client of another uid accepted" || bad "-C: 65534 not served"
