@@ -261,7 +261,7 @@ static int judge(uds_acceptor *a, int fd, uds_peer *p)
 {
     char who[UDS_ADDR_STRLEN + 48];
     const char *why = NULL;
-    int r = uds_access_check(a->o.access, fd, &p->cred, &why);
+    int r = uds__access_check_af(a->o.access, fd, p->is_unix ? AF_UNIX : AF_INET, &p->cred, &why);
     if (!p->is_unix)
         p->cred = (uds_cred){0, (uid_t)-1, (gid_t)-1};
     if (r < 0) {

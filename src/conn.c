@@ -487,26 +487,32 @@ static int conn_is_unix(uds_conn *c)
     return c->is_unix;
 }
 
-int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
-                 const uds_conn_opts *opts, const uds_conn_cbs *cbs, void *arg)
+/*
+ * The constructor behind uds_conn_new and uds__conn_new_known: `si` (may be
+ * NULL) says what the caller already knows of the socket, so a relay that
+ * makes two connections per client does not ask the kernel again (each
+ * answer is a syscall on the connect path).
+ */
+static int conn_make(uds_conn **out, uds_loop *loop, int fd, const uds_conn_opts *opts,
+                     const uds_conn_cbs *cbs, void *arg, const uds__sockinfo *si)
 {
     if (!out || !loop || fd < 0 || !cbs || !cbs->on_data)
         return -EINVAL;
     int flags = opts ? opts->flags : 0;
     if (flags & ~(UDS_CONN_FDS | UDS_CONN_CREDS))
         return -EINVAL;
-    int type = uds_sock_type(fd);
+    int type = si ? si->type : uds_sock_type(fd);
     if (type < 0)
         return type;
-    if (flags) {
-        int dom = 0;
+    int dom = si ? si->family : 0;
+    if (flags && !si) {
         socklen_t l = sizeof(dom);
         if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0)
             return uds__err();
-        if (dom != AF_UNIX)
-            return -EAFNOSUPPORT;
     }
-    int r = uds_set_nonblock(fd, 1);
+    if (flags && dom != AF_UNIX)
+        return -EAFNOSUPPORT;
+    int r = si && si->nonblock ? 0 : uds_set_nonblock(fd, 1);
     if (r < 0)
         return r;
     uds_conn *c = calloc(1, sizeof(*c));
@@ -529,6 +535,10 @@ int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
     c->anc_read = flags != 0;
     c->anc_fds = (flags & UDS_CONN_FDS) != 0;
     c->fam_known = c->is_unix = flags != 0;
+    if (si) {
+        c->fam_known = 1;
+        c->is_unix = si->family == AF_UNIX;
+    }
     r = uds_loop_watch(loop, fd, UDS_EV_READ, io_cb, c);
     if (r < 0) {
         free(c);
@@ -541,11 +551,23 @@ int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
         free(c);
         return r;
     }
-    if (set_passrights(fd, c->anc_fds))
+    if ((!si || si->family == AF_UNIX) && set_passrights(fd, c->anc_fds))
         c->fam_known = c->is_unix = 1;
     c->mask = UDS_EV_READ;
     *out = c;
     return 0;
+}
+
+int uds_conn_new(uds_conn **out, uds_loop *loop, int fd,
+                 const uds_conn_opts *opts, const uds_conn_cbs *cbs, void *arg)
+{
+    return conn_make(out, loop, fd, opts, cbs, arg, NULL);
+}
+
+int uds__conn_new_known(uds_conn **out, uds_loop *loop, int fd, const uds_conn_opts *opts,
+                        const uds_conn_cbs *cbs, void *arg, const uds__sockinfo *si)
+{
+    return conn_make(out, loop, fd, opts, cbs, arg, si);
 }
 
 /* Common gate of the write calls: state and the hard cap. */

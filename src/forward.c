@@ -45,6 +45,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -99,7 +101,7 @@ struct uds_fwd {
     int nclosed;
     int bytes_mode;
     int can_splice;
-    int sigpipe_ignored; /* checked once at creation */
+    int sigpipe_ignored; /* asked when a direction starts splicing */
     uint64_t last_ms;
     int64_t idle_timer;
     unsigned linger_ms;  /* idle limit in force (0: none) */
@@ -315,8 +317,15 @@ static void start_splice(uds_fwd *f, int i)
     fcntl(d->pw, F_SETPIPE_SZ, (int)f->o.pipe_size);
     int sz = fcntl(d->pw, F_GETPIPE_SZ);
     d->pipesz = sz > 0 ? (size_t)sz : 65536;
+    /* a destination that takes the whole pipe in one splice halves the
+       wakeups; capped by net.core.wmem_max, which is fine */
+    int snd = (int)d->pipesz;
+    setsockopt(uds_conn_fd(f->c[1 - i]), SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
     d->splicing = 1;
     f->st.spliced[i] = 1;
+    /* asked here, not per connection: only bulk directions splice */
+    struct sigaction sa;
+    f->sigpipe_ignored = sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
     uds__conn_hook_read(f->c[i], 1);
 }
 
@@ -544,11 +553,9 @@ static const uds_conn_cbs fwd_cbs = {
 
 static int sock_family(int fd)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return uds__err();
-    return ss.ss_family;
+    int dom = 0;
+    socklen_t l = sizeof(dom);
+    return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 ? uds__err() : dom;
 }
 
 int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
@@ -574,9 +581,9 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
     f->loop = loop;
     f->done = done;
     f->arg = arg;
-    int fds[2] = {fd0, fd1}, fam[2], r = 0;
+    int fds[2] = {fd0, fd1}, fam[2], types[2], r = 0;
     for (int i = 0; i < 2 && r == 0; i++) {
-        int type = uds_sock_type(fds[i]);
+        int type = types[i] = uds_sock_type(fds[i]);
         fam[i] = sock_family(fds[i]);
         if (type < 0 || fam[i] < 0) {
             r = type < 0 ? type : fam[i];
@@ -609,8 +616,6 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
     f->bytes_mode = f->kind[0] == K_RAW && f->kind[1] == K_RAW;
     f->can_splice = f->bytes_mode && !anc_flags && !f->o.tap &&
                     !(f->o.flags & UDS_FWD_NO_SPLICE);
-    struct sigaction sa;
-    f->sigpipe_ignored = sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
     for (int i = 0; i < 2; i++) {
         f->s[i].f = f;
         f->s[i].idx = i;
@@ -635,7 +640,8 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
             if (getsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &cur, &sl) == 0 && cur / 2 < want)
                 setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
         }
-        r = uds_conn_new(&f->c[i], loop, fds[i], &co, &fwd_cbs, &f->s[i]);
+        uds__sockinfo si = {types[i], fam[i], 0};
+        r = uds__conn_new_known(&f->c[i], loop, fds[i], &co, &fwd_cbs, &f->s[i], &si);
         if (r < 0) {
             if (i == 1)
                 uds__conn_forget(f->c[0]);
@@ -647,8 +653,10 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
         if (anc_flags & UDS_CONN_CREDS)
             uds_peer_cred(fds[i], &f->peer[i]);
         uds__conn_hooks_set(f->c[i], &fwd_hooks, &f->s[i]);
-        if (fam[i] != AF_UNIX)
-            uds__nodelay(fds[i]);
+        if (fam[i] != AF_UNIX && types[i] == SOCK_STREAM) {
+            int one = 1; /* request/response traffic must not wait for Nagle */
+            setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
     }
     f->last_ms = uds_loop_now(loop);
     if (f->o.idle_timeout_ms > 0) {

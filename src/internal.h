@@ -99,6 +99,20 @@ void uds__conn_eof(uds_conn *c);
 void uds__conn_fail(uds_conn *c, int err);
 /* 1 for SEQPACKET/DGRAM connections. */
 int uds__conn_is_packets(const uds_conn *c);
+/* uds_access_check for a socket of a known family (access.c). */
+int uds__access_check_af(const uds_access *a, int fd, int family, uds_cred *cred,
+                         const char **why);
+
+/* What a caller already knows of a socket (so nobody asks the kernel twice). */
+typedef struct uds__sockinfo {
+    int type;     /* SOCK_STREAM, ... */
+    int family;   /* AF_UNIX, AF_INET, AF_INET6 */
+    int nonblock; /* 1: O_NONBLOCK is set already */
+} uds__sockinfo;
+/* uds_conn_new for a socket described by si (conn.c). */
+int uds__conn_new_known(uds_conn **out, uds_loop *loop, int fd, const uds_conn_opts *opts,
+                        const uds_conn_cbs *cbs, void *arg, const uds__sockinfo *si);
+
 /* The input buffered and not yet consumed by on_data. */
 const void *uds__conn_input(const uds_conn *c, size_t *len);
 /* Frees a connection fresh from uds_conn_new (nothing queued, no callback
