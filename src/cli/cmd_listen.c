@@ -131,6 +131,7 @@ typedef struct stdin_src {
 
 static void stdin_fire(uds_loop *loop, uint64_t id, void *arg);
 
+/* A watchable stdin (pipe, terminal, socket) is readable. */
 static void stdin_watch_cb(uds_loop *loop, int fd, unsigned events, void *arg)
 {
     (void)loop;
@@ -165,6 +166,7 @@ static void stdin_want(stdin_src *s, int on)
     }
 }
 
+/* An unwatchable stdin: one read per loop round while it is wanted. */
 static void stdin_fire(uds_loop *loop, uint64_t id, void *arg)
 {
     (void)loop;
@@ -180,6 +182,7 @@ static void stdin_fire(uds_loop *loop, uint64_t id, void *arg)
 
 static int g_one_fd = -1;
 
+/* The one client: keep it, stop listening, leave the loop for the copy. */
 static void one_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 {
     (void)p;
@@ -191,6 +194,7 @@ static void one_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
     uds_loop_stop(g_svc.loop);
 }
 
+/* Waits on the loop for one client (or a stop signal), then copies. */
 static int serve_one(int prog, int no_shutdown, int verbose)
 {
     uds_acceptor_opts ao = {.flags = UDS_ACCEPT_BLOCKING, .log = cli_svc_log,
@@ -254,11 +258,13 @@ static struct {
     int show;
 } g_k;
 
+/* stdin is read while someone gets it and nobody is backed up. */
 static void k_stdin_update(void)
 {
     stdin_want(&g_k.in, g_k.stdin_open && g_k.n > 0 && g_k.blocked == 0);
 }
 
+/* Writes the held partial line (EOF, 64 KiB, a stop signal). */
 static void line_flush(client *c)
 {
     if (c->llen) {
@@ -321,6 +327,7 @@ static size_t k_on_data(uds_conn *conn, const void *data, size_t n, void *arg)
     return n;
 }
 
+/* The client caught up (queue below half of high water): stdin may go on. */
 static void k_on_drain(uds_conn *conn, void *arg)
 {
     (void)conn;
@@ -384,6 +391,7 @@ static void k_idle_fire(uds_loop *loop, uint64_t id, void *arg)
     c->idle_timer = t > 0 ? t : 0;
 }
 
+/* An admitted client: a connection, its idle timer, its -v line. */
 static void k_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 {
     (void)arg;
@@ -415,6 +423,7 @@ static void k_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
     k_stdin_update();
 }
 
+/* A queue is done with a shared stdin chunk (sent, or the client gone). */
 static void chunk_unref(void *data, void *arg)
 {
     (void)data;
@@ -460,6 +469,7 @@ static void k_stdin_read(void *arg)
     k_stdin_update();
 }
 
+/* Progress, from a loop timer (progress.c decides whether to print). */
 static void k_tick(uds_loop *loop, uint64_t id, void *arg)
 {
     (void)id;
@@ -480,6 +490,7 @@ static void k_stop(cli_svc *s, int signo, void *arg)
     cli_die_by_signal(signo);
 }
 
+/* -k: the acceptor feeds connections; everything else happens in callbacks. */
 static int serve_many(int prog, unsigned max_clients, unsigned max_per_uid, unsigned idle_ms)
 {
     g_svc.on_stop = k_stop;
@@ -511,11 +522,13 @@ static struct {
     stdin_src in;
 } g_d;
 
+/* stdin is read once there is a sender to answer, until its EOF. */
 static void d_stdin_update(void)
 {
     stdin_want(&g_d.in, g_d.stdin_open && g_d.last.kind != UDS_ADDR_NONE);
 }
 
+/* One datagram: to stdout whole; a named sender becomes the one answered. */
 static void d_on_sock(uds_loop *loop, int fd, unsigned events, void *arg)
 {
     (void)loop;
@@ -541,6 +554,7 @@ static void d_on_sock(uds_loop *loop, int fd, unsigned events, void *arg)
     }
 }
 
+/* One stdin chunk, one datagram to the last named sender. */
 static void d_stdin_read(void *arg)
 {
     (void)arg;
@@ -562,6 +576,7 @@ static void d_stdin_read(void *arg)
     }
 }
 
+/* SIGINT/SIGTERM/SIGHUP: remove the socket file, then die of the signal. */
 static void d_stop(cli_svc *s, int signo, void *arg)
 {
     (void)s;
@@ -570,6 +585,7 @@ static void d_stop(cli_svc *s, int signo, void *arg)
     cli_die_by_signal(signo);
 }
 
+/* --type dgram: the socket and stdin watched on the loop until a signal. */
 static int serve_dgram(void)
 {
     g_svc.on_stop = d_stop;
@@ -597,6 +613,7 @@ static unsigned opt_clients(const char *opt, const char *text)
 
 enum { OPT_IDLE = 256 };
 
+/* Options, safe bind with the stop signals already on the loop, a shape. */
 int cmd_listen(int argc, char **argv)
 {
     static const struct option lo[] = {

@@ -74,6 +74,7 @@ static void print_dgram(const char *prefix, const char *data, size_t len, int ra
     }
 }
 
+/* A datagram waits: the main loop in cmd_recv takes it after the round. */
 static void on_sock(uds_loop *loop, int fd, unsigned events, void *arg)
 {
     (void)loop;

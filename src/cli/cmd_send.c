@@ -41,6 +41,7 @@ static char *g_rbuf;
 static uds_loop *g_loop; /* waits for replies (with --reply) */
 static int g_ready;      /* 1 a reply is there, -1 the time is up */
 
+/* A reply is there to read. */
 static void on_reply_ready(uds_loop *loop, int fd, unsigned events, void *arg)
 {
     (void)loop;
@@ -50,6 +51,7 @@ static void on_reply_ready(uds_loop *loop, int fd, unsigned events, void *arg)
     g_ready = 1;
 }
 
+/* --timeout passed without a reply. */
 static void on_reply_timeout(uds_loop *loop, uint64_t id, void *arg)
 {
     (void)loop;

@@ -313,6 +313,7 @@ static int start(dir *d, pthread_t *t)
     return r;
 }
 
+/* The copy is over: leave the loop. */
 static void finish(watch *w)
 {
     w->finished = 1;
@@ -321,6 +322,7 @@ static void finish(watch *w)
 
 static void on_sock(uds_loop *loop, int fd, unsigned events, void *arg);
 
+/* Looks at the socket again for a hang-up (see on_sock). */
 static void recheck_fire(uds_loop *loop, uint64_t id, void *arg)
 {
     (void)id;
@@ -395,6 +397,7 @@ static void check(watch *w)
     }
 }
 
+/* Progress, from a loop timer; the threads only add to the counters. */
 static void tick_fire(uds_loop *loop, uint64_t id, void *arg)
 {
     (void)id;
@@ -404,6 +407,7 @@ static void tick_fire(uds_loop *loop, uint64_t id, void *arg)
     w->tick = t > 0 ? t : 0;
 }
 
+/* Starts both threads and watches them from the svc's loop. */
 int cli_copy_run(const cli_copy *c)
 {
     watch *w = &g_w;
