@@ -6,7 +6,8 @@
 #      not spin, and once the limit is back a new client is served at once;
 #  (b) --idle-timeout 1 -c 10 with 20 silent clients: those over the limit
 #      are closed at once, the others after about 1 s, and a good client is
-#      served after them;
+#      served after them; with the default limit 1000 idle clients do not
+#      stop accepting: the next client is closed at once, not left hanging;
 #  (c) -c / -C: a client over a limit is closed at once and one line is
 #      logged; a flood of them is logged at most 10 lines a second plus a
 #      summary whose counts add up;
@@ -102,7 +103,11 @@ elif mode == "silent":
     print(" ".join("%.3f" % t for t in sorted(times)))
 elif mode == "hold":
     # n clients that stay connected (silent) until the file argv[4] appears
+    import resource
     n, stop = int(sys.argv[3]), sys.argv[4]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 64 <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, hard))
     socks = [conn() for _ in range(n)]
     end = time.monotonic() + 30
     while not os.path.exists(stop) and time.monotonic() < end:
@@ -245,6 +250,26 @@ grep -q "client #1 sent nothing for 1 s: closing it" "$T/b.err" || fail "idle: n
 ok "--idle-timeout 1 -c 10: silent clients closed at ${times[0]}..${times[19]} s (10 at once, 10 idle); good client served after $served ms (try $tries)"
 kill "$lp"; wait "$lp" 2>/dev/null
 
+# ---- (b2) the default limit: 1000 idle clients, the next one is closed
+# at once (the old fixed table stopped accepting: it hung in the backlog)
+S="$T/b2.sock"
+bg "$U" listen -k -v "$S" < /dev/null > /dev/null 2> "$T/b2.err"
+lp=$LAST
+wait_listen "$S"
+rm -f "$T/b2.stop"
+bg timeout 60 python3 "$T/peer.py" hold "$S" 1000 "$T/b2.stop"
+hp=$LAST
+wait_grep "$T/b2.err" "client #1000 connected"
+r=$(peer refused "$S" 1)
+[ "${r%% *}" = 1 ] || fail "1000 idle clients: the next one was not closed within 2 s ($r)"
+wait_grep "$T/b2.err" "1000 connections open (max_conns 1000)"
+touch "$T/b2.stop"; wait "$hp"
+for i in $(seq 400); do grep -q "client #1000 left" "$T/b2.err" && break; sleep 0.025; done
+echo "after-the-1000" | timeout 10 "$U" connect "$S" > /dev/null || fail "connect after the 1000"
+wait_grep "$T/b2.err" "client #1001 connected"
+kill "$lp"; wait "$lp" 2>/dev/null
+ok "default -c 1000: the 1001st client closed at once (${r#* } s) and logged; served again once they left"
+
 # ---- (c) -c / -C: over a limit, closed at once, logged rate-limited -----
 S="$T/c.sock"
 bg "$U" listen -k -v -c 2 "$S" < /dev/null > "$T/c.out" 2> "$T/c.err"
@@ -272,16 +297,15 @@ kill "$lp"; wait "$lp" 2>/dev/null
 ok "-c 2: over-limit clients closed at once (slowest ${r#* } s); $logged lines + $summed summarised for 41 refusals"
 
 S="$T/c2.sock"
-bg "$U" listen -k -C 1 "$S" < /dev/null > /dev/null 2> "$T/c2.err"
+bg "$U" listen -k -v -C 1 "$S" < /dev/null > /dev/null 2> "$T/c2.err"
 lp=$LAST
 wait_listen "$S"
 rm -f "$T/c.stop"
 bg timeout 40 python3 "$T/peer.py" hold "$S" 1 "$T/c.stop"
 hp=$LAST
-for i in $(seq 400); do
-    r=$(peer refused "$S" 1)
-    [ "${r%% *}" = 1 ] && break
-done
+wait_grep "$T/c2.err" "client #1 connected"
+r=$(peer refused "$S" 1)
+[ "${r%% *}" = 1 ] || fail "-C 1: the second client of uid $(id -u) was not closed ($r)"
 wait_grep "$T/c2.err" "uid $(id -u) has 1 connections open (max_conns_per_uid 1)"
 touch "$T/c.stop"; wait "$hp"
 kill "$lp"; wait "$lp" 2>/dev/null
