@@ -338,6 +338,23 @@ ssize_t uds_read_some(int fd, void *buf, size_t len);
 /* One send with MSG_NOSIGNAL (EINTR retried). Returns bytes sent or -errno. */
 ssize_t uds_send(int fd, const void *buf, size_t len);
 
+/*
+ * One splice(2): moves up to len bytes from fd_in to fd_out (one of them
+ * must be a pipe) inside the kernel, without copying them through user
+ * space; both fds are used at their current file position. flags are
+ * splice's own (SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE). EINTR is
+ * retried. Writing into a pipe or socket whose reader has gone yields
+ * -EPIPE, never SIGPIPE (splice cannot take MSG_NOSIGNAL: the signal is
+ * held off for the call unless it is ignored anyway). Neither fd is owned
+ * or changed by the call.
+ * Returns the bytes moved (> 0, possibly fewer than len), 0 at end of
+ * input (or for len 0), -EAGAIN when nothing can move now (SPLICE_F_NONBLOCK
+ * or a non-blocking fd), -EINVAL when this pair cannot be spliced (a
+ * terminal, a file opened O_APPEND, no pipe among the two: copy with
+ * read/write instead), or -errno.
+ */
+ssize_t uds_splice(int fd_in, int fd_out, size_t len, unsigned flags);
+
 /* Maximum number of fds in one message (the kernel's SCM_MAX_FD). */
 #define UDS_MAX_FDS 253
 

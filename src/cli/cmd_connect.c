@@ -81,11 +81,14 @@ int cmd_connect(int argc, char **argv)
     int type = uds_sock_type(fd);
     if (type == UDS_STREAM)
         cli_big_buffers(fd);
+    cli_svc svc;
+    cli_svc_init(&svc, "connect", NULL, NULL);
     cli_copy cc = {.sock = fd, .type = type, .name = text, .in_fd = STDIN_FILENO,
-                   .out_fd = STDOUT_FILENO, .sigfd = cli_signals_block(), .progress = prog,
+                   .out_fd = STDOUT_FILENO, .svc = &svc, .progress = prog,
                    .no_shutdown = g_no_shutdown};
     int r = cli_copy_run(&cc);
     if (r < 0)
         cli_die_by_signal(-r);
+    cli_svc_free(&svc);
     return r;
 }

@@ -2,30 +2,33 @@
  * cmd_listen.c — `udsock listen ADDR`: the server side of nc -lU / socat
  * UNIX-LISTEN, with the core's safe bind and cleanup on exit.
  *
- * Three shapes:
- *   - one client (default): accept, stop listening (the socket file is
- *     removed), then the same two-way copy as `connect` (copy.c, splice);
- *   - -k: any number of clients at once, one poll loop. Each client's
- *     input reaches stdout in whole lines (held per client until a newline,
- *     64 KiB, or its EOF), so lines of different clients never mix; stdin
- *     is broadcast to every client connected when it is read;
+ * Three shapes, all on the library's event loop (cli_svc: the stop
+ * signals arrive there, so the socket file can be removed before dying):
+ *   - one client (default): the acceptor hands over the first client and
+ *     is closed at once (the socket file is removed), then the same two-way
+ *     copy as `connect` (copy.c: threads, splice);
+ *   - -k: any number of clients at once, one uds_conn each, admitted by the
+ *     acceptor (-c total, -C per uid; out of fds it pauses by timer).
+ *     Each client's input reaches stdout in whole lines (held per client
+ *     until a newline, 64 KiB, or its EOF), so lines of different clients
+ *     never mix; stdin is broadcast to every client connected when it is
+ *     read, and read only while no client's queue is above high water;
  *   - --type dgram: print each datagram; stdin goes to the most recent
  *     sender that has an address.
- * SIGINT/SIGTERM/SIGHUP arrive through a signalfd so the socket file can be
- * removed (uds_listener_close: only if it is still ours) before dying.
  */
 #include "cli.h"
 #include "copy.h"
 #include "opts.h"
 #include "progress.h"
+#include "service.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -42,6 +45,12 @@ static const char listen_help[] =
     "                      their input goes to stdout a whole line at a time\n"
     "                      (never mixed inside a line), stdin is sent to every\n"
     "                      connected client\n"
+    "  -c, --max-clients N with -k: clients at once (default 1000); more are\n"
+    "                      accepted and closed at once\n"
+    "  -C, --max-per-uid N with -k: clients at once per peer uid (unix\n"
+    "                      addresses; default no limit)\n"
+    "      --idle-timeout SEC  with -k: close a client that has sent nothing\n"
+    "                      for SEC seconds (default: never)\n"
     "  -t, --type TYPE     stream (default), seqpacket or dgram (print each\n"
     "                      datagram; stdin goes to the last named sender)\n"
     "  -m, --mode MODE     permissions of the socket file, e.g. 0660\n"
@@ -58,20 +67,25 @@ static const char listen_help[] =
     "Exit status: 0 ok, 1 runtime failure, 2 usage error.\n";
 
 #define READ_BUF (256 * 1024)
-#define LINE_FLUSH (64 * 1024)           /* a partial line this long is written */
-#define OUT_HIGH (4 * 1024 * 1024)       /* stop reading stdin above this backlog */
-#define MAX_CLIENTS 1000
+#define MSG_CHUNK (64 * 1024)          /* stdin -> one seqpacket message */
+#define LINE_FLUSH (64 * 1024)         /* a partial line this long is written */
+#define OUT_HIGH (4 * 1024 * 1024)     /* stop reading stdin above this backlog */
+#define OUT_CAP (16 * 1024 * 1024)     /* a client queued this much is dropped */
+#define DEF_MAX_CLIENTS 1000
 #define DGRAM_BUF (4 * 1024 * 1024)
 
-static uds_listener g_l;
-static int g_verbose;
-static int g_no_shutdown;
+static cli_svc g_svc;
+static uds_listener g_l;       /* until handed to the acceptor */
+static uds_acceptor *g_acc;
+static const char *g_text;     /* ADDR as given */
+static int g_type;
 
-/* Stops by signal: remove our socket file first, then die of it. */
-static void __attribute__((noreturn)) stop_by_signal(int sig)
+/* Removes the socket file (if still ours) and whatever listens on it. */
+static void stop_listening(void)
 {
+    if (g_acc)
+        uds_acceptor_close(g_acc);
     uds_listener_close(&g_l);
-    cli_die_by_signal(sig);
 }
 
 /* Writes to stdout or exits 1: with stdout gone there is nothing to do. */
@@ -80,91 +94,177 @@ static void out_write(const struct iovec *iov, int n)
     ssize_t r = uds_writev_all(STDOUT_FILENO, iov, n);
     if (r < 0) {
         cli_warn("write stdout: %s", uds_strerror((int)r));
-        uds_listener_close(&g_l);
+        stop_listening();
         exit(CLI_FAIL);
     }
 }
 
-/* ---- one client ------------------------------------------------------- */
-
-static int serve_one(const char *text, int sigfd, int prog)
+/* Makes the listener (already bound) the acceptor's. Exits on failure. */
+static void acceptor_start(const uds_acceptor_opts *o, uds_accept_cb cb, void *arg)
 {
-    for (;;) {
-        struct pollfd p[2] = {{sigfd, POLLIN, 0}, {g_l.fd, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            cli_warn("poll: %s", strerror(errno));
-            return CLI_FAIL;
-        }
-        if (p[0].revents & POLLIN) {
-            int sig = cli_signal_read(sigfd);
-            if (sig)
-                stop_by_signal(sig);
-        }
-        if (!(p[1].revents & POLLIN))
-            continue;
-        int fd = uds_accept(g_l.fd, NULL, 0);
-        if (fd == -EAGAIN || fd == -ECONNABORTED || fd == -EINTR)
-            continue;
-        if (fd < 0) {
-            cli_warn("%s", cli_errtext("accept", text, fd));
-            return CLI_FAIL;
-        }
-        /* One client only: stop listening now, so a second client gets a
-           clear "no such file" instead of hanging in the backlog. */
-        uds_listener_close(&g_l);
-        if (g_verbose)
-            cli_warn("client connected on %s", text);
-        int type = uds_sock_type(fd);
-        if (type == UDS_STREAM)
-            cli_big_buffers(fd);
-        cli_copy cc = {.sock = fd, .type = type, .name = text, .in_fd = STDIN_FILENO,
-                       .out_fd = STDOUT_FILENO, .sigfd = sigfd, .progress = prog,
-                       .no_shutdown = g_no_shutdown};
-        int r = cli_copy_run(&cc);
-        if (r < 0)
-            cli_die_by_signal(-r);
-        if (g_verbose)
-            cli_warn("client on %s closed", text);
-        return r;
+    int r = uds_acceptor_new(&g_acc, g_svc.loop, o, cb, arg);
+    if (r == 0 && (r = uds_acceptor_add(g_acc, &g_l)) < 0) {
+        uds_acceptor_free(g_acc);
+        g_acc = NULL;
     }
+    if (r < 0) {
+        uds_listener_close(&g_l);
+        cli_die(CLI_FAIL, "listen: %s", uds_strerror(r));
+    }
+}
+
+/* ---- stdin as a loop source ------------------------------------------- */
+
+/*
+ * stdin is read from the loop only while the caller wants it. epoll cannot
+ * watch a regular file or /dev/null (EPERM); such a stdin is always
+ * readable anyway, so it is read from a 0 ms timer instead, which lets the
+ * rest of the loop run between reads.
+ */
+typedef struct stdin_src {
+    void (*cb)(void *arg); /* stdin is readable: read it once */
+    void *arg;
+    int mode;              /* 0 not yet known, 1 watched, 2 timer */
+    int on;
+    int64_t timer;
+} stdin_src;
+
+static void stdin_fire(uds_loop *loop, uint64_t id, void *arg);
+
+/* A watchable stdin (pipe, terminal, socket) is readable. */
+static void stdin_watch_cb(uds_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    stdin_src *s = arg;
+    s->cb(s->arg);
+}
+
+/* Turns reading stdin on or off. */
+static void stdin_want(stdin_src *s, int on)
+{
+    if (s->mode != 2 && on != s->on) {
+        int r = uds_loop_watch(g_svc.loop, STDIN_FILENO, on ? UDS_EV_READ : 0,
+                               stdin_watch_cb, s);
+        if (r == 0) {
+            s->mode = 1;
+        } else if (on && s->mode == 0 && r == -EPERM) {
+            s->mode = 2;
+        } else if (r < 0) {
+            cli_warn("watch stdin: %s", uds_strerror(r));
+            return;
+        }
+    }
+    s->on = on;
+    if (s->mode == 2 && on && !s->timer) {
+        int64_t t = uds_loop_timer(g_svc.loop, 0, stdin_fire, s);
+        s->timer = t > 0 ? t : 0;
+    } else if (s->mode == 2 && !on && s->timer) {
+        uds_loop_timer_cancel(g_svc.loop, (uint64_t)s->timer);
+        s->timer = 0;
+    }
+}
+
+/* An unwatchable stdin: one read per loop round while it is wanted. */
+static void stdin_fire(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    stdin_src *s = arg;
+    s->timer = 0;
+    s->cb(s->arg);
+    if (s->on && !s->timer)
+        stdin_want(s, 1); /* next read next round */
+}
+
+/* ---- one client --------------------------------------------------------- */
+
+static int g_one_fd = -1;
+
+/* The one client: keep it, stop listening, leave the loop for the copy. */
+static void one_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
+{
+    (void)p;
+    (void)arg;
+    /* One client only: stop listening now, so a second client gets a
+       clear "no such file" instead of hanging in the backlog. */
+    uds_acceptor_close(a);
+    g_one_fd = fd;
+    uds_loop_stop(g_svc.loop);
+}
+
+/* Waits on the loop for one client (or a stop signal), then copies. */
+static int serve_one(int prog, int no_shutdown, int verbose)
+{
+    uds_acceptor_opts ao = {.flags = UDS_ACCEPT_BLOCKING, .log = cli_svc_log,
+                            .log_arg = &g_svc};
+    acceptor_start(&ao, one_accepted, NULL);
+    int r = uds_loop_run(g_svc.loop);
+    if (r < 0)
+        cli_warn("event loop: %s", uds_strerror(r));
+    uds_acceptor_free(g_acc); /* the socket file is removed here */
+    g_acc = NULL;
+    if (g_svc.stop_signo)
+        cli_die_by_signal(g_svc.stop_signo);
+    if (g_one_fd < 0)
+        return CLI_FAIL;
+    if (verbose)
+        cli_warn("client connected on %s", g_text);
+    int fd = g_one_fd, type = uds_sock_type(fd);
+    if (type == UDS_STREAM)
+        cli_big_buffers(fd);
+    cli_copy cc = {.sock = fd, .type = type, .name = g_text, .in_fd = STDIN_FILENO,
+                   .out_fd = STDOUT_FILENO, .svc = &g_svc, .progress = prog,
+                   .no_shutdown = no_shutdown};
+    r = cli_copy_run(&cc);
+    if (r < 0)
+        cli_die_by_signal(-r);
+    if (verbose)
+        cli_warn("client on %s closed", g_text);
+    return r;
 }
 
 /* ---- several clients (-k) ------------------------------------------- */
 
 typedef struct client {
-    int fd;
+    uds_conn *c;
     unsigned id;
-    char *line; /* held partial line (stream) */
+    uid_t uid;         /* the acceptor's slot */
+    int blocked;       /* queue above high water: counted in g_k.blocked */
+    uint64_t last_rx;  /* loop ms of the last data received */
+    int64_t idle_timer;
+    char *line;        /* held partial line (stream) */
     size_t llen, lcap;
-    char *out;  /* queued stdin data for this client */
-    size_t olen, ooff, ocap;
+    struct client *prev, *next;
 } client;
 
-static client *g_cl[MAX_CLIENTS];
-static int g_ncl;
-static int g_type;
+/* A stdin chunk shared by every client's queue, freed by the last one. */
+typedef struct chunk {
+    unsigned refs;
+    char data[];
+} chunk;
 
-/* Appends n bytes to a growable buffer; exits on out-of-memory. */
-static void buf_add(char **b, size_t *len, size_t *cap, const void *data, size_t n)
+static struct {
+    client *head;
+    unsigned n, next_id;
+    unsigned blocked;    /* clients whose queue is above high water */
+    unsigned idle_ms;
+    int stdin_open;
+    stdin_src in;
+    char *buf;
+    uint64_t sent, recvd;
+    progress pg;
+    int show;
+} g_k;
+
+/* stdin is read while someone gets it and nobody is backed up. */
+static void k_stdin_update(void)
 {
-    if (n == 0)
-        return;
-    if (*len + n > *cap) {
-        size_t nc = *cap ? *cap : 4096;
-        while (nc < *len + n)
-            nc *= 2;
-        char *nb = realloc(*b, nc);
-        if (!nb)
-            cli_die(CLI_FAIL, "out of memory");
-        *b = nb;
-        *cap = nc;
-    }
-    memcpy(*b + *len, data, n);
-    *len += n;
+    stdin_want(&g_k.in, g_k.stdin_open && g_k.n > 0 && g_k.blocked == 0);
 }
 
+/* Writes the held partial line (EOF, 64 KiB, a stop signal). */
 static void line_flush(client *c)
 {
     if (c->llen) {
@@ -174,247 +274,346 @@ static void line_flush(client *c)
     }
 }
 
-/*
- * Delivers n bytes read from client c to stdout: everything up to the last
- * newline goes out in one write together with what was held before; the
- * rest is held until its newline arrives (or it grows past LINE_FLUSH).
- */
-static void client_input(client *c, const char *data, size_t n)
+/* Appends n bytes to the held line; exits on out-of-memory. */
+static void line_hold(client *c, const char *data, size_t n)
 {
-    if (g_type != UDS_STREAM) { /* seqpacket: a message is the unit */
+    if (n == 0)
+        return;
+    if (c->llen + n > c->lcap) {
+        size_t nc = c->lcap ? c->lcap : 4096;
+        while (nc < c->llen + n)
+            nc *= 2;
+        char *nb = realloc(c->line, nc);
+        if (!nb)
+            cli_die(CLI_FAIL, "out of memory");
+        c->line = nb;
+        c->lcap = nc;
+    }
+    memcpy(c->line + c->llen, data, n);
+    c->llen += n;
+}
+
+/*
+ * Bytes from client c: everything up to the last newline goes out in one
+ * write together with what was held before; the rest is held until its
+ * newline arrives (or it grows past LINE_FLUSH). Seqpacket: a message is
+ * the unit, written whole.
+ */
+static size_t k_on_data(uds_conn *conn, const void *data, size_t n, void *arg)
+{
+    (void)conn;
+    client *c = arg;
+    c->last_rx = uds_loop_now(g_svc.loop);
+    g_k.recvd += n;
+    if (g_type != UDS_STREAM) {
         struct iovec v = {(void *)data, n};
         out_write(&v, 1);
-        return;
+        return n;
     }
-    const char *nl = memrchr(data, '\n', n);
+    const char *p = data;
+    size_t left = n;
+    const char *nl = memrchr(p, '\n', left);
     if (nl) {
-        size_t head = (size_t)(nl - data) + 1;
-        struct iovec v[2] = {{c->line, c->llen}, {(void *)data, head}};
+        size_t head = (size_t)(nl - p) + 1;
+        struct iovec v[2] = {{c->line, c->llen}, {(void *)p, head}};
         out_write(c->llen ? v : v + 1, c->llen ? 2 : 1);
         c->llen = 0;
-        data += head;
-        n -= head;
+        p += head;
+        left -= head;
     }
-    buf_add(&c->line, &c->llen, &c->lcap, data, n);
+    line_hold(c, p, left);
     if (c->llen >= LINE_FLUSH)
         line_flush(c);
+    return n;
 }
 
-static void client_close(int i)
+/* The client caught up (queue below half of high water): stdin may go on. */
+static void k_on_drain(uds_conn *conn, void *arg)
 {
-    client *c = g_cl[i];
+    (void)conn;
+    client *c = arg;
+    if (c->blocked) {
+        c->blocked = 0;
+        g_k.blocked--;
+        k_stdin_update();
+    }
+}
+
+/* The connection is gone (EOF, error, cap, idle): flush, report, free. */
+static void k_on_close(uds_conn *conn, int err, void *arg)
+{
+    (void)conn;
+    client *c = arg;
     line_flush(c);
-    if (g_verbose)
-        cli_warn("client #%u left", c->id);
-    close(c->fd);
+    if (err == -ENOBUFS)
+        cli_svc_warn(&g_svc, "client #%u dropped: more than %u MiB queued for it (it does "
+                     "not read)", c->id, OUT_CAP >> 20);
+    else if (err < 0 && err != UDS_ECLOSED)
+        cli_svc_warn(&g_svc, "client #%u: %s", c->id, uds_strerror(err));
+    cli_svc_info(&g_svc, "client #%u left", c->id);
+    if (c->idle_timer)
+        uds_loop_timer_cancel(g_svc.loop, (uint64_t)c->idle_timer);
+    if (c->blocked)
+        g_k.blocked--;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        g_k.head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    g_k.n--;
+    uds_acceptor_release(g_acc, c->uid);
     free(c->line);
-    free(c->out);
     free(c);
-    g_cl[i] = g_cl[--g_ncl];
+    k_stdin_update();
 }
 
-/*
- * Sends what is queued for c without blocking. Stream: bytes; seqpacket:
- * records of [u32 length][message] so each stdin chunk stays one message.
- * Returns 0 (sent or waiting for POLLOUT) or -errno (drop the client).
- */
-static int client_flush(client *c)
+static const uds_conn_cbs k_cbs = {
+    .on_data = k_on_data,
+    .on_drain = k_on_drain,
+    .on_close = k_on_close,
+};
+
+/* Closes a client that has sent nothing for idle_ms (else waits the rest). */
+static void k_idle_fire(uds_loop *loop, uint64_t id, void *arg)
 {
-    while (c->ooff < c->olen) {
-        if (g_type == UDS_STREAM) {
-            int r = uds_write_nb(c->fd, c->out, c->olen, &c->ooff);
-            if (r == -EAGAIN)
-                return 0;
-            if (r < 0)
-                return r;
-        } else {
-            uint32_t len;
-            memcpy(&len, c->out + c->ooff, 4);
-            ssize_t r = uds_send(c->fd, c->out + c->ooff + 4, len);
-            if (r == -EAGAIN)
-                return 0;
-            if (r < 0)
-                return (int)r;
-            c->ooff += 4 + (size_t)len;
-        }
+    (void)id;
+    client *c = arg;
+    c->idle_timer = 0;
+    uint64_t quiet = uds_loop_now(loop) - c->last_rx;
+    if (quiet >= g_k.idle_ms) {
+        cli_svc_info(&g_svc, "client #%u sent nothing for %.3g s: closing it", c->id,
+                     g_k.idle_ms / 1000.0);
+        uds_conn_close(c->c);
+        return;
     }
-    c->olen = c->ooff = 0;
-    return 0;
+    int64_t t = uds_loop_timer(loop, g_k.idle_ms - quiet, k_idle_fire, c);
+    c->idle_timer = t > 0 ? t : 0;
 }
 
-static int serve_many(const char *text, int sigfd, int prog)
+/* An admitted client: a connection, its idle timer, its -v line. */
+static void k_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 {
-    static char buf[READ_BUF];
-    struct pollfd p[MAX_CLIENTS + 3];
-    unsigned next_id = 1;
-    int stdin_open = 1;
-    uint64_t sent = 0, recvd = 0;
-    progress pg;
-    progress_init(&pg, prog);
-    int show = prog == PROGRESS_ON || (prog == PROGRESS_AUTO && pg.tty);
-    for (;;) {
-        size_t backlog = 0;
-        for (int i = 0; i < g_ncl; i++)
-            if (g_cl[i]->olen - g_cl[i]->ooff > backlog)
-                backlog = g_cl[i]->olen - g_cl[i]->ooff;
-        p[0] = (struct pollfd){sigfd, POLLIN, 0};
-        p[1] = (struct pollfd){g_ncl < MAX_CLIENTS ? g_l.fd : -1, POLLIN, 0};
-        /* stdin is read only while someone is there to receive it */
-        p[2] = (struct pollfd){stdin_open && g_ncl && backlog < OUT_HIGH ? STDIN_FILENO : -1,
-                               POLLIN, 0};
-        for (int i = 0; i < g_ncl; i++)
-            p[3 + i] = (struct pollfd){g_cl[i]->fd,
-                                       (short)(POLLIN | (g_cl[i]->olen ? POLLOUT : 0)), 0};
-        int nfds = 3 + g_ncl;
-        int n = poll(p, (nfds_t)nfds, show ? PROGRESS_TICK_MS : -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            cli_warn("poll: %s", strerror(errno));
-            return CLI_FAIL;
-        }
-        if (show)
-            progress_tick(&pg, sent, recvd);
-        if (p[0].revents & POLLIN) {
-            int sig = cli_signal_read(sigfd);
-            if (sig) {
-                progress_done(&pg, sent, recvd);
-                for (int i = g_ncl - 1; i >= 0; i--)
-                    client_close(i); /* flush held partial lines */
-                stop_by_signal(sig);
-            }
-        }
-        /* clients, from the end so client_close's swap-with-last is safe */
-        for (int i = g_ncl - 1; i >= 0; i--) {
-            short re = p[3 + i].revents;
-            client *c = g_cl[i];
-            if (re & POLLOUT) {
-                int r = client_flush(c);
-                if (r < 0) {
-                    cli_warn("send to client #%u: %s", c->id, uds_strerror(r));
-                    client_close(i);
-                    continue;
-                }
-            }
-            if (re & (POLLIN | POLLHUP | POLLERR)) {
-                ssize_t r = uds_read_some(c->fd, buf, sizeof(buf));
-                if (r == -EAGAIN)
-                    continue;
-                if (r < 0)
-                    cli_warn("receive from client #%u: %s", c->id, uds_strerror((int)r));
-                if (r <= 0) {
-                    client_close(i);
-                    continue;
-                }
-                recvd += (uint64_t)r;
-                client_input(c, buf, (size_t)r);
-            }
-        }
-        if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
-            size_t cap = g_type == UDS_STREAM ? sizeof(buf) : 65536;
-            ssize_t r = read(STDIN_FILENO, buf, cap);
-            if (r < 0 && errno != EINTR && errno != EAGAIN) {
-                cli_warn("read stdin: %s", strerror(errno));
-                stdin_open = 0;
-            } else if (r == 0) {
-                stdin_open = 0; /* clients stay connected; nothing more to send */
-            } else if (r > 0) {
-                sent += (uint64_t)r;
-                for (int i = g_ncl - 1; i >= 0; i--) {
-                    client *c = g_cl[i];
-                    if (g_type != UDS_STREAM) {
-                        uint32_t len = (uint32_t)r;
-                        buf_add(&c->out, &c->olen, &c->ocap, &len, 4);
-                    }
-                    buf_add(&c->out, &c->olen, &c->ocap, buf, (size_t)r);
-                    int e = client_flush(c);
-                    if (e < 0) {
-                        cli_warn("send to client #%u: %s", c->id, uds_strerror(e));
-                        client_close(i);
-                    }
-                }
-            }
-        }
-        if (p[1].fd >= 0 && (p[1].revents & POLLIN)) {
-            int fd = uds_accept(g_l.fd, NULL, UDS_NONBLOCK);
-            if (fd == -EMFILE || fd == -ENFILE) {
-                cli_warn("%s", cli_errtext("accept", text, fd));
-                usleep(100000); /* do not spin while out of descriptors */
-            } else if (fd >= 0) {
-                client *c = calloc(1, sizeof(*c));
-                if (!c)
-                    cli_die(CLI_FAIL, "out of memory");
-                c->fd = fd;
-                c->id = next_id++;
-                g_cl[g_ncl++] = c;
-                if (g_verbose)
-                    cli_warn("client #%u connected on %s", c->id, text);
-            }
+    (void)arg;
+    client *c = calloc(1, sizeof(*c));
+    uds_conn_opts co = {.high_water = OUT_HIGH, .out_cap = OUT_CAP};
+    int r = c ? uds_conn_new(&c->c, g_svc.loop, fd, &co, &k_cbs, c) : -ENOMEM;
+    if (r < 0) {
+        cli_svc_warn(&g_svc, "client dropped: %s", uds_strerror(r));
+        close(fd);
+        uds_acceptor_release(a, p->cred.uid);
+        free(c);
+        return;
+    }
+    c->id = ++g_k.next_id;
+    c->uid = p->cred.uid;
+    c->last_rx = uds_loop_now(g_svc.loop);
+    if (g_k.idle_ms) {
+        int64_t t = uds_loop_timer(g_svc.loop, g_k.idle_ms, k_idle_fire, c);
+        c->idle_timer = t > 0 ? t : 0;
+    }
+    c->next = g_k.head;
+    if (g_k.head)
+        g_k.head->prev = c;
+    g_k.head = c;
+    g_k.n++;
+    char who[UDS_ADDR_STRLEN + 64];
+    cli_svc_info(&g_svc, "client #%u connected on %s (%s)", c->id, g_text,
+                 cli_peer_text(p, who, sizeof(who)));
+    k_stdin_update();
+}
+
+/* A queue is done with a shared stdin chunk (sent, or the client gone). */
+static void chunk_unref(void *data, void *arg)
+{
+    (void)data;
+    chunk *ch = arg;
+    if (--ch->refs == 0)
+        free(ch);
+}
+
+/* stdin is readable: one read, queued for every client (one copy, shared). */
+static void k_stdin_read(void *arg)
+{
+    (void)arg;
+    size_t cap = g_type == UDS_STREAM ? READ_BUF : MSG_CHUNK;
+    ssize_t r = uds_read_some(STDIN_FILENO, g_k.buf, cap);
+    if (r == -EAGAIN)
+        return;
+    if (r <= 0) {
+        if (r < 0)
+            cli_warn("read stdin: %s", uds_strerror((int)r));
+        g_k.stdin_open = 0; /* clients stay connected; nothing more to send */
+        k_stdin_update();
+        return;
+    }
+    g_k.sent += (uint64_t)r;
+    chunk *ch = malloc(sizeof(*ch) + (size_t)r);
+    if (!ch)
+        cli_die(CLI_FAIL, "out of memory");
+    memcpy(ch->data, g_k.buf, (size_t)r);
+    ch->refs = 1; /* ours, until every client has it */
+    for (client *c = g_k.head; c; c = c->next) {
+        if (uds_conn_closing(c->c))
+            continue;
+        ch->refs++;
+        int w = uds_conn_write_owned(c->c, ch->data, (size_t)r, chunk_unref, ch);
+        if (w < 0)
+            ch->refs--; /* not taken; -ENOBUFS: on_close reports the drop */
+        if (w == 1 && !c->blocked) {
+            c->blocked = 1;
+            g_k.blocked++;
         }
     }
+    chunk_unref(ch->data, ch);
+    k_stdin_update();
+}
+
+/* Progress, from a loop timer (progress.c decides whether to print). */
+static void k_tick(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)id;
+    (void)arg;
+    progress_tick(&g_k.pg, g_k.sent, g_k.recvd);
+    uds_loop_timer(loop, PROGRESS_TICK_MS, k_tick, NULL);
+}
+
+/* SIGINT/SIGTERM/SIGHUP: held partial lines out, socket file away, die. */
+static void k_stop(cli_svc *s, int signo, void *arg)
+{
+    (void)s;
+    (void)arg;
+    progress_done(&g_k.pg, g_k.sent, g_k.recvd);
+    for (client *c = g_k.head; c; c = c->next)
+        line_flush(c);
+    stop_listening();
+    cli_die_by_signal(signo);
+}
+
+/* -k: the acceptor feeds connections; everything else happens in callbacks. */
+static int serve_many(int prog, unsigned max_clients, unsigned max_per_uid, unsigned idle_ms)
+{
+    g_svc.on_stop = k_stop;
+    g_k.idle_ms = idle_ms;
+    g_k.stdin_open = 1;
+    g_k.in.cb = k_stdin_read;
+    g_k.buf = malloc(READ_BUF);
+    if (!g_k.buf)
+        cli_die(CLI_FAIL, "out of memory");
+    uds_acceptor_opts ao = {.max_conns = max_clients, .max_conns_per_uid = max_per_uid,
+                            .log = cli_svc_log, .log_arg = &g_svc};
+    acceptor_start(&ao, k_accepted, NULL);
+    progress_init(&g_k.pg, prog);
+    g_k.show = prog == PROGRESS_ON || (prog == PROGRESS_AUTO && g_k.pg.tty);
+    if (g_k.show)
+        uds_loop_timer(g_svc.loop, PROGRESS_TICK_MS, k_tick, NULL);
+    int r = uds_loop_run(g_svc.loop); /* ends only by signal or a failure */
+    cli_warn("event loop: %s", uds_strerror(r < 0 ? r : -EIO));
+    stop_listening();
+    return CLI_FAIL;
 }
 
 /* ---- datagrams ---------------------------------------------------------- */
 
-static int serve_dgram(const char *text, int sigfd)
+static struct {
+    char *buf;
+    uds_addr last; /* the most recent sender with an address */
+    int stdin_open;
+    stdin_src in;
+} g_d;
+
+/* stdin is read once there is a sender to answer, until its EOF. */
+static void d_stdin_update(void)
 {
-    char *buf = malloc(DGRAM_BUF);
-    if (!buf)
-        cli_die(CLI_FAIL, "out of memory");
-    uds_addr last = {0};
-    int stdin_open = 1;
-    for (;;) {
-        struct pollfd p[3] = {{sigfd, POLLIN, 0},
-                              {g_l.fd, POLLIN, 0},
-                              {stdin_open && last.kind ? STDIN_FILENO : -1, POLLIN, 0}};
-        if (poll(p, 3, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            cli_warn("poll: %s", strerror(errno));
-            free(buf);
-            return CLI_FAIL;
-        }
-        if (p[0].revents & POLLIN) {
-            int sig = cli_signal_read(sigfd);
-            if (sig) {
-                free(buf);
-                stop_by_signal(sig);
-            }
-        }
-        if (p[1].revents & POLLIN) {
-            uds_addr from;
-            ssize_t n = uds_recvfrom(g_l.fd, buf, DGRAM_BUF, &from, MSG_DONTWAIT);
-            if (n >= 0) {
-                if (n > DGRAM_BUF) {
-                    cli_warn("datagram of %zd bytes truncated to %d", n, DGRAM_BUF);
-                    n = DGRAM_BUF;
-                }
-                struct iovec v = {buf, (size_t)n};
-                out_write(&v, 1);
-                if (from.kind != UDS_ADDR_UNNAMED && from.kind != UDS_ADDR_NONE)
-                    last = from;
-            } else if (n != -EAGAIN) {
-                cli_warn("%s", cli_errtext("receive on", text, (int)n));
-            }
-        }
-        if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = read(STDIN_FILENO, buf, 65536);
-            if (n <= 0) {
-                if (n < 0)
-                    cli_warn("read stdin: %s", strerror(errno));
-                stdin_open = 0;
-            } else {
-                ssize_t r = uds_sendto(g_l.fd, buf, (size_t)n, &last);
-                if (r < 0) {
-                    char a[UDS_ADDR_STRLEN];
-                    uds_addr_format(&last, a, sizeof(a));
-                    cli_warn("send to %s: %s", a, uds_strerror((int)r));
-                }
-            }
-        }
+    stdin_want(&g_d.in, g_d.stdin_open && g_d.last.kind != UDS_ADDR_NONE);
+}
+
+/* One datagram: to stdout whole; a named sender becomes the one answered. */
+static void d_on_sock(uds_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)events;
+    (void)arg;
+    uds_addr from;
+    ssize_t n = uds_recvfrom(fd, g_d.buf, DGRAM_BUF, &from, MSG_DONTWAIT);
+    if (n == -EAGAIN)
+        return;
+    if (n < 0) {
+        cli_warn("%s", cli_errtext("receive on", g_text, (int)n));
+        return;
+    }
+    if (n > DGRAM_BUF) {
+        cli_warn("datagram of %zd bytes truncated to %d", n, DGRAM_BUF);
+        n = DGRAM_BUF;
+    }
+    struct iovec v = {g_d.buf, (size_t)n};
+    out_write(&v, 1);
+    if (from.kind != UDS_ADDR_UNNAMED && from.kind != UDS_ADDR_NONE) {
+        g_d.last = from;
+        d_stdin_update();
     }
 }
 
+/* One stdin chunk, one datagram to the last named sender. */
+static void d_stdin_read(void *arg)
+{
+    (void)arg;
+    ssize_t n = uds_read_some(STDIN_FILENO, g_d.buf, MSG_CHUNK);
+    if (n == -EAGAIN)
+        return;
+    if (n <= 0) {
+        if (n < 0)
+            cli_warn("read stdin: %s", uds_strerror((int)n));
+        g_d.stdin_open = 0;
+        d_stdin_update();
+        return;
+    }
+    ssize_t r = uds_sendto(g_l.fd, g_d.buf, (size_t)n, &g_d.last);
+    if (r < 0) {
+        char a[UDS_ADDR_STRLEN];
+        uds_addr_format(&g_d.last, a, sizeof(a));
+        cli_warn("send to %s: %s", a, uds_strerror((int)r));
+    }
+}
+
+/* SIGINT/SIGTERM/SIGHUP: remove the socket file, then die of the signal. */
+static void d_stop(cli_svc *s, int signo, void *arg)
+{
+    (void)s;
+    (void)arg;
+    uds_listener_close(&g_l);
+    cli_die_by_signal(signo);
+}
+
+/* --type dgram: the socket and stdin watched on the loop until a signal. */
+static int serve_dgram(void)
+{
+    g_svc.on_stop = d_stop;
+    g_d.buf = malloc(DGRAM_BUF);
+    if (!g_d.buf)
+        cli_die(CLI_FAIL, "out of memory");
+    g_d.stdin_open = 1;
+    g_d.in.cb = d_stdin_read;
+    int r = uds_loop_watch(g_svc.loop, g_l.fd, UDS_EV_READ, d_on_sock, NULL);
+    if (r == 0)
+        r = uds_loop_run(g_svc.loop); /* ends only by signal or a failure */
+    cli_warn("event loop: %s", uds_strerror(r < 0 ? r : -EIO));
+    uds_listener_close(&g_l);
+    return CLI_FAIL;
+}
+
+/* A count option of -k: 1..1000000. */
+static unsigned opt_clients(const char *opt, const char *text)
+{
+    long n = cli_opt_count("listen", opt, text);
+    if (n > 1000000)
+        cli_usage_error("listen", "bad %s '%s': at most 1000000", opt, text);
+    return (unsigned)n;
+}
+
+enum { OPT_IDLE = 256 };
+
+/* Options, safe bind with the stop signals already on the loop, a shape. */
 int cmd_listen(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -422,15 +621,20 @@ int cmd_listen(int argc, char **argv)
         {"mode", required_argument, NULL, 'm'}, {"owner", required_argument, NULL, 'o'},
         {"group", required_argument, NULL, 'g'}, {"progress", no_argument, NULL, 'p'},
         {"no-shutdown", no_argument, NULL, 'N'},
+        {"max-clients", required_argument, NULL, 'c'},
+        {"max-per-uid", required_argument, NULL, 'C'},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"quiet", no_argument, NULL, 'q'},    {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.owner = (uid_t)-1;
     o.group = (gid_t)-1;
-    int keep = 0, prog = PROGRESS_AUTO, c;
+    int keep = 0, prog = PROGRESS_AUTO, no_shutdown = 0, verbose = 0, c;
+    int k_only = 0; /* an option of -k was given */
+    unsigned max_clients = DEF_MAX_CLIENTS, max_per_uid = 0, idle_ms = 0;
     cli_std_fds_open();
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "kt:m:o:g:pqNvh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "kt:m:o:g:pqNc:C:vh", lo, NULL)) != -1) {
         switch (c) {
         case 'k':
             keep = 1;
@@ -453,13 +657,25 @@ int cmd_listen(int argc, char **argv)
             prog = PROGRESS_ON;
             break;
         case 'N':
-            g_no_shutdown = 1;
+            no_shutdown = 1;
+            break;
+        case 'c':
+            max_clients = opt_clients("--max-clients", optarg);
+            k_only = 1;
+            break;
+        case 'C':
+            max_per_uid = opt_clients("--max-per-uid", optarg);
+            k_only = 1;
+            break;
+        case OPT_IDLE:
+            idle_ms = (unsigned)cli_opt_seconds_ms("listen", "--idle-timeout", optarg);
+            k_only = 1;
             break;
         case 'q':
             prog = PROGRESS_OFF;
             break;
         case 'v':
-            g_verbose = 1;
+            verbose = 1;
             break;
         case 'h':
             fputs(listen_help, stdout);
@@ -470,31 +686,45 @@ int cmd_listen(int argc, char **argv)
     }
     if (optind != argc - 1)
         cli_usage_error("listen", optind >= argc ? "missing ADDR" : "too many arguments");
-    const char *text = argv[optind];
+    g_text = argv[optind];
     uds_addr a;
-    cli_parse_addr(&a, text);
+    cli_parse_addr(&a, g_text);
     if (o.type == UDS_DGRAM && a.kind == UDS_ADDR_TCP)
         cli_usage_error("listen", "--type dgram does not go with tcp:");
     if ((o.mode || o.set_owner) && a.kind != UDS_ADDR_PATH)
         cli_usage_error("listen", "--mode/--owner/--group need a filesystem path");
-    /* Signals are blocked before the file exists, so no signal can kill us
-       between bind and the point where we can remove it again. */
-    int sigfd = cli_signals_block();
+    if (k_only && !keep)
+        cli_usage_error("listen", "--max-clients, --max-per-uid and --idle-timeout go with -k");
+    if (max_per_uid && (a.kind == UDS_ADDR_TCP || a.kind == UDS_ADDR_UDP))
+        cli_usage_error("listen", "--max-per-uid needs a unix address (a TCP peer has no uid)");
+    if (keep) {
+        /* one fd per client: take the hard limit; the acceptor copes with
+           running out anyway */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    /* The stop signals go to the loop before the file exists, so no signal
+       can kill us between bind and the point where we can remove it again. */
+    cli_svc_init(&g_svc, "listen", NULL, NULL);
+    g_svc.verbose = verbose;
     int r = uds_listen(&g_l, &a, &o);
     if (r < 0)
-        cli_die(CLI_FAIL, "%s", cli_errtext("listen", text, r));
+        cli_die(CLI_FAIL, "%s", cli_errtext("listen", g_text, r));
     g_type = g_l.type;
-    if (g_verbose) {
+    if (verbose) {
         char buf[UDS_ADDR_STRLEN];
         uds_addr_format(&g_l.addr, buf, sizeof(buf));
         cli_warn("listening on %s (%s)", buf, uds_type_name(g_l.type));
     }
     if (g_l.type == UDS_DGRAM)
-        r = serve_dgram(text, sigfd);
+        r = serve_dgram();
     else if (keep)
-        r = serve_many(text, sigfd, prog);
+        r = serve_many(prog, max_clients, max_per_uid, idle_ms);
     else
-        r = serve_one(text, sigfd, prog);
+        r = serve_one(prog, no_shutdown, verbose);
     uds_listener_close(&g_l);
     return r;
 }

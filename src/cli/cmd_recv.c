@@ -7,17 +7,17 @@
  */
 #include "cli.h"
 #include "opts.h"
-#include "internal.h" /* UDS__RETRY */
+#include "service.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +51,8 @@ static const char recv_help[] =
 #define DGRAM_BUF (4 * 1024 * 1024)
 
 static uds_listener g_l;
+static cli_svc g_svc;
+static int g_readable; /* the socket's watcher fired this round */
 
 /* Prints "PREFIX: data\n" in one write, so lines of a pipe reader stay whole. */
 static void print_dgram(const char *prefix, const char *data, size_t len, int raw)
@@ -72,9 +74,72 @@ static void print_dgram(const char *prefix, const char *data, size_t len, int ra
     }
 }
 
+/* A datagram waits: the main loop in cmd_recv takes it after the round. */
+static void on_sock(uds_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    (void)arg;
+    g_readable = 1;
+}
+
+/* What the loop gathers while a --reply command runs. */
+typedef struct reply_run {
+    char *out;
+    size_t olen, cap;
+    int out_fd, pidfd;
+    pid_t pid;
+    int status;
+    int out_done, exited;
+} reply_run;
+
+/* The command's stdout: gathered up to a datagram's size, the rest dropped
+   (the command then gets EPIPE or SIGPIPE). */
+static void reply_out(uds_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)events;
+    reply_run *rr = arg;
+    if (rr->out && rr->olen == rr->cap && rr->cap < DGRAM_BUF) {
+        char *nb = realloc(rr->out, rr->cap * 2);
+        if (nb) {
+            rr->out = nb;
+            rr->cap *= 2;
+        }
+    }
+    ssize_t n = rr->out && rr->olen < rr->cap
+                    ? uds_read_some(fd, rr->out + rr->olen, rr->cap - rr->olen)
+                    : 0;
+    if (n == -EAGAIN)
+        return;
+    if (n > 0) {
+        rr->olen += (size_t)n;
+        return;
+    }
+    uds_loop_unwatch(loop, fd);
+    close(fd);
+    rr->out_done = 1;
+}
+
+/* The command has exited (its pidfd is readable): reap it. */
+static void reply_exit(uds_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)events;
+    reply_run *rr = arg;
+    int st;
+    if (waitpid(rr->pid, &st, WNOHANG) != rr->pid)
+        return;
+    rr->status = st;
+    rr->exited = 1;
+    uds_loop_unwatch(loop, fd);
+    close(fd);
+}
+
 /*
  * Runs CMD with the datagram as stdin (a memfd: no deadlock however much
  * either side writes) and returns its stdout in *out (malloc'ed) or -1.
+ * Its output and its exit are waited for on the loop (a pidfd), so the
+ * stop signals are still served meanwhile.
  */
 static ssize_t run_reply(const char *cmd, const char *data, size_t len, const char *peer,
                          const uds_msg *m, char **out)
@@ -116,35 +181,46 @@ static ssize_t run_reply(const char *cmd, const char *data, size_t len, const ch
         close(p[0]);
         return -1;
     }
-    size_t olen = 0, cap = 65536;
-    char *o = malloc(cap);
-    for (;;) {
-        if (!o)
-            break;
-        if (olen == cap) {
-            if (cap >= DGRAM_BUF)
-                break; /* more than a datagram can carry: the rest is dropped */
-            char *nb = realloc(o, cap * 2);
-            if (!nb)
-                break;
-            o = nb;
-            cap *= 2;
-        }
-        ssize_t n = uds_read_some(p[0], o + olen, cap - olen);
-        if (n <= 0)
-            break;
-        olen += (size_t)n;
+    reply_run rr = {.out = malloc(65536), .cap = 65536, .out_fd = p[0], .pid = pid};
+    rr.pidfd = pidfd_open(pid, 0);
+    int r = rr.pidfd < 0 ? -errno : uds_set_nonblock(p[0], 1);
+    if (r == 0)
+        r = uds_loop_watch(g_svc.loop, p[0], UDS_EV_READ, reply_out, &rr);
+    if (r == 0 && (r = uds_loop_watch(g_svc.loop, rr.pidfd, UDS_EV_READ, reply_exit, &rr)) < 0)
+        uds_loop_unwatch(g_svc.loop, p[0]);
+    if (r < 0) {
+        /* cannot wait on the loop: stop the command rather than block */
+        cli_warn("--reply: %s", uds_strerror(r));
+        kill(pid, SIGKILL);
+        close(p[0]);
+        if (rr.pidfd >= 0)
+            close(rr.pidfd);
+        free(rr.out);
+        return -1;
     }
-    close(p[0]);
-    int st;
-    if (UDS__RETRY(waitpid(pid, &st, 0)) < 0)
-        st = 0;
+    /* the socket stays quiet meanwhile: its datagrams wait in the kernel */
+    uds_loop_watch(g_svc.loop, g_l.fd, 0, on_sock, NULL);
+    while (!(rr.out_done && rr.exited) && (r = uds_loop_run_once(g_svc.loop, -1)) == 0)
+        ;
+    uds_loop_watch(g_svc.loop, g_l.fd, UDS_EV_READ, on_sock, NULL);
+    if (r < 0)
+        cli_die(CLI_FAIL, "event loop: %s", uds_strerror(r));
+    int st = rr.status;
     if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
         cli_warn("--reply: '%s' exited with status %d", cmd, WEXITSTATUS(st));
     else if (WIFSIGNALED(st))
         cli_warn("--reply: '%s' killed by signal %d", cmd, WTERMSIG(st));
-    *out = o;
-    return o ? (ssize_t)olen : -1;
+    *out = rr.out;
+    return rr.out ? (ssize_t)rr.olen : -1;
+}
+
+/* SIGINT/SIGTERM/SIGHUP: remove the socket file, then die of the signal. */
+static void on_stop(cli_svc *s, int signo, void *arg)
+{
+    (void)s;
+    (void)arg;
+    uds_listener_close(&g_l);
+    cli_die_by_signal(signo);
 }
 
 int cmd_recv(int argc, char **argv)
@@ -219,7 +295,8 @@ int cmd_recv(int argc, char **argv)
         cli_usage_error("recv", "--mode/--owner/--group need a filesystem path");
     if (cred && a.kind == UDS_ADDR_UDP)
         cli_usage_error("recv", "--cred works on unix sockets only");
-    int sigfd = cli_signals_block();
+    /* the stop signals go to the loop before the file exists */
+    cli_svc_init(&g_svc, "recv", on_stop, NULL);
     int r = uds_listen(&g_l, &a, &o);
     if (r < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("bind", text, r));
@@ -233,26 +310,19 @@ int cmd_recv(int argc, char **argv)
     char *buf = malloc(DGRAM_BUF);
     if (!buf)
         cli_die(CLI_FAIL, "out of memory");
+    if ((r = uds_loop_watch(g_svc.loop, g_l.fd, UDS_EV_READ, on_sock, NULL)) < 0)
+        cli_die(CLI_FAIL, "recv: %s", uds_strerror(r));
     int status = CLI_OK;
     long got = 0;
     while (!count || got < count) {
-        struct pollfd p[2] = {{sigfd, POLLIN, 0}, {g_l.fd, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            cli_warn("poll: %s", strerror(errno));
+        /* one round: the stop signals are served here (on_stop) */
+        g_readable = 0;
+        if ((r = uds_loop_run_once(g_svc.loop, -1)) < 0) {
+            cli_warn("event loop: %s", uds_strerror(r));
             status = CLI_FAIL;
             break;
         }
-        if (p[0].revents & POLLIN) {
-            int sig = cli_signal_read(sigfd);
-            if (sig) {
-                free(buf);
-                uds_listener_close(&g_l);
-                cli_die_by_signal(sig);
-            }
-        }
-        if (!(p[1].revents & POLLIN))
+        if (!g_readable)
             continue;
         uds_addr src;
         memset(&src, 0, sizeof(src));
@@ -307,7 +377,8 @@ int cmd_recv(int argc, char **argv)
         free(out);
     }
     free(buf);
-    close(sigfd);
+    uds_loop_unwatch(g_svc.loop, g_l.fd);
     uds_listener_close(&g_l);
+    cli_svc_free(&g_svc);
     return status;
 }

@@ -5,11 +5,9 @@
  */
 #include "cli.h"
 #include "opts.h"
-#include "internal.h" /* UDS__RETRY */
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +38,45 @@ static const char send_help[] =
 static const char *g_name;
 static int g_fd, g_reply, g_timeout_ms = 5000, g_raw;
 static char *g_rbuf;
+static uds_loop *g_loop; /* waits for replies (with --reply) */
+static int g_ready;      /* 1 a reply is there, -1 the time is up */
+
+/* A reply is there to read. */
+static void on_reply_ready(uds_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    (void)arg;
+    g_ready = 1;
+}
+
+/* --timeout passed without a reply. */
+static void on_reply_timeout(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    (void)arg;
+    if (!g_ready)
+        g_ready = -1;
+}
+
+/* Waits until the socket is readable or timeout_ms has passed: 1 or 0. */
+static int wait_reply(int timeout_ms)
+{
+    g_ready = 0;
+    int r = uds_loop_watch(g_loop, g_fd, UDS_EV_READ, on_reply_ready, NULL);
+    int64_t t = r < 0 ? r : uds_loop_timer(g_loop, (uint64_t)timeout_ms, on_reply_timeout, NULL);
+    if (t < 0)
+        cli_die(CLI_FAIL, "%s: %s", g_name, uds_strerror((int)t));
+    while (!g_ready && (r = uds_loop_run_once(g_loop, -1)) == 0)
+        ;
+    uds_loop_timer_cancel(g_loop, (uint64_t)t);
+    uds_loop_watch(g_loop, g_fd, 0, on_reply_ready, NULL);
+    if (r < 0)
+        cli_die(CLI_FAIL, "event loop: %s", uds_strerror(r));
+    return g_ready == 1;
+}
 
 /* Sends one datagram and, with --reply, prints the answer. 0 or CLI_FAIL. */
 static int send_one(const char *data, size_t len)
@@ -51,9 +88,7 @@ static int send_one(const char *data, size_t len)
     }
     if (!g_reply)
         return 0;
-    struct pollfd p = {g_fd, POLLIN, 0};
-    int n = (int)UDS__RETRY(poll(&p, 1, g_timeout_ms));
-    if (n == 0) {
+    if (!wait_reply(g_timeout_ms)) {
         cli_warn("%s: no reply within %.3g s", g_name, g_timeout_ms / 1000.0);
         return CLI_FAIL;
     }
@@ -124,6 +159,8 @@ int cmd_send(int argc, char **argv)
         cli_die(CLI_FAIL, "%s", cli_errtext("connect", g_name, g_fd));
     if (g_reply && !(g_rbuf = malloc(REPLY_BUF)))
         cli_die(CLI_FAIL, "out of memory");
+    if (g_reply && (c = uds_loop_new(&g_loop)) < 0)
+        cli_die(CLI_FAIL, "send: %s", uds_strerror(c));
     int status = CLI_OK;
     if (optind < argc) {
         for (; optind < argc && status == CLI_OK; optind++)
@@ -139,9 +176,9 @@ int cmd_send(int argc, char **argv)
                     cli_die(CLI_FAIL, "out of memory");
                 all = nb;
             }
-            ssize_t n = UDS__RETRY(read(STDIN_FILENO, all + len, cap - len));
+            ssize_t n = uds_read_some(STDIN_FILENO, all + len, cap - len);
             if (n < 0)
-                cli_die(CLI_FAIL, "read stdin: %s", strerror(errno));
+                cli_die(CLI_FAIL, "read stdin: %s", uds_strerror((int)n));
             if (n == 0)
                 break;
             len += (size_t)n;
@@ -160,6 +197,7 @@ int cmd_send(int argc, char **argv)
         free(line);
     }
     free(g_rbuf);
+    uds_loop_free(g_loop);
     close(g_fd);
     return status;
 }

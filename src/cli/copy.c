@@ -7,8 +7,9 @@
  * them for other processes too; and a blocked direction must never stall
  * the other one. One thread per direction with blocking calls is the
  * simplest design that has neither problem, and it lets both directions
- * run on both CPUs. The calling thread only watches: signals, completion,
- * the peer hanging up, and progress ticks.
+ * run on both CPUs. The calling thread only watches, on the command's
+ * event loop: signals, completion (posted by the threads), the peer
+ * hanging up, and progress ticks (a loop timer).
  *
  * Why splice: for a stream socket, splice() moves pages between the socket
  * and a pipe without copying them through user space. When stdin or stdout
@@ -22,19 +23,16 @@
  * shows up as EPIPE like every other send.
  */
 #include "copy.h"
-#include "internal.h" /* UDS__RETRY: the one place EINTR is retried */
 #include "opts.h"
 #include "progress.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,6 +41,8 @@
 #define MSG_CHUNK (64 * 1024)     /* stdin -> one seqpacket/datagram message */
 #define MSG_BUF (4 * 1024 * 1024) /* largest message accepted from the socket */
 #define SOCK_BUF (4 * 1024 * 1024)
+#define PEER_GONE_GRACE_MS 200 /* for the sending thread to report a loss */
+#define HUP_RECHECK_MS 50      /* see on_sock */
 
 /* One direction of the copy. */
 typedef struct dir {
@@ -50,7 +50,6 @@ typedef struct dir {
     int to_sock;         /* 1: stdin -> socket, 0: socket -> stdout */
     int type;            /* socket type */
     const char *name;    /* peer address text */
-    int efd;             /* eventfd: +1 when this direction ends */
     atomic_ullong bytes; /* delivered to dst so far */
     atomic_int done;     /* 1 EOF reached, 2 failed */
     int no_shutdown;     /* keep the sending side open at EOF */
@@ -100,13 +99,13 @@ static int splice_err_at_dst(const dir *d, int err)
 static int drain_pipe(dir *d, int p, size_t n, int *refused)
 {
     while (n > 0) {
-        ssize_t m = UDS__RETRY(splice(p, NULL, d->dst, NULL, n, SPLICE_F_MOVE));
-        if (m < 0 && errno == EINVAL && refused) {
+        ssize_t m = uds_splice(p, d->dst, n, SPLICE_F_MOVE);
+        if (m == -EINVAL && refused) {
             *refused = 1; /* dst does not take splice; caller copies */
             return 0;
         }
         if (m <= 0) {
-            dir_fail(d, 1, m < 0 ? errno : EIO);
+            dir_fail(d, 1, m < 0 ? (int)-m : EIO);
             return PUMP_FAIL;
         }
         n -= (size_t)m;
@@ -119,7 +118,7 @@ static int drain_pipe(dir *d, int p, size_t n, int *refused)
 static int drain_pipe_rw(dir *d, int p, size_t n, char *buf)
 {
     while (n > 0) {
-        ssize_t m = UDS__RETRY(read(p, buf, n < COPY_BUF ? n : COPY_BUF));
+        ssize_t m = uds_read_some(p, buf, n < COPY_BUF ? n : COPY_BUF);
         if (m <= 0)
             return PUMP_FAIL;
         ssize_t w = uds_write_all(d->dst, buf, (size_t)m);
@@ -143,11 +142,11 @@ static int pump_splice(dir *d, char **buf)
     if (is_pipe(d->src) || is_pipe(d->dst)) {
         int moved = 0;
         for (;;) {
-            ssize_t n = UDS__RETRY(splice(d->src, NULL, d->dst, NULL, COPY_PIPE, SPLICE_F_MOVE));
-            if (n < 0 && errno == EINVAL && !moved)
+            ssize_t n = uds_splice(d->src, d->dst, COPY_PIPE, SPLICE_F_MOVE);
+            if (n == -EINVAL && !moved)
                 return PUMP_FALLBACK;
             if (n < 0) {
-                dir_fail(d, splice_err_at_dst(d, errno), errno);
+                dir_fail(d, splice_err_at_dst(d, (int)-n), (int)-n);
                 return PUMP_FAIL;
             }
             if (n == 0)
@@ -162,13 +161,13 @@ static int pump_splice(dir *d, char **buf)
     fcntl(p[1], F_SETPIPE_SZ, COPY_PIPE); /* best effort; 64 KiB works too */
     int r = PUMP_EOF, moved = 0;
     for (;;) {
-        ssize_t n = UDS__RETRY(splice(d->src, NULL, p[1], NULL, COPY_PIPE, SPLICE_F_MOVE));
-        if (n < 0 && errno == EINVAL && !moved) {
+        ssize_t n = uds_splice(d->src, p[1], COPY_PIPE, SPLICE_F_MOVE);
+        if (n == -EINVAL && !moved) {
             r = PUMP_FALLBACK;
             break;
         }
         if (n < 0) {
-            dir_fail(d, 0, errno);
+            dir_fail(d, 0, (int)-n);
             r = PUMP_FAIL;
             break;
         }
@@ -196,14 +195,12 @@ static int pump_splice(dir *d, char **buf)
 /* recv() of one message; reports a message longer than the buffer. */
 static ssize_t recv_msg(dir *d, char *buf, size_t cap)
 {
-    struct iovec iov = {buf, cap};
-    struct msghdr mh = {0};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    ssize_t n = UDS__RETRY(recvmsg(d->src, &mh, MSG_CMSG_CLOEXEC));
-    if (n >= 0 && (mh.msg_flags & MSG_TRUNC))
+    ssize_t n = uds_recvfrom(d->src, buf, cap, NULL, 0);
+    if (n > (ssize_t)cap) {
         cli_warn("receive from %s: message longer than %zu bytes, truncated", d->name, cap);
-    return n < 0 ? -errno : n;
+        n = (ssize_t)cap;
+    }
+    return n;
 }
 
 /* read/write copy; message sockets keep one read = one message. */
@@ -226,9 +223,7 @@ static int pump_rw(dir *d, char **bufp)
         if (msg && !d->to_sock) {
             n = recv_msg(d, buf, cap);
         } else {
-            n = UDS__RETRY(read(d->src, buf, want));
-            if (n < 0)
-                n = -errno;
+            n = uds_read_some(d->src, buf, want);
         }
         if (n < 0) {
             dir_fail(d, 0, (int)-n);
@@ -246,6 +241,41 @@ static int pump_rw(dir *d, char **bufp)
     }
 }
 
+/*
+ * The watch: the calling thread's loop (the svc's, with the stop signals)
+ * learns of a direction's end through uds_loop_post. It is static, like
+ * the directions: a call posted just before the watch ended may still run
+ * later (uds_loop_free runs what is queued) and must find it, inactive.
+ * post_lock orders a thread's last post against the end of the watch, so
+ * nothing is posted to a loop that may be freed.
+ */
+typedef struct watch {
+    const cli_copy *c;
+    uds_loop *loop;
+    int active;      /* cli_copy_run is in its loop */
+    int finished;    /* the copy is over (not stopped by a signal) */
+    int sock_watched;
+    int peer_gone;   /* the peer closed completely */
+    int64_t tick, recheck, grace;
+    int show;
+    progress pg;
+} watch;
+
+static watch g_w;
+static pthread_mutex_t g_post_lock = PTHREAD_MUTEX_INITIALIZER;
+static uds_loop *g_post_loop; /* NULL once the watch has ended */
+
+static void check(watch *w);
+
+/* Posted by a copy thread when its direction has ended. */
+static void dir_ended(uds_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    if (g_w.active)
+        check(&g_w);
+}
+
 /* Thread body: one direction from start to end, then tell the watcher. */
 static void *pump(void *arg)
 {
@@ -261,10 +291,10 @@ static void *pump(void *arg)
     if (r == PUMP_EOF && d->to_sock && d->type != UDS_DGRAM && !d->no_shutdown)
         shutdown(d->dst, SHUT_WR); /* the peer sees EOF; we keep reading */
     atomic_store(&d->done, r == PUMP_EOF ? 1 : 2);
-    uint64_t one = 1;
-    if (write(d->efd, &one, sizeof(one)) < 0) {
-        /* cannot happen with an eventfd below its limit */
-    }
+    pthread_mutex_lock(&g_post_lock);
+    if (g_post_loop && uds_loop_post(g_post_loop, dir_ended, d) < 0)
+        cli_warn("copy: cannot wake the main thread: out of memory");
+    pthread_mutex_unlock(&g_post_lock);
     return NULL;
 }
 
@@ -283,19 +313,117 @@ static int start(dir *d, pthread_t *t)
     return r;
 }
 
+/* The copy is over: leave the loop. */
+static void finish(watch *w)
+{
+    w->finished = 1;
+    uds_loop_stop(w->loop);
+}
+
+static void on_sock(uds_loop *loop, int fd, unsigned events, void *arg);
+
+/* Looks at the socket again for a hang-up (see on_sock). */
+static void recheck_fire(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)id;
+    watch *w = arg;
+    w->recheck = 0;
+    /* on failure the watcher stays quiet: the copy ends by its threads */
+    uds_loop_watch(loop, w->c->sock, UDS_EV_READ, on_sock, w);
+}
+
+/* The grace time for the sending thread is over. */
+static void grace_fire(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    watch *w = arg;
+    w->grace = 0;
+    finish(w);
+}
+
+/*
+ * The socket after its EOF, watched for the peer closing completely (then
+ * stdin has nowhere to go). Why the re-check timer: the loop reports only
+ * what a watcher asks for, and a socket at EOF is always readable; so a
+ * wakeup without a hang-up quiets the watcher and looks again a little
+ * later instead of spinning. A quiet watcher costs nothing meanwhile.
+ */
+static void on_sock(uds_loop *loop, int fd, unsigned events, void *arg)
+{
+    watch *w = arg;
+    if (events & (UDS_EV_HUP | UDS_EV_ERROR)) {
+        uds_loop_watch(loop, fd, 0, on_sock, w);
+        w->peer_gone = 1;
+        check(w);
+        return;
+    }
+    uds_loop_watch(loop, fd, 0, on_sock, w);
+    if (!w->recheck) {
+        int64_t t = uds_loop_timer(loop, HUP_RECHECK_MS, recheck_fire, w);
+        w->recheck = t > 0 ? t : 0;
+    }
+}
+
+/* Decides, after any event, whether the copy is over. */
+static void check(watch *w)
+{
+    const cli_copy *c = w->c;
+    int in_done = atomic_load(&g_in.done), out_done = atomic_load(&g_out.done);
+    if (c->type == UDS_DGRAM ? (in_done || out_done == 2) : (out_done && in_done)) {
+        finish(w);
+        return;
+    }
+    if (out_done == 2) {
+        finish(w); /* stdout or the socket failed: nothing more can be delivered */
+        return;
+    }
+    if (w->peer_gone) {
+        /* If the sending thread was in the middle of a write it is woken
+           with EPIPE at once and reports the loss; if it waits on stdin (a
+           terminal) there is nothing lost. Give it a moment. */
+        if (!w->grace) {
+            int64_t t = uds_loop_timer(w->loop, PEER_GONE_GRACE_MS, grace_fire, w);
+            if (t > 0)
+                w->grace = t;
+            else
+                finish(w);
+        }
+        return;
+    }
+    if (out_done && c->type != UDS_DGRAM && !w->sock_watched) {
+        int r = uds_loop_watch(w->loop, c->sock, UDS_EV_READ, on_sock, w);
+        w->sock_watched = r == 0;
+    }
+}
+
+/* Progress, from a loop timer; the threads only add to the counters. */
+static void tick_fire(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)id;
+    watch *w = arg;
+    progress_tick(&w->pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
+    int64_t t = uds_loop_timer(loop, PROGRESS_TICK_MS, tick_fire, w);
+    w->tick = t > 0 ? t : 0;
+}
+
+/* Starts both threads and watches them from the svc's loop. */
 int cli_copy_run(const cli_copy *c)
 {
-    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (efd < 0) {
-        cli_warn("eventfd: %s", strerror(errno));
-        return CLI_FAIL;
-    }
+    watch *w = &g_w;
+    memset(w, 0, sizeof(*w));
+    w->c = c;
+    w->loop = c->svc->loop;
     g_in = (dir){.src = c->in_fd, .dst = c->sock, .to_sock = 1, .type = c->type,
-                 .name = c->name, .efd = efd, .no_shutdown = c->no_shutdown};
+                 .name = c->name, .no_shutdown = c->no_shutdown};
     g_out = (dir){.src = c->sock, .dst = c->out_fd, .to_sock = 0, .type = c->type,
-                  .name = c->name, .efd = efd};
-    progress pg;
-    progress_init(&pg, c->progress);
+                  .name = c->name};
+    progress_init(&w->pg, c->progress);
+    w->show = c->progress == PROGRESS_ON || (c->progress == PROGRESS_AUTO && w->pg.tty);
+    w->active = 1;
+    pthread_mutex_lock(&g_post_lock);
+    g_post_loop = w->loop;
+    pthread_mutex_unlock(&g_post_lock);
     pthread_t t1, t2;
     int r = start(&g_out, &t2);
     if (r == 0)
@@ -304,56 +432,34 @@ int cli_copy_run(const cli_copy *c)
         cli_warn("cannot start a thread: %s", strerror(r));
         return CLI_FAIL;
     }
-    int show = c->progress == PROGRESS_ON || (c->progress == PROGRESS_AUTO && pg.tty);
+    if (w->show) {
+        int64_t t = uds_loop_timer(w->loop, PROGRESS_TICK_MS, tick_fire, w);
+        w->tick = t > 0 ? t : 0;
+    }
     int status = CLI_OK;
-    for (;;) {
-        int in_done = atomic_load(&g_in.done), out_done = atomic_load(&g_out.done);
-        if (c->type == UDS_DGRAM ? (in_done || out_done == 2) : (out_done && in_done))
-            break;
-        if (out_done == 2)
-            break; /* stdout or the socket failed: nothing more can be delivered */
-        struct pollfd p[3] = {{c->sigfd, POLLIN, 0}, {efd, POLLIN, 0}, {c->sock, 0, 0}};
-        int np = out_done ? 3 : 2; /* after EOF, watch for the peer hanging up */
-        int n = poll(p, (nfds_t)np, show ? PROGRESS_TICK_MS : -1);
-        if (n < 0 && errno != EINTR) {
-            cli_warn("poll: %s", strerror(errno));
-            status = CLI_FAIL;
-            break;
-        }
-        if (n > 0 && (p[0].revents & POLLIN)) {
-            int sig = cli_signal_read(c->sigfd);
-            if (sig) {
-                progress_done(&pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
-                return -sig;
-            }
-        }
-        if (n > 0 && (p[1].revents & POLLIN)) {
-            uint64_t v;
-            if (read(efd, &v, sizeof(v)) < 0) {
-                /* spurious wakeup; the done flags are authoritative */
-            }
-        }
-        if (np == 3 && (p[2].revents & (POLLHUP | POLLERR))) {
-            /* The peer closed completely: stdin has nowhere to go. If the
-               sending thread was in the middle of a write it is woken with
-               EPIPE at once and reports the loss; if it is waiting on stdin
-               (a terminal) there is nothing lost. Give it a moment. */
-            for (int i = 0; i < 20 && !atomic_load(&g_in.done); i++) {
-                struct pollfd e = {efd, POLLIN, 0};
-                if (poll(&e, 1, 10) > 0) {
-                    uint64_t v;
-                    if (read(efd, &v, sizeof(v)) < 0) {
-                        /* nothing: the flag is checked */
-                    }
-                }
-            }
-            break;
-        }
-        if (show)
-            progress_tick(&pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
+    r = uds_loop_run(w->loop);
+    if (r < 0) {
+        cli_warn("event loop: %s", uds_strerror(r));
+        status = CLI_FAIL;
+    }
+    pthread_mutex_lock(&g_post_lock);
+    g_post_loop = NULL;
+    pthread_mutex_unlock(&g_post_lock);
+    w->active = 0;
+    if (w->tick)
+        uds_loop_timer_cancel(w->loop, (uint64_t)w->tick);
+    if (w->recheck)
+        uds_loop_timer_cancel(w->loop, (uint64_t)w->recheck);
+    if (w->grace)
+        uds_loop_timer_cancel(w->loop, (uint64_t)w->grace);
+    if (w->sock_watched)
+        uds_loop_unwatch(w->loop, c->sock);
+    if (!w->finished && c->svc->stop_signo) {
+        progress_done(&w->pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
+        return -c->svc->stop_signo;
     }
     if (atomic_load(&g_in.done) == 2 || atomic_load(&g_out.done) == 2)
         status = CLI_FAIL;
-    progress_done(&pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
+    progress_done(&w->pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
     return status;
 }

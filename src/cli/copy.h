@@ -6,6 +6,7 @@
 #define UDS_CLI_COPY_H
 
 #include "cli.h"
+#include "service.h"
 
 typedef struct cli_copy {
     int sock;         /* the connected socket (borrowed; not closed) */
@@ -13,7 +14,8 @@ typedef struct cli_copy {
     const char *name; /* the peer's address as text, for messages */
     int in_fd;        /* usually STDIN_FILENO */
     int out_fd;       /* usually STDOUT_FILENO */
-    int sigfd;        /* from cli_signals_block() */
+    cli_svc *svc;     /* its loop does the watching; its stop signals (on_stop
+                         NULL: they stop the loop) end the copy */
     int progress;     /* PROGRESS_AUTO / _ON / _OFF */
     int no_shutdown;  /* 1: do not half-close at EOF on in_fd */
 } cli_copy;
@@ -23,13 +25,14 @@ typedef struct cli_copy {
  * direction, with blocking I/O: splice() through a pipe for stream sockets
  * (no copy through user space), 256 KiB buffers otherwise.
  * At EOF on in_fd the socket is half-closed (shutdown SHUT_WR, unless
- * no_shutdown) and reading goes on. Returns when the socket has reached EOF and either in_fd is
- * finished too or the peer has closed completely (POLLHUP); for datagram
- * sockets, when in_fd is finished.
+ * no_shutdown) and reading goes on. Returns when the socket has reached
+ * EOF and either in_fd is finished too or the peer has closed completely
+ * (hang-up); for datagram sockets, when in_fd is finished.
  * Returns CLI_OK, CLI_FAIL (a direction failed; already reported on
- * stderr), or -SIGNO when SIGINT/SIGTERM/SIGHUP arrived on sigfd. The
+ * stderr), or -SIGNO when SIGINT/SIGTERM/SIGHUP stopped svc's loop. The
  * copy threads may still be running (blocked on a terminal): the caller is
- * expected to exit soon after.
+ * expected to exit soon after (they never touch the loop again, so it may
+ * be freed).
  */
 int cli_copy_run(const cli_copy *c);
 

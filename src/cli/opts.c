@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 void cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -103,28 +102,6 @@ long cli_opt_count(const char *cmd, const char *opt, const char *text)
     if (!*text || *end || errno || n < 1)
         cli_usage_error(cmd, "bad %s '%s': expected a number >= 1", opt, text);
     return n;
-}
-
-int cli_signals_block(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-        cli_die(CLI_FAIL, "cannot block signals");
-    int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (fd < 0)
-        cli_die(CLI_FAIL, "signalfd: %s", strerror(errno));
-    return fd;
-}
-
-int cli_signal_read(int sigfd)
-{
-    struct signalfd_siginfo si;
-    ssize_t n = read(sigfd, &si, sizeof(si));
-    return n == (ssize_t)sizeof(si) ? (int)si.ssi_signo : 0;
 }
 
 void cli_die_by_signal(int signo)

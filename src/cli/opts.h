@@ -1,8 +1,9 @@
 /*
  * opts.h — helpers shared by the udsock subcommands: option values
- * (types, modes, users, durations), usage errors, and the signal handling
- * every long-running subcommand needs (stop cleanly, remove the socket file,
- * then die from the same signal so the caller sees why).
+ * (types, modes, users, durations), usage errors, and the last step of a
+ * stop by signal (the signals themselves arrive on the loop: service.h):
+ * once the socket file is removed, die from the same signal so the caller
+ * sees why.
  */
 #ifndef UDS_CLI_OPTS_H
 #define UDS_CLI_OPTS_H
@@ -40,17 +41,6 @@ uint64_t cli_parse_size(const char *text);
 uint64_t cli_opt_size(const char *cmd, const char *opt, const char *text, uint64_t max);
 /* A count >= 1 (e.g. -n); exits 2 otherwise. */
 long cli_opt_count(const char *cmd, const char *opt, const char *text);
-
-/*
- * Blocks SIGINT, SIGTERM and SIGHUP for the calling thread (and the threads
- * it creates afterwards) and returns a signalfd that reports them, so a
- * poll loop sees a stop request as an ordinary readable fd and can clean up
- * (remove its socket file) outside of any signal handler. Exits 1 on error.
- */
-int cli_signals_block(void);
-
-/* Reads the pending signal from the signalfd; returns its number or 0. */
-int cli_signal_read(int sigfd);
 
 /*
  * Ends the process as if `signo` had killed it (default action, unblocked),

@@ -74,6 +74,22 @@ wait "$spid"
 [ "$r" = "$(printf 'HELLO from @\nWORLD from @')" ] || fail "--reply output: '$r'"
 ok "recv --reply CMD / send --reply"
 
+# SIGTERM while a --reply command runs: served at once (the command's
+# output and exit are waited for on the loop), the socket file removed
+R="$T/rt.sock"
+"$U" recv --reply 'sleep 8; echo late' "$R" > /dev/null 2>&1 &
+spid=$!; PIDS+=($spid)
+wait_sock "$R"
+timeout 5 "$U" send "$R" start-the-command || fail "send to recv --reply"
+for i in $(seq 200); do pgrep -P "$spid" > /dev/null && break; sleep 0.025; done
+pgrep -P "$spid" > /dev/null || fail "recv --reply: the command did not start"
+start=$(date +%s%N)
+kill -TERM "$spid"; wait "$spid"; rc=$?
+el=$(( ($(date +%s%N) - start) / 1000000 ))
+[ $rc = 143 ] && [ $el -lt 3000 ] || fail "recv --reply: SIGTERM status $rc after $el ms"
+wait_gone "$R" || fail "recv --reply: socket file left after SIGTERM"
+ok "recv: SIGTERM while --reply runs: status 143 after $el ms, socket file removed"
+
 # send --reply with nobody answering: a clear failure after --timeout
 timeout 10 "$U" recv -n 1 "$D" > /dev/null &
 spid=$!; PIDS+=($spid)
@@ -117,6 +133,19 @@ r=$(cat "$T/q.reply")
 [ "$r" = answer-to-sender ] || fail "listen --type dgram reply: '$r'"
 kill "$spid"
 ok "listen --type dgram <-> socat UNIX-SENDTO"
+
+# listen --type dgram with stdin /dev/null (epoll cannot watch it): still
+# prints every datagram, from several senders
+rm -f "$Q"
+"$U" listen --type dgram "$Q" < /dev/null > "$T/r6b" &
+spid=$!; PIDS+=($spid)
+wait_bound "$Q"
+timeout 5 "$U" send "$Q" first-dgram || fail "send 1"
+timeout 5 "$U" send "$Q" second-dgram || fail "send 2"
+poll_until grep -q second "$T/r6b"
+kill "$spid"; wait "$spid" 2>/dev/null
+[ "$(cat "$T/r6b")" = first-dgramsecond-dgram ] || fail "listen --type dgram < /dev/null: '$(cat "$T/r6b")'"
+ok "listen --type dgram < /dev/null"
 
 # seqpacket: boundaries kept both ways (udsock <-> udsock and socat); the
 # pauses in the input pipes cut it into separate chunks (one message each):
