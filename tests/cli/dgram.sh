@@ -79,10 +79,9 @@ ok "recv --reply CMD / send --reply"
 R="$T/rt.sock"
 "$U" recv --reply 'sleep 8; echo late' "$R" > /dev/null 2>&1 &
 spid=$!; PIDS+=($spid)
-wait_sock "$R"
+wait_bound "$R"
 timeout 5 "$U" send "$R" start-the-command || fail "send to recv --reply"
-for i in $(seq 200); do pgrep -P "$spid" > /dev/null && break; sleep 0.025; done
-pgrep -P "$spid" > /dev/null || fail "recv --reply: the command did not start"
+poll_until pgrep -P "$spid" > /dev/null || fail "recv --reply: the command did not start"
 start=$(date +%s%N)
 kill -TERM "$spid"; wait "$spid"; rc=$?
 el=$(( ($(date +%s%N) - start) / 1000000 ))

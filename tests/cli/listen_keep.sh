@@ -17,17 +17,6 @@
 . "$(dirname "$0")/io_common.bash"
 need prlimit; need python3
 
-# waits (at most 10 s) until someone listens on unix socket path $1
-# (/proc/net/unix: flag 00010000 is __SO_ACCEPTCON)
-wait_listen() {
-    local i
-    for i in $(seq 400); do
-        awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix &&
-            return 0
-        sleep 0.025
-    done
-    fail "nobody listens on $1"
-}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # CPU ticks (utime + stime) of pid $1
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
