@@ -29,14 +29,17 @@ CASES = OrderedDict([
     (("relay", "rawrw"), ("raw -> raw_relay (epoll, read/write 64 KiB) -> raw", "h")),
     (("relay", "rawsp"), ("raw -> raw_relay -S (splice, 1 MiB pipe) -> raw", "h")),
     (("relay", "udsock"), ("raw -> udsock relay -> raw", "h")),
+    (("relay", "udsock_base"), ("raw -> udsock relay (baseline binary) -> raw", "h")),
     (("relay", "socat"), ("raw -> socat fork relay (backlog=128) -> raw", "h")),
     (("relay", "socatb"), ("raw -> socat -b 262144 fork relay -> raw", "h")),
     (("redis", "direct_P1"), ("redis-benchmark -P 1, direct unix socket", "h")),
     (("redis", "udsock_P1"), ("redis-benchmark -P 1, through udsock relay", "h")),
+    (("redis", "udsock_base_P1"), ("redis-benchmark -P 1, through udsock relay (baseline)", "h")),
     (("redis", "socat_P1"), ("redis-benchmark -P 1, through socat fork relay", "h")),
     (("redis", "rawrelay_P1"), ("redis-benchmark -P 1, through raw_relay", "h")),
     (("redis", "direct_P16"), ("redis-benchmark -P 16, direct unix socket", "h")),
     (("redis", "udsock_P16"), ("redis-benchmark -P 16, through udsock relay", "h")),
+    (("redis", "udsock_base_P16"), ("redis-benchmark -P 16, through udsock relay (baseline)", "h")),
     (("redis", "socat_P16"), ("redis-benchmark -P 16, through socat fork relay", "h")),
     (("redis", "rawrelay_P16"), ("redis-benchmark -P 16, through raw_relay", "h")),
     (("rtt", "raw_same"), ("raw blocking ping-pong, both on CPU 0", "l")),
@@ -67,6 +70,10 @@ CASES = OrderedDict([
     (("conn", "uds"), ("udsock bench connect", "h")),
     (("conn", "rawreq"), ("raw connect + 64 B request/response + close", "h")),
     (("conn", "udsreq"), ("udsock bench connect -s 64", "h")),
+    (("conn", "uds_base"), ("udsock bench connect (baseline binary)", "h")),
+    (("conn", "udsreq_base"), ("udsock bench connect -s 64 (baseline binary)", "h")),
+    (("conn", "relay"), ("connect + 64 B request/response + close through udsock relay", "h")),
+    (("conn", "relay_base"), ("the same through the baseline binary's relay", "h")),
     (("conn", "hold"), ("udsock bench hold -c 10000", "l")),
     (("conn", "rr1000"), ("udsock bench rr 1000 clients x 1", "l")),
 ])
@@ -273,6 +280,21 @@ def main():
         note = f" — {t['notes']}" if t["notes"] else ""
         p(f"| {t['what']}{unit} | {t['udsock'][0]}: {uv} | {t['raw'][0]}: {rv} | {peers} | "
           f"{'<br>'.join(t['verdicts'])}{note} |")
+    pairs = [(g, c[:-5] if c.endswith("_base") else c.replace("_base_", "_"), c, m)
+             for (g, c, m) in data if c.endswith("_base") or "_base_" in c]
+    if pairs:
+        p("## Before and after (--baseline)\n")
+        p(f"Baseline binary: `{meta.get('baseline', '?')}`; current: {meta.get('udsock')}. Same run, "
+          "alternating with every other contender.\n")
+        p("| group | case | metric | after | before | after ÷ before |")
+        p("|---|---|---|---|---|---|")
+        for g, now, old, m in pairs:
+            a, b = stat(data, g, now, m), stat(data, g, old, m)
+            r = ratio(a["median"] if a else None, b["median"] if b else None)
+            label = CASES.get((g, now), (f"{g}/{now}", "h"))[0]
+            p(f"| {g} | {label} | {m} ({UNITS.get(m, '')}) | {fmt_stat(a)} | {fmt_stat(b)} | "
+              f"{'—' if r is None else f'{r:.2f}×'} |")
+        p("")
     p("\n## Every measurement\n")
     p("| group | case | metric | median (min–max) | n | vs first row of group |")
     p("|---|---|---|---|---|---|")
