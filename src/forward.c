@@ -55,6 +55,7 @@
 #define DEF_HIGH_WATER (256u * 1024u)
 #define SPLICE_ROUNDS 16             /* splice in+out pairs per wakeup */
 #define DGRAM_LINGER_MS 5000
+#define DRAIN_MS 30000               /* last queued data after both EOFs */
 
 enum { K_RAW, K_LEN32, K_LINE, K_PACKET };
 
@@ -134,8 +135,13 @@ static void fail(uds_fwd *f, int side, int err)
             uds_conn_close(f->c[i]);
 }
 
+static void idle_cb(uds_loop *loop, uint64_t id, void *arg);
+static void arm_idle(uds_fwd *f, unsigned ms);
+
 /* Both directions have ended: let each connection send what it has queued
-   (the shutdowns are queued already), then close. */
+   (the shutdowns are queued already), then close. A peer that never reads
+   that last data must not hold the forward for ever: without an idle
+   timeout, DRAIN_MS bounds it. */
 static void finish(uds_fwd *f)
 {
     if (f->closing)
@@ -144,9 +150,11 @@ static void finish(uds_fwd *f)
     for (int i = 0; i < 2; i++)
         if (f->c[i])
             uds_conn_end(f->c[i]);
+    if (!f->linger_ms) {
+        f->linger_ms = DRAIN_MS;
+        arm_idle(f, DRAIN_MS);
+    }
 }
-
-static void idle_cb(uds_loop *loop, uint64_t id, void *arg);
 
 static void arm_idle(uds_fwd *f, unsigned ms)
 {
@@ -168,6 +176,13 @@ static void idle_cb(uds_loop *loop, uint64_t id, void *arg)
     uds_fwd *f = arg;
     f->idle_timer = 0;
     uint64_t idle = uds_loop_now(loop) - f->last_ms;
+    if (f->closing) { /* draining after both EOFs: the peer does not read */
+        if (idle >= f->linger_ms)
+            fail(f, -1, -ETIMEDOUT);
+        else
+            arm_idle(f, (unsigned)(f->linger_ms - idle));
+        return;
+    }
     if (idle >= f->linger_ms) {
         /* after one side's EOF, a quiet datagram side is an ending, not a
            failure: it can never say it is done */
