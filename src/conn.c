@@ -610,6 +610,72 @@ int uds_conn_writev(uds_conn *c, const struct iovec *iov, int iovcnt)
     return write_done(c);
 }
 
+/*
+ * For writers that write once per read (the forwarder): with nothing queued
+ * ahead, one sendmsg now, and only what the kernel did not take is copied
+ * into the queue. Why not always: the deferred flush gathers every reply a
+ * server produces in one round into one sendmsg; a forwarder has one write
+ * per read, and queueing it would only add a copy and a malloc/free per
+ * message (which, for many connections in one round, also makes glibc trim
+ * and regrow the heap: two brk calls per round).
+ */
+int uds__conn_writev_now(uds_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (iovcnt < 0 || (iovcnt > 0 && !iov) || iovcnt > 8)
+        return iovcnt > 8 ? uds_conn_writev(c, iov, iovcnt) : -EINVAL;
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    int r = write_check(c, len);
+    if (r < 0)
+        return r;
+    if (len == 0 && !c->packets)
+        return c->out.bytes > c->high_water;
+    if (c->out.head || c->write_blocked || c->hook_write)
+        return uds_conn_writev(c, iov, iovcnt);
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = (struct iovec *)iov;
+    mh.msg_iovlen = (size_t)iovcnt;
+    ssize_t w = UDS__RETRY(sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT));
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            r = uds__err();
+            close_now(c, r);
+            return r;
+        }
+        w = 0;
+    }
+    c->sent += (uint64_t)w;
+    if ((size_t)w == len || (c->packets && w > 0))
+        return 0;
+    /* the rest waits for EV_WRITE, in order */
+    struct iovec rest[8];
+    int n = 0;
+    size_t skip = (size_t)w;
+    for (int i = 0; i < iovcnt; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        rest[n].iov_base = (char *)iov[i].iov_base + skip;
+        rest[n++].iov_len = iov[i].iov_len - skip;
+        skip = 0;
+    }
+    r = uds__outq_copy(&c->out, rest, n, !c->packets);
+    if (r < 0) {
+        close_now(c, r);
+        return r;
+    }
+    c->write_blocked = 1;
+    update_watch(c);
+    if (c->out.bytes > c->high_water) {
+        c->over_hw = 1;
+        return 1;
+    }
+    return 0;
+}
+
 int uds_conn_write(uds_conn *c, const void *data, size_t len)
 {
     struct iovec iov = {(void *)data, len};

@@ -271,7 +271,7 @@ static int put(uds_fwd *f, int i, const struct iovec *iov, int n, const void *ms
             d->has_cred = 0;
         }
     } else {
-        r = uds_conn_writev(dst, iov, n);
+        r = uds__conn_writev_now(dst, iov, n);
     }
     if (r < 0) {
         fail(f, 1 - i, r == UDS_ECLOSED ? 0 : r);

@@ -113,6 +113,10 @@ typedef struct uds__sockinfo {
 int uds__conn_new_known(uds_conn **out, uds_loop *loop, int fd, const uds_conn_opts *opts,
                         const uds_conn_cbs *cbs, void *arg, const uds__sockinfo *si);
 
+/* uds_conn_writev that sends at once when nothing is queued ahead (conn.c):
+   for writers with one write per read. Returns as uds_conn_writev. */
+int uds__conn_writev_now(uds_conn *c, const struct iovec *iov, int iovcnt);
+
 /* The input buffered and not yet consumed by on_data. */
 const void *uds__conn_input(const uds_conn *c, size_t *len);
 /* Frees a connection fresh from uds_conn_new (nothing queued, no callback

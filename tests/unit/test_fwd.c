@@ -854,7 +854,11 @@ static void test_tap_and_close(void **state)
     /* the tap closes the forward when it sees this byte */
     send_all(x.a, "!", 1);
     assert_int_equal(recv_to(x.a, buf, sizeof(buf), 5000), 0);
-    assert_int_equal(recv_to(x.b, buf, sizeof(buf), 5000), 0);
+    /* the "!" may have left before the close: then it comes first */
+    ssize_t last = recv_to(x.b, buf, sizeof(buf), 5000);
+    if (last == 1 && buf[0] == '!')
+        last = recv_to(x.b, buf, sizeof(buf), 5000);
+    assert_int_equal(last, 0);
     fx_finish(&x, 5000);
     assert_int_equal(x.err, 0);
     assert_int_equal(x.tapped[0], size + 1);
