@@ -177,7 +177,7 @@ def main():
             ("raw_relay splice", med("relay", "rawsp", "gbps")),
             ("socat fork", med("relay", "socat", "gbps")),
             ("socat -b 262144 fork", med("relay", "socatb", "gbps"))],
-           [("≥ 0.6× direct raw", ratio(u, d), ">=", 0.6),
+           [("≥ 0.75× direct raw", ratio(u, d), ">=", 0.75),
             ("≥ 3.5× socat", ratio(u, med("relay", "socat", "gbps")), ">=", 3.5),
             ("≥ 4 GB/s class (vs 4.0)", ratio(u, 4.0), ">=", 1.0)])
     # 3. redis
