@@ -45,8 +45,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -668,10 +666,8 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
         if (anc_flags & UDS_CONN_CREDS)
             uds_peer_cred(fds[i], &f->peer[i]);
         uds__conn_hooks_set(f->c[i], &fwd_hooks, &f->s[i]);
-        if (fam[i] != AF_UNIX && types[i] == SOCK_STREAM) {
-            int one = 1; /* request/response traffic must not wait for Nagle */
-            setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        }
+        if (fam[i] != AF_UNIX && types[i] == SOCK_STREAM)
+            uds__nodelay(fds[i]);
     }
     f->last_ms = uds_loop_now(loop);
     if (f->o.idle_timeout_ms > 0) {

@@ -142,7 +142,7 @@ extern unsigned uds__features;
 extern uint64_t uds__cred_fallbacks;
 
 /* TCP_NODELAY on a TCP stream socket (request/response traffic must not
-   wait for Nagle); a no-op for anything else (server.c). */
+   wait for Nagle); harmless on anything else (sock.c). */
 void uds__nodelay(int fd);
 
 /*

@@ -21,7 +21,6 @@
 #include "internal.h"
 
 #include <fcntl.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,17 +465,6 @@ static const uds_conn_cbs server_conn_cbs = {
     .on_drain = on_drain,
     .on_close = on_close,
 };
-
-void uds__nodelay(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int one = 1;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
-        uds_sock_type(fd) == SOCK_STREAM)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
 
 /*
  * Takes a connected socket, admitted by the acceptor (its slot taken), into

@@ -10,6 +10,8 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -563,4 +565,16 @@ int uds_connect(const uds_addr *a, const uds_connect_opts *o)
         uds__sleep_ms(ms >= 0 && ms < backoff ? ms : backoff);
         backoff = backoff * 2 > 50 ? 50 : backoff * 2;
     }
+}
+
+/*
+ * TCP_NODELAY, asked of any socket: request/response traffic must not wait
+ * for Nagle. One setsockopt and no questions first: a unix or UDP socket
+ * refuses it (EOPNOTSUPP/ENOPROTOOPT), which costs the same as asking what
+ * the socket is, and there is nothing to undo.
+ */
+void uds__nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
