@@ -313,7 +313,8 @@ static void scan_procs(procs *ps)
         close(pfd);
     }
     closedir(d);
-    qsort(ps->h, ps->nh, sizeof(holder), by_holder);
+    if (ps->nh) /* qsort wants a non-NULL array even for 0 items */
+        qsort(ps->h, ps->nh, sizeof(holder), by_holder);
     /* one entry per (socket, process), however many fds it has */
     size_t w = 0;
     for (size_t i = 0; i < ps->nh; i++)
@@ -853,7 +854,8 @@ static int list_dir(const char *arg, const char *dir, int dfd, int only_listen, 
     walk w = {0};
     w.maxdepth = depth;
     walk_dir(&w, dfd, dir, 0);
-    qsort(w.v, w.n, sizeof(sfile), by_sfile);
+    if (w.n)
+        qsort(w.v, w.n, sizeof(sfile), by_sfile);
     procs ps;
     if (s.ok)
         scan_procs(&ps);

@@ -173,6 +173,7 @@ static void test_listener(void **state)
     close(acc);
     close(lfd);
     tu_rmtree(dir);
+    free(dir);
 }
 
 /* Every hostile name comes back byte for byte, with its length. */
@@ -233,6 +234,7 @@ static void test_hostile_names(void **state)
         close(fds[i]);
     close(pfd);
     tu_rmtree(dir);
+    free(dir);
 }
 
 /* Hundreds of sockets: the dump spans several datagrams (the kernel fills
