@@ -18,6 +18,10 @@
  * by running it): the number of connections from the same uid open now,
  * this one included (1 for the first); s6-connlimit compares it with
  * IPCCONNMAX.
+ * UNIXREMOTEPID only while the client's pidfd (UDS_ACCEPT_PIDFD, checked in
+ * the child just before setenv) shows it alive: a pid that outlived its
+ * process may be another program's. Names the client bound go into the
+ * environment as exact bytes; the -v lines show them escaped.
  * TCP listener: PROTO=TCP, TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP,
  * TCPLOCALPORT (ucspi-tcp names).
  *
