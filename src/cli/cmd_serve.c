@@ -598,7 +598,7 @@ int cmd_serve(int argc, char **argv)
             else
                 cli_warn("serve: option '%s' is unknown or needs a value (try 'udsock serve --help')",
                          pargv[optind - 1]);
-            return CLI_USAGE;
+            goto usage_out;
         }
     }
     char **prog;
@@ -610,19 +610,19 @@ int cmd_serve(int argc, char **argv)
         if (!addrarg || optind != pargc) {
             cli_warn("serve: expected one ADDR before '--'");
             usage(stderr);
-            return CLI_USAGE;
+            goto usage_out;
         }
         prog = argv + dd + 1;
     } else {
         if (!addrarg) {
             usage(stderr);
-            return CLI_USAGE;
+            goto usage_out;
         }
         prog = pargv + optind;
     }
     if (!*prog) {
         cli_warn("serve: no PROGRAM given (udsock serve ADDR -- PROGRAM [ARGS...])");
-        return CLI_USAGE;
+        goto usage_out;
     }
     s.prog = prog;
 
@@ -630,12 +630,12 @@ int cmd_serve(int argc, char **argv)
     cli_parse_addr(&addr, addrarg);
     if (addr.kind == UDS_ADDR_UDP) {
         cli_warn("serve: %s: datagram addresses have no connections to serve", addrarg);
-        return CLI_USAGE;
+        goto usage_out;
     }
     s.is_unix = addr.kind != UDS_ADDR_TCP;
     if (!s.is_unix && (cli_access_active(&s.rules) || s.maxperuid)) {
         cli_warn("serve: --allow/--deny and -C need a unix socket (a TCP peer has no uid)");
-        return CLI_USAGE;
+        goto usage_out;
     }
 
     /* fds 0-2 must exist, or an accepted socket could land on them */
@@ -710,4 +710,7 @@ int cmd_serve(int argc, char **argv)
     cli_svc_free(&s.svc);
     cli_access_free(&s.rules);
     return status;
+usage_out: /* after the rules were parsed: not leaked (LeakSanitizer) */
+    cli_access_free(&s.rules);
+    return CLI_USAGE;
 }
