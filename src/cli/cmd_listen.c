@@ -571,8 +571,8 @@ static void d_stdin_read(void *arg)
     ssize_t r = uds_sendto(g_l.fd, g_d.buf, (size_t)n, &g_d.last);
     if (r < 0) {
         char a[UDS_ADDR_STRLEN];
-        uds_addr_format(&g_d.last, a, sizeof(a));
-        cli_warn("send to %s: %s", a, uds_strerror((int)r));
+        cli_warn("send to %s: %s", cli_addr_text(&g_d.last, a, sizeof(a)),
+                 uds_strerror((int)r));
     }
 }
 
@@ -716,8 +716,8 @@ int cmd_listen(int argc, char **argv)
     g_type = g_l.type;
     if (verbose) {
         char buf[UDS_ADDR_STRLEN];
-        uds_addr_format(&g_l.addr, buf, sizeof(buf));
-        cli_warn("listening on %s (%s)", buf, uds_type_name(g_l.type));
+        cli_warn("listening on %s (%s)", cli_addr_text(&g_l.addr, buf, sizeof(buf)),
+                 uds_type_name(g_l.type));
     }
     if (g_l.type == UDS_DGRAM)
         r = serve_dgram();

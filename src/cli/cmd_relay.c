@@ -48,7 +48,7 @@ typedef struct rconn {
     uint64_t num;
     int cfd;              /* the client, until the forward owns it */
     uid_t uid;            /* for uds_acceptor_release */
-    char who[200];        /* the client, for log lines (escaped) */
+    char who[UDS_ADDR_STRLEN + 64]; /* the client, for log lines (escaped) */
     uds_connect_op *op;
     uds_fwd *fwd;
     struct rconn *prev, *next;
@@ -439,12 +439,12 @@ static dsess *dsess_find(relay *R, const struct sockaddr_storage *from, socklen_
 
 static dsess *dsess_new(relay *R, const struct sockaddr_storage *from, socklen_t len)
 {
-    char who[UDS_ADDR_STRLEN], esc[UDS_ADDR_STRLEN];
+    char esc[UDS_ADDR_STRLEN];
     uds_addr fa;
-    if (uds_addr_from_sockaddr(&fa, (const struct sockaddr *)from, len, SOCK_DGRAM) < 0 ||
-        uds_addr_format(&fa, who, sizeof(who)) < 0)
-        snprintf(who, sizeof(who), "(unknown)");
-    cli_esc(who, strlen(who), esc, sizeof(esc));
+    if (uds_addr_from_sockaddr(&fa, (const struct sockaddr *)from, len, SOCK_DGRAM) < 0)
+        snprintf(esc, sizeof(esc), "(unknown)");
+    else
+        cli_addr_text(&fa, esc, sizeof(esc));
     if (R->nsess >= R->maxconn) {
         cli_svc_warn(&R->svc, "datagram from %s dropped: %u senders already (limit -c %u)", esc,
                      R->nsess, R->maxconn);
@@ -776,7 +776,7 @@ int cmd_relay(int argc, char **argv)
         cli_access_free(&R->rules);
         return CLI_FAIL;
     }
-    uds_addr_format(&l.addr, R->ltext, sizeof(R->ltext));
+    cli_addr_text(&l.addr, R->ltext, sizeof(R->ltext));
     if (ltype == UDS_DGRAM) {
         R->dl = l;
         R->dbuf = malloc((R->fo.max_msg ? R->fo.max_msg : UDS_FRAME_DEFAULT_MAX) + 1);
