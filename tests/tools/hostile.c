@@ -144,8 +144,8 @@ static size_t request(char *out, size_t cap, const char *text)
 
 /* ---- the attacks --------------------------------------------------------- */
 
-/* Runs fn(i) in n child processes, returns the sum of what they print
-   as a number on their pipe (each writes a uint64_t count). */
+/* Runs fn(i) in n child processes at once (attackers in parallel) and
+   sums the counts they return (kept in a shared mapping). */
 static void in_procs(unsigned n, uint64_t (*fn)(unsigned), uint64_t *total)
 {
     uint64_t *shared = mmap(NULL, sizeof(uint64_t) * n, PROT_READ | PROT_WRITE,
@@ -320,6 +320,11 @@ static void slowloris(void)
     if (first_close >= 0)
         printf(" (first after %.1f s)", first_close);
     printf("\n");
+    for (unsigned i = 0; i < CONNS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    free(off);
 }
 
 /* hold: N connections, silent, for S seconds. */
@@ -351,10 +356,12 @@ static void hold(void)
         close(fds[i]);
     }
     printf("hold: %u connections made, %u still open after %.1f s\n", have, alive, SECONDS);
+    free(fds);
 }
 
 /* ---- the good client ------------------------------------------------------ */
 
+/* qsort order for latencies (the median and the maximum). */
 static int cmpd(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -464,6 +471,7 @@ static double probe(unsigned k)
     return now_s() - t0;
 }
 
+/* The good client: probes until SECONDS, then one summary line. */
 static int good(void)
 {
     double t0 = now_s(), *lat = calloc(100000, sizeof(double));
@@ -482,9 +490,11 @@ static int good(void)
     qsort(lat, served, sizeof(double), cmpd);
     printf("good: probes %u served %u max %.0f ms median %.1f ms failed %u\n", k, served,
            served ? lat[served - 1] * 1000 : 0.0, served ? lat[served / 2] * 1000 : 0.0, failed);
+    free(lat);
     return failed || !served ? 1 : 0;
 }
 
+/* Options, the address, then the mode. */
 int main(int argc, char **argv)
 {
     if (argc < 3)

@@ -451,6 +451,7 @@ static void client_event(client *c, uint32_t ev)
         client_end(c, C_FAILED);
 }
 
+/* A decimal option value, or exit 2: a typo must not become a 0. */
 static uint64_t num(const char *s, const char *what)
 {
     char *end;
@@ -461,6 +462,7 @@ static uint64_t num(const char *s, const char *what)
     return v;
 }
 
+/* Options, the clients' loop, the summary line and the verdict. */
 int main(int argc, char **argv)
 {
     const char *addr = NULL;
