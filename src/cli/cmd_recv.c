@@ -237,6 +237,10 @@ int cmd_recv(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.type = UDS_DGRAM;
+    /* non-blocking, so that a reply to a sender that does not read (its
+       queue full: a unix sendto would wait for it) is skipped instead of
+       stopping recv for every other sender */
+    o.flags = UDS_NONBLOCK;
     o.owner = (uid_t)-1;
     o.group = (gid_t)-1;
     int from = 0, cred = 0, echo = 0, raw = 0, verbose = 0, c;
@@ -377,7 +381,10 @@ int cmd_recv(int argc, char **argv)
         }
         if (alen > 0 || (echo && alen == 0)) {
             ssize_t w = uds_sendto(g_l.fd, ans, (size_t)alen, &src);
-            if (w < 0)
+            if (w == -EAGAIN) {
+                if (verbose)
+                    cli_warn("reply to %s skipped: its receive queue is full", peer);
+            } else if (w < 0)
                 cli_warn("%s", cli_errtext("reply to", peer, (int)w));
         }
         free(out);
