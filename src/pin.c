@@ -22,6 +22,8 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,11 +289,49 @@ static int stop_pending(void)
 }
 
 /*
- * Why polling with LOCK_NB instead of a blocking flock(): the wait must be
- * bounded and must end for a signal that a program blocked in order to
- * read it from a signalfd (a blocking flock would never see it). A handled
- * signal ends the 10 ms sleep with EINTR, which is returned on purpose.
+ * Waits for the lock on fd. Why polling with LOCK_NB instead of a blocking
+ * flock(): the wait must be bounded and must end for a signal that a
+ * program blocked in order to read it from a signalfd (a blocking flock
+ * would never see it). Why every signal is blocked while polling and
+ * unblocked only inside ppoll(): a handled signal that arrived between two
+ * sleeps would otherwise run unnoticed; this way it stays pending until
+ * ppoll atomically restores the caller's mask, runs the handler and
+ * returns EINTR, which is returned on purpose.
  */
+static int lock_wait(int fd, uint64_t deadline)
+{
+    sigset_t all, orig;
+    sigfillset(&all);
+    static const int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP};
+    for (size_t i = 0; i < UDS__ARRAY_SIZE(sync_sigs); i++)
+        sigdelset(&all, sync_sigs[i]);
+    pthread_sigmask(SIG_BLOCK, &all, &orig);
+    int r;
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            r = 0;
+            break;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            r = uds__err();
+            break;
+        }
+        if ((r = stop_pending()) < 0)
+            break;
+        if (uds__now_ms() >= deadline) {
+            r = -ETIMEDOUT;
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000000L};
+        if (ppoll(NULL, 0, &ts, &orig) < 0 && errno == EINTR) {
+            r = -EINTR;
+            break;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &orig, NULL);
+    return r;
+}
+
 int uds__lock_take(int dirfd, const char *name, int timeout_ms)
 {
     char lk[NAME_MAX + 1];
@@ -324,23 +364,10 @@ int uds__lock_take(int dirfd, const char *name, int timeout_ms)
             close(fd);
             return UDS_ELOCKFILE;
         }
-        for (;;) {
-            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-                break;
-            if (errno != EWOULDBLOCK && errno != EINTR) {
-                r = uds__err();
-                close(fd);
-                return r;
-            }
-            if ((r = stop_pending()) < 0 || uds__now_ms() >= deadline) {
-                close(fd);
-                return r < 0 ? r : -ETIMEDOUT;
-            }
-            struct timespec ts = {0, 10 * 1000000L};
-            if (nanosleep(&ts, NULL) < 0 && errno == EINTR) {
-                close(fd);
-                return -EINTR;
-            }
+        r = lock_wait(fd, deadline);
+        if (r < 0) {
+            close(fd);
+            return r;
         }
         /* a previous holder removes the file when done: a lock on a file
            that no longer has the name protects nothing */
