@@ -175,7 +175,14 @@ _uds_wl_check() {
         {
             p = $0
             for (i = 0; i < 7; i++) sub(/^[^ ]+ +/, "", p)
-            if (p != ENVIRON["UDS_WL_NAME"]) next
+            # a pinned bind (uds_listen) is recorded as
+            # /proc/self/fd/DIRFD/BASENAME: taken as this name when the
+            # basename matches (the file was checked to be a socket above)
+            if (p != ENVIRON["UDS_WL_NAME"]) {
+                b = ENVIRON["UDS_WL_NAME"]; sub(/.*\//, "", b)
+                q = p
+                if (!sub(/^\/proc\/self\/fd\/[0-9]+\//, "", q) || q != b) next
+            }
             if (mode == "listen" && index("13579BDFbdf", substr($4, 4, 1)) > 0) { f = 1; exit }
             if (mode == "bound" && $5 == "0002") { f = 1; exit }
         }
