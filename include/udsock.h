@@ -208,10 +208,11 @@ int uds_addr_equal(const uds_addr *a, const uds_addr *b);
 #define UDS_NO_AUTOBIND 0x02 /* datagram client: do not autobind a reply address */
 #define UDS_NO_LOCK 0x04     /* safe bind without the lock file */
 #define UDS_NO_UNLINK 0x08   /* uds_listener_close() leaves the file in place */
-#define UDS_BIND_BY_NAME 0x10 /* uds_listen: bind() the path itself (when it
-                                 fits sun_path) so getsockname() and peers
-                                 see it, instead of /proc/self/fd/DIRFD/NAME;
-                                 the bind step is then not pinned */
+#define UDS_BIND_PINNED 0x10  /* uds_listen: always bind through
+                                 /proc/self/fd/DIRFD/NAME, even where the
+                                 path's directory chain is trusted (the
+                                 kernel then records that string as the
+                                 socket's name, see uds_listen) */
 
 /* Parses "stream", "dgram"/"datagram", "seqpacket". Returns the type or -EINVAL. */
 int uds_type_parse(const char *text);
@@ -223,7 +224,7 @@ typedef struct uds_listen_opts {
     int type;    /* UDS_STREAM (default for unix/tcp), UDS_DGRAM, UDS_SEQPACKET;
                     0 = from the address (udp: -> UDS_DGRAM) */
     int backlog; /* listen() backlog; 0 = SOMAXCONN */
-    int flags;   /* UDS_NONBLOCK, UDS_NO_LOCK, UDS_NO_UNLINK, UDS_BIND_BY_NAME */
+    int flags;   /* UDS_NONBLOCK, UDS_NO_LOCK, UDS_NO_UNLINK, UDS_BIND_PINNED */
     unsigned mode;  /* permission bits of the socket file, e.g. 0660;
                        0 = 0777 & ~umask (the kernel's default) */
     int set_owner;  /* if nonzero, chown the file to owner:group before listen */
@@ -242,6 +243,10 @@ typedef struct uds_listen_opts {
 /* uds_listen: a file with the lock file's name exists and is not udsock's
    (not a regular file, or without UDS_LOCK_MARKER); it was left alone. */
 #define UDS_ELOCKFILE (-10011)
+/* uds_listen: the socket bound by name is not the file NAME in the
+   directory opened first (the path was moved or swapped meanwhile); its
+   owner and mode were left alone and nothing listens. */
+#define UDS_EPATHMOVED (-10012)
 
 /*
  * A bound (and for stream/seqpacket, listening) socket. Plain struct so it
@@ -270,15 +275,31 @@ typedef struct uds_listener {
  * as it is at that moment) and every later step works relative to that
  * descriptor: the lock file (openat, O_NOFOLLOW), the check (fstatat), the
  * probe (a connect to /proc/self/fd/N of an O_PATH|O_NOFOLLOW descriptor
- * of the file), the bind (to "/proc/self/fd/DIRFD/NAME"), the owner
+ * of the file), the bind (see below), the owner
  * (fchownat AT_EMPTY_PATH) and mode (chmod of /proc/self/fd/N) of the file
  * we bound, and the stale unlink (unlinkat after re-checking dev/ino). A
  * directory renamed or swapped for a symlink meanwhile cannot redirect any
- * of them. The kernel records the bound name as given, so getsockname(),
- * a peer's getpeername()/recvfrom() and ss(8) show
- * "/proc/self/fd/DIRFD/NAME" (meaningless in another process); l->addr
- * keeps the path. A socket handed to another program that reads its name
- * (socket activation) should be bound with UDS_BIND_BY_NAME.
+ * of them.
+ * The bind: the kernel records the name a socket was bound with, and getsockname(),
+ * a peer's getpeername()/recvfrom(), ss(8) and /proc/net/unix show it, so
+ * the bind takes the path itself (the real name) when (1) the path fits
+ * sun_path and (2) its directory chain is trusted: nobody but root and
+ * the effective uid can change where it leads (every directory entered,
+ * as written, from the canonical cwd for a relative path, and along the
+ * canonical path of the opened directory, is owned by root or the euid
+ * and not writable by group or other unless sticky; every symlink
+ * followed is owned by root or the euid), and it leads to the directory
+ * opened. Otherwise (a directory on the way someone else may change, a
+ * path longer than sun_path, or UDS_BIND_PINNED) the bind goes to
+ * "/proc/self/fd/DIRFD/NAME", which creates NAME in the opened directory
+ * whatever happens to the path, and the kernel records that string as
+ * the name (meaningless in another process; l->addr keeps the path, and
+ * `udsock ls` matches sockets by their file's inode). After a bind by
+ * name, sock_diag must confirm that the socket is the file NAME in the
+ * opened directory (without sock_diag: that file is a socket owned by the
+ * euid); if not, UDS_EPATHMOVED, and the requested mode and owner are not
+ * applied (a bind by name with opts->mode creates the file with no
+ * permission bits and sets the mode after that check).
  * Without /proc mounted the bind and the probe use the path itself (only
  * when it fits sun_path; the directory is then not pinned for those two
  * steps).
@@ -301,8 +322,9 @@ typedef struct uds_listener {
  * from the same directory.
  * Returns 0 and fills *l, or a negative errno (-EACCES, -ENOENT for a
  * missing directory, -EADDRINUSE, -EEXIST, -ENAMETOOLONG for a last
- * component too long to bind, -ETIMEDOUT for the lock, -EINTR, ...) or
- * UDS_ELOCKFILE. On failure *l is unusable and nothing needs closing.
+ * component too long to bind, -ETIMEDOUT for the lock, -EINTR, ...),
+ * UDS_ELOCKFILE or UDS_EPATHMOVED. On failure *l is unusable and nothing
+ * needs closing.
  * The probe is a real connect: a live stream server sees one client that
  * connects and closes at once.
  */

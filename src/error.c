@@ -19,6 +19,10 @@ const char *uds_strerror(int err)
         return "Malformed frame header from peer";
     case UDS_ECLOSED:
         return "Connection closed";
+    case UDS_ELOCKFILE:
+        return "Lock file exists and is not udsock's";
+    case UDS_EPATHMOVED:
+        return "Path moved while binding";
     default:
         break;
     }

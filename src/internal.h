@@ -183,6 +183,13 @@ int uds__proc_sun(struct sockaddr_un *un, socklen_t *len, int fd, const char *na
    cleared), or -errno. */
 int uds__sock_vfs(int sockfd, dev_t *dev, uint32_t *ino);
 
+/* 1 if nobody but root and our euid can change where the directory part
+   of `path` leads (every directory entered, as written and along the
+   canonical path of dirfd, is root's or ours and not group/other
+   writable unless sticky; every symlink followed is root's or ours) and
+   it leads to dirfd; else 0. Then a bind by name lands in dirfd. */
+int uds__chain_trusted(const char *path, int dirfd);
+
 /* Test seam: if set, the safe bind calls it between its steps (1 after
    opening the directory, 2 before bind, 3 before settling the file), so a
    test can swap directories at exactly those moments (sock.c). */

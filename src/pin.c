@@ -435,3 +435,144 @@ int uds_listen_lock_holder(const uds_addr *addr)
     fclose(f);
     return pid;
 }
+
+/* ---- the trusted chain ------------------------------------------------------ */
+
+/*
+ * A directory that only root and we can change: owned by one of us, and
+ * not writable by group or other unless sticky (in a sticky directory
+ * others may add entries but cannot rename or remove ours). The same
+ * rule as OpenSSH's StrictModes applies to the path of a key file.
+ */
+static int dir_trusted(const struct stat *st, uid_t me)
+{
+    if (!S_ISDIR(st->st_mode) || (st->st_uid != 0 && st->st_uid != me))
+        return 0;
+    return !(st->st_mode & (S_IWGRP | S_IWOTH)) || (st->st_mode & S_ISVTX);
+}
+
+/* 1 if "/" and every directory on the canonical absolute path p (p
+   included) is trusted. */
+static int canon_trusted(const char *p, uid_t me)
+{
+    char b[PATH_MAX];
+    size_t n = strlen(p);
+    if (p[0] != '/' || n >= sizeof(b))
+        return 0;
+    memcpy(b, p, n + 1);
+    struct stat st;
+    if (lstat("/", &st) < 0 || !dir_trusted(&st, me))
+        return 0;
+    for (size_t i = 1; i <= n; i++) {
+        if (b[i] != '/' && b[i] != '\0')
+            continue;
+        if (b[i - 1] == '/')
+            continue; /* "//" or a trailing '/' */
+        char c = b[i];
+        b[i] = '\0';
+        int ok = lstat(b, &st) == 0 && dir_trusted(&st, me);
+        b[i] = c;
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * Why a walk of our own instead of realpath(3): realpath says where a path
+ * leads now, not who could make it lead elsewhere. This resolves the
+ * directory part of `path` one component at a time the way the kernel
+ * does, starting at "/" or at the canonical cwd, and checks every
+ * directory it enters and every symlink it follows (a symlink must be
+ * root's or ours: it sits in a trusted directory, so nobody else can
+ * replace it, and its target is walked and checked in turn, up to 40
+ * links as the kernel allows). Then the walk's end must be the directory
+ * open as dirfd, and the canonical path of dirfd (its /proc link) must be
+ * trusted too. The walk can be fooled only by someone who can change a
+ * directory on it, and every such directory makes it answer 0 first.
+ */
+int uds__chain_trusted(const char *path, int dirfd)
+{
+    uid_t me = geteuid();
+    char cur[PATH_MAX], rest[PATH_MAX], tmp[PATH_MAX], t2[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) : 0;
+    if (dl >= sizeof(rest))
+        return 0;
+    memcpy(rest, path, dl);
+    rest[dl] = '\0';
+    if (path[0] == '/')
+        strcpy(cur, "/");
+    else if (!getcwd(cur, sizeof(cur)) || cur[0] != '/')
+        return 0;
+    if (!canon_trusted(cur, me))
+        return 0;
+    int links = 0;
+    char *r = rest;
+    while (*r) {
+        while (*r == '/')
+            r++;
+        if (!*r)
+            break;
+        char *end = strchrnul(r, '/');
+        size_t cl = (size_t)(end - r);
+        char *next = end;
+        if (cl == 1 && r[0] == '.') {
+            r = next;
+            continue;
+        }
+        if (cl == 2 && r[0] == '.' && r[1] == '.') {
+            char *s = strrchr(cur, '/');
+            if (s == cur)
+                cur[1] = '\0';
+            else
+                *s = '\0';
+            r = next;
+            continue;
+        }
+        size_t ul = strlen(cur);
+        if (ul + 1 + cl >= sizeof(tmp))
+            return 0;
+        memcpy(tmp, cur, ul);
+        size_t k = ul;
+        if (ul > 1)
+            tmp[k++] = '/';
+        memcpy(tmp + k, r, cl);
+        tmp[k + cl] = '\0';
+        struct stat st;
+        if (lstat(tmp, &st) < 0)
+            return 0;
+        if (S_ISLNK(st.st_mode)) {
+            if ((st.st_uid != 0 && st.st_uid != me) || ++links > 40)
+                return 0;
+            ssize_t tl = readlink(tmp, t2, sizeof(t2) - 1);
+            if (tl <= 0)
+                return 0;
+            size_t nl = strlen(next);
+            if ((size_t)tl + nl + 1 >= sizeof(t2))
+                return 0;
+            memcpy(t2 + tl, next, nl + 1); /* the target, then what is left */
+            memcpy(rest, t2, (size_t)tl + nl + 1);
+            r = rest;
+            if (rest[0] == '/')
+                strcpy(cur, "/");
+            continue;
+        }
+        if (!dir_trusted(&st, me))
+            return 0;
+        memcpy(cur, tmp, k + cl + 1);
+        r = next;
+    }
+    struct stat a, b;
+    if (fstat(dirfd, &a) < 0 || lstat(cur, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        return 0;
+    char pp[64];
+    snprintf(pp, sizeof(pp), "/proc/self/fd/%d", dirfd);
+    ssize_t n = readlink(pp, tmp, sizeof(tmp) - 1);
+    if (n <= 0)
+        return 0;
+    tmp[n] = '\0';
+    if (!canon_trusted(tmp, me) || lstat(tmp, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        return 0;
+    return 1;
+}

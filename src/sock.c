@@ -199,20 +199,39 @@ static int bind_with_mode(int fd, const struct sockaddr *sa, socklen_t len, int 
 }
 
 /*
- * The bind of a path, in the pinned directory: "/proc/self/fd/DIRFD/NAME"
- * makes the kernel create NAME in the directory behind DIRFD (also for a
- * short path, so a directory swapped meanwhile changes nothing). Without
- * /proc (detected when the bind fails with ENOENT and /proc/self/fd is
- * missing), or with UDS_BIND_BY_NAME, the path itself when it fits
- * (settle_file then still proves the file in dirfd is ours).
+ * Whether to bind the path itself rather than "/proc/self/fd/DIRFD/NAME".
+ * Why prefer it: the kernel records the bind's string as the socket's name
+ * (getsockname, peers, ss), and only the real path means anything outside
+ * this process. Why only for a trusted chain: a bind by name resolves the
+ * path again, and only a chain nobody else can change is sure to lead to
+ * dirfd again. Without /proc there is no other way (short paths only).
  */
-static int bind_at(uds_listener *l, int dirfd, const char *name, unsigned mode, int flags)
+static int bind_by_name(const uds_listener *l, int dirfd, int flags)
+{
+    if (!(__atomic_load_n(&uds__features, __ATOMIC_RELAXED) & UDS__FEAT_PROCFD))
+        return 1; /* (bind_at refuses a path too long for sun_path) */
+    if (l->addr.len > sizeof(struct sockaddr_un))
+        return 0;
+    if (flags & UDS_BIND_PINNED)
+        return 0;
+    return uds__chain_trusted(l->addr.u.path.name, dirfd);
+}
+
+/*
+ * The bind of a path: by name (see bind_by_name; with a requested mode the
+ * file is created with no permission bits, and settle_file sets the mode
+ * once it has proven the file is ours), or through
+ * "/proc/self/fd/DIRFD/NAME", which makes the kernel create NAME in the
+ * directory behind DIRFD whatever the path leads to by now. Without /proc
+ * (detected when that bind fails with ENOENT and /proc/self/fd is
+ * missing) the path itself when it fits. *by_name says which was used.
+ */
+static int bind_at(uds_listener *l, int dirfd, const char *name, unsigned mode, int *by_name)
 {
     struct sockaddr_un un;
     socklen_t len;
     int r;
-    if (!(flags & UDS_BIND_BY_NAME) &&
-        (__atomic_load_n(&uds__features, __ATOMIC_RELAXED) & UDS__FEAT_PROCFD)) {
+    if (!*by_name) {
         r = uds__proc_sun(&un, &len, dirfd, name);
         if (r < 0)
             return r; /* the last component is too long to bind */
@@ -220,10 +239,12 @@ static int bind_at(uds_listener *l, int dirfd, const char *name, unsigned mode, 
         if (r != -ENOENT || faccessat(AT_FDCWD, "/proc/self/fd", F_OK, 0) == 0)
             return r;
         __atomic_fetch_and(&uds__features, ~UDS__FEAT_PROCFD, __ATOMIC_RELAXED);
+        *by_name = 1;
     }
     if (l->addr.len > sizeof(struct sockaddr_un))
         return -ENAMETOOLONG;
-    return bind_with_mode(l->fd, &l->addr.u.sa, l->addr.len, 1, mode);
+    /* a mode with no permission bit set (01000): created under umask 0777 */
+    return bind_with_mode(l->fd, &l->addr.u.sa, l->addr.len, 1, mode ? 01000u : 0);
 }
 
 /*
@@ -231,30 +252,36 @@ static int bind_at(uds_listener *l, int dirfd, const char *name, unsigned mode, 
  * identity (so close removes only our own file) and applies the owner and
  * mode through an O_PATH|O_NOFOLLOW descriptor of it. "Ours" is proven by
  * sock_diag when it can say (the socket's UNIX_DIAG_VFS names the file's
- * dev/ino); otherwise it must at least be a socket.
+ * dev/ino); otherwise it must at least be a socket, and after a bind by
+ * name one owned by our euid (a socket someone else put there is theirs).
+ * Anything else means the path moved under us: UDS_EPATHMOVED, nothing
+ * touched.
  */
-static int settle_file(uds_listener *l, int dirfd, const char *name, const uds_listen_opts *o)
+static int settle_file(uds_listener *l, int dirfd, const char *name, const uds_listen_opts *o,
+                       int by_name)
 {
     int pfd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (pfd < 0)
-        return uds__err();
+        return errno == ENOENT ? UDS_EPATHMOVED : uds__err();
     struct stat st;
     int r = 0;
     if (fstat(pfd, &st) < 0)
         r = uds__err();
     else if (!S_ISSOCK(st.st_mode))
-        r = -EEXIST; /* swapped under us: not ours, do not touch */
+        r = UDS_EPATHMOVED; /* swapped under us: not ours, do not touch */
     if (r == 0) {
         dev_t vdev;
         uint32_t vino;
         int v = uds__sock_vfs(l->fd, &vdev, &vino);
         if (v == 0) {
             if (vdev != st.st_dev || vino != (uint32_t)st.st_ino)
-                r = -EEXIST; /* another socket took the name: not ours */
+                r = UDS_EPATHMOVED; /* another socket has the name: not ours */
             else
                 __atomic_fetch_add(&uds__sockdiag_checks, 1, __ATOMIC_RELAXED);
         } else if (v != -ENOPROTOOPT) {
             r = v;
+        } else if (by_name && st.st_uid != geteuid()) {
+            r = UDS_EPATHMOVED;
         }
     }
     if (r == 0) {
@@ -264,10 +291,10 @@ static int settle_file(uds_listener *l, int dirfd, const char *name, const uds_l
         if (o && o->set_owner && fchownat(pfd, "", o->owner, o->group, AT_EMPTY_PATH) < 0)
             r = uds__err();
         /* A default ACL on the directory is applied on top of the umask and
-           can take bits away: then set the mode through the descriptor's
-           /proc link, which names this very inode (no path lookup an
-           attacker could redirect); without /proc, by name in the pinned
-           directory. */
+           can take bits away, and a bind by name creates the file with none:
+           then set the mode through the descriptor's /proc link, which
+           names this very inode (no path lookup an attacker could
+           redirect); without /proc, by name in the pinned directory. */
         if (r == 0 && o && o->mode && (st.st_mode & 07777) != (o->mode & 07777)) {
             char pp[64];
             snprintf(pp, sizeof(pp), "/proc/self/fd/%d", pfd);
@@ -346,11 +373,12 @@ static int bind_path(uds_listener *l, const uds_listen_opts *o, int flags, int b
         r = uds__err();
         goto out;
     }
+    int by_name = bind_by_name(l, dirfd, flags);
     BIND_HOOK(2);
-    r = bind_at(l, dirfd, name, o ? o->mode : 0, flags);
+    r = bind_at(l, dirfd, name, o ? o->mode : 0, &by_name);
     if (r == 0) {
         BIND_HOOK(3);
-        r = settle_file(l, dirfd, name, o);
+        r = settle_file(l, dirfd, name, o, by_name);
         if (r == 0 && backlog >= 0 && listen(l->fd, backlog) < 0)
             r = uds__err();
         if (r < 0 && l->owns_path) {

@@ -102,6 +102,14 @@ const char *cli_errtext(const char *op, const char *addr, int err)
                  addr, UDS_LOCK_SUFFIX);
         return buf;
     }
+    if (binding && err == UDS_EPATHMOVED) {
+        snprintf(buf, sizeof(buf),
+                 "%s %s: the path was moved or swapped while binding (the socket did not "
+                 "land in the directory opened first); owner and mode left alone, not "
+                 "listening",
+                 op, addr);
+        return buf;
+    }
     if (binding && err == -ETIMEDOUT) {
         char who[256];
         lock_holder_text(addr, who, sizeof(who));

@@ -293,13 +293,14 @@ static void test_from_sockaddr(void **state)
     assert_non_null(dir);
     uds_listener l;
     assert_int_equal(uds_addr_parse(&a, tu_path(dir, "k.sock")), 0);
-    uds_listen_opts byname = {.flags = UDS_BIND_BY_NAME};
-    assert_int_equal(uds_listen(&l, &a, &byname), 0);
+    /* a trusted chain (the default binds by name): the real path */
+    assert_int_equal(uds_listen(&l, &a, NULL), 0);
     assert_int_equal(uds_local_addr(l.fd, &b), 0);
     assert_true(uds_addr_equal(&a, &b));
     uds_listener_close(&l);
-    /* a pinned bind (the default) is recorded as /proc/self/fd/DIRFD/NAME */
-    assert_int_equal(uds_listen(&l, &a, NULL), 0);
+    /* a pinned bind is recorded as /proc/self/fd/DIRFD/NAME */
+    uds_listen_opts pinned = {.flags = UDS_BIND_PINNED};
+    assert_int_equal(uds_listen(&l, &a, &pinned), 0);
     assert_int_equal(uds_local_addr(l.fd, &b), 0);
     char want[64];
     snprintf(want, sizeof(want), "/proc/self/fd/%d/k.sock", l.dirfd);

@@ -73,58 +73,105 @@ static void swap_hook(int step)
 }
 
 /*
- * Defect 1, deterministic: at each step of the safe bind the directory is
- * swapped for a symlink to another directory holding a stale socket of the
- * same name. That socket keeps its mode and existence, no lock file
- * appears beside it, and ours is bound, chmod'ed and removed in the
- * directory opened first (now reached as alt).
+ * One round of defect 1, deterministic: at `step` of the safe bind the
+ * directory is swapped for a symlink to another directory holding (if
+ * `stale`) a stale socket of the same name. That socket keeps its mode
+ * and existence, no lock file appears beside it; when the listen
+ * succeeds (want 0), ours is bound, chmod'ed and removed in the directory
+ * opened first (now reached as alt); when it fails, nothing of ours is
+ * left in the pinned dir.
  */
-static void test_swap_each_step(void **state)
+static void swap_round(int step, int flags, int stale, int want)
 {
-    (void)state;
-    for (int step = 1; step <= 3; step++) {
-        assert_int_equal(mkdir(sub, 0755), 0);
-        assert_int_equal(mkdir(victim_dir, 0700), 0);
-        assert_int_equal(symlink(victim_dir, alt), 0);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(mkdir(victim_dir, 0700), 0);
+    assert_int_equal(symlink(victim_dir, alt), 0);
+    struct stat v0, v1;
+    if (stale) {
         stale_socket(victim);
-        struct stat v0, v1;
         assert_int_equal(lstat(victim, &v0), 0);
+    }
+    swap_at = step;
+    swapped = 0;
+    uds__bind_hook = swap_hook;
+    uds_addr a;
+    uds_listener l;
+    uds_listen_opts o = {.mode = 0666, .set_owner = 1, .owner = (uid_t)-1, .group = getgid(),
+                         .flags = flags};
+    assert_int_equal(uds_addr_parse(&a, sockp), 0);
+    assert_int_equal(uds_listen(&l, &a, &o), want);
+    uds__bind_hook = NULL;
+    assert_true(swapped);
 
-        swap_at = step;
-        swapped = 0;
-        uds__bind_hook = swap_hook;
-        uds_addr a;
-        uds_listener l;
-        uds_listen_opts o = {.mode = 0666, .set_owner = 1, .owner = (uid_t)-1, .group = getgid()};
-        assert_int_equal(uds_addr_parse(&a, sockp), 0);
-        assert_int_equal(uds_listen(&l, &a, &o), 0);
-        uds__bind_hook = NULL;
-        assert_true(swapped);
-
-        char mine[4200], lk[4200];
-        snprintf(mine, sizeof(mine), "%s/app.sock", alt); /* the pinned dir, renamed */
-        struct stat m;
+    char mine[4200], lk[4200];
+    snprintf(mine, sizeof(mine), "%s/app.sock", alt); /* the pinned dir, renamed */
+    struct stat m;
+    if (want == 0) {
         assert_int_equal(lstat(mine, &m), 0);
         assert_true(S_ISSOCK(m.st_mode));
         assert_int_equal(m.st_mode & 07777, 0666);
+    } else {
+        assert_int_equal(lstat(mine, &m), -1);
+    }
+    if (stale) {
         assert_int_equal(lstat(victim, &v1), 0);
         assert_int_equal(v1.st_ino, v0.st_ino);
         assert_int_equal(v1.st_mode, v0.st_mode);
         assert_int_equal(v1.st_uid, v0.st_uid);
-        snprintf(lk, sizeof(lk), "%s%s", victim, UDS_LOCK_SUFFIX);
-        assert_int_equal(lstat(lk, &v1), -1);
+    } else if (lstat(victim, &v1) == 0) {
+        /* a bind by name that the swap redirected: the file it made got
+           neither the mode nor the owner */
+        assert_int_equal(want, UDS_EPATHMOVED);
+        assert_true(S_ISSOCK(v1.st_mode));
+        assert_int_equal(v1.st_mode & 07777, 0);
+        assert_int_equal(unlink(victim), 0);
+    }
+    snprintf(lk, sizeof(lk), "%s%s", victim, UDS_LOCK_SUFFIX);
+    assert_int_equal(lstat(lk, &v1), -1);
 
-        /* close removes ours, through the pinned dir, and nothing else */
+    if (want == 0) { /* close removes ours, through the pinned dir, and nothing else */
         uds_listener_close(&l);
         assert_int_equal(lstat(mine, &m), -1);
+    }
+    if (stale) {
         assert_int_equal(lstat(victim, &v1), 0);
         assert_int_equal(v1.st_ino, v0.st_ino);
-
         assert_int_equal(unlink(victim), 0);
-        assert_int_equal(rmdir(victim_dir), 0);
-        assert_int_equal(unlink(sub), 0); /* the symlink, after the swap */
-        assert_int_equal(rmdir(alt), 0);
     }
+    assert_int_equal(rmdir(victim_dir), 0);
+    assert_int_equal(unlink(sub), 0); /* the symlink, after the swap */
+    assert_int_equal(rmdir(alt), 0);
+}
+
+/* UDS_BIND_PINNED: every step is pinned, each swap redirects nothing. */
+static void test_swap_each_step(void **state)
+{
+    (void)state;
+    for (int step = 1; step <= 3; step++)
+        swap_round(step, UDS_BIND_PINNED, 1, 0);
+}
+
+/*
+ * The default in a trusted chain (the temp dir is root's: a bind by name).
+ * Only root or we can swap there; the test seam does it anyway. A swap
+ * before the trust check (step 1) makes the chain lead elsewhere than the
+ * opened dir: pinned. After the bind (step 3): harmless. Between the check
+ * and the bind (step 2) the bind by name follows the swap: into the stale
+ * socket's name (-EADDRINUSE, untouched) or, with none there, to a new
+ * file that the sock_diag check rejects (UDS_EPATHMOVED: no chmod, no
+ * chown, not listening). Then the same with sock_diag off (the fallback
+ * check: no socket at the name in the pinned dir).
+ */
+static void test_swap_by_name(void **state)
+{
+    (void)state;
+    swap_round(1, 0, 1, 0);
+    swap_round(2, 0, 1, -EADDRINUSE);
+    swap_round(2, 0, 0, UDS_EPATHMOVED);
+    swap_round(3, 0, 1, 0);
+    __atomic_fetch_and(&uds__features, ~UDS__FEAT_SOCKDIAG, __ATOMIC_RELAXED);
+    swap_round(2, 0, 0, UDS_EPATHMOVED);
+    __atomic_fetch_or(&uds__features, UDS__FEAT_SOCKDIAG, __ATOMIC_RELAXED);
 }
 
 /* The stale unlink happens in the pinned dir: a swap before the lock
@@ -366,6 +413,116 @@ static void test_no_procfd(void **state)
     uds_listener_close(&l);
 }
 
+/*
+ * Listens on p (default flags), checks a client reaches it and the file is
+ * removed at close; returns 1 if the kernel recorded p itself as the name,
+ * 0 if "/proc/self/fd/DIRFD/NAME" (a pinned bind).
+ */
+static int recorded_real(const char *p)
+{
+    uds_addr a, b;
+    uds_listener l;
+    assert_int_equal(uds_addr_parse(&a, p), 0);
+    assert_int_equal(uds_listen(&l, &a, &(uds_listen_opts){.mode = 0660}), 0);
+    assert_int_equal(uds_local_addr(l.fd, &b), 0);
+    int real = uds_addr_equal(&a, &b);
+    if (!real) {
+        char want[64];
+        const char *base = strrchr(p, '/');
+        snprintf(want, sizeof(want), "/proc/self/fd/%d/%s", l.dirfd, base ? base + 1 : p);
+        assert_string_equal(uds_addr_path(&b), want);
+    }
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0660);
+    int c = uds_connect(&a, NULL);
+    assert_true(c >= 0);
+    close(c);
+    uds_listener_close(&l);
+    assert_int_equal(lstat(p, &st), -1);
+    return real;
+}
+
+/* The bind-by-name rule: each kind of directory chain. */
+static void test_trusted_chain(void **state)
+{
+    (void)state;
+    char p[4200], q[4200];
+    /* the temp dir: root's, 0700, in root's sticky /tmp */
+    assert_true(recorded_real(tu_path(dir, "t.sock")));
+    /* a sticky world-writable dir of root's: others cannot move our entries */
+    snprintf(p, sizeof(p), "%s/sticky", dir);
+    assert_int_equal(mkdir(p, 0), 0);
+    assert_int_equal(chmod(p, 01777), 0);
+    assert_true(recorded_real(tu_path(p, "t.sock")));
+    /* root's, but writable by other (no sticky bit) or by group: pinned */
+    snprintf(p, sizeof(p), "%s/wo", dir);
+    assert_int_equal(mkdir(p, 0), 0);
+    assert_int_equal(chmod(p, 0777), 0);
+    assert_false(recorded_real(tu_path(p, "t.sock")));
+    assert_int_equal(chmod(p, 0775), 0);
+    assert_false(recorded_real(tu_path(p, "t.sock")));
+    /* owned by 65534, 0755: pinned, also for a dir below it that is root's */
+    snprintf(p, sizeof(p), "%s/nobody", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(q, sizeof(q), "%s/nobody/root", dir);
+    assert_int_equal(mkdir(q, 0755), 0);
+    assert_int_equal(chown(p, 65534, 65534), 0);
+    assert_false(recorded_real(tu_path(p, "t.sock")));
+    assert_false(recorded_real(tu_path(q, "t.sock")));
+    /* a /var/run-style symlink of root's to a root dir: real name */
+    snprintf(p, sizeof(p), "%s/real", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(q, sizeof(q), "%s/run", dir);
+    assert_int_equal(symlink("real", q), 0);
+    assert_true(recorded_real(tu_path(q, "t.sock")));
+    /* the same link owned by 65534: pinned */
+    snprintf(q, sizeof(q), "%s/nrun", dir);
+    assert_int_equal(symlink(p, q), 0);
+    assert_int_equal(lchown(q, 65534, 65534), 0);
+    assert_false(recorded_real(tu_path(q, "t.sock")));
+    /* a root link whose target passes through nobody's dir ("nobody/..",
+       which nobody could turn into a symlink elsewhere): pinned */
+    snprintf(q, sizeof(q), "%s/via", dir);
+    assert_int_equal(symlink("nobody/root/../../real", q), 0);
+    assert_false(recorded_real(tu_path(q, "t.sock")));
+    /* the same through the path as written */
+    snprintf(q, sizeof(q), "%s/nobody/root/../../real/t.sock", dir);
+    assert_false(recorded_real(q));
+    snprintf(q, sizeof(q), "%s/./real/../real/t.sock", dir);
+    assert_true(recorded_real(q));
+    /* relative paths start at the canonical cwd */
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(dir), 0);
+    assert_true(recorded_real("t.sock"));
+    assert_true(recorded_real("real/t.sock"));
+    assert_false(recorded_real("nobody/root/t.sock"));
+    snprintf(q, sizeof(q), "%s/nobody/root", dir);
+    assert_int_equal(chdir(q), 0); /* a cwd below nobody's dir */
+    assert_false(recorded_real("t.sock"));
+    assert_int_equal(chdir(cwd), 0);
+    /* too long for sun_path (in a trusted chain): pinned */
+    snprintf(q, sizeof(q), "%s/%0150d", dir, 0);
+    assert_int_equal(mkdir(q, 0700), 0);
+    assert_false(recorded_real(tu_path(q, "t.sock")));
+    /* UDS_BIND_PINNED in a trusted chain */
+    uds_addr a, b;
+    uds_listener l;
+    assert_int_equal(uds_addr_parse(&a, tu_path(dir, "f.sock")), 0);
+    assert_int_equal(uds_listen(&l, &a, &(uds_listen_opts){.flags = UDS_BIND_PINNED}), 0);
+    assert_int_equal(uds_local_addr(l.fd, &b), 0);
+    assert_false(uds_addr_equal(&a, &b));
+    uds_listener_close(&l);
+    /* the check itself: the chain must lead to the dir given */
+    int d1 = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    assert_true(d1 >= 0);
+    assert_int_equal(uds__chain_trusted(tu_path(dir, "x"), d1), 1);
+    assert_int_equal(uds__chain_trusted(tu_path(p, "x"), d1), 0); /* real/ is not dir */
+    assert_int_equal(uds__chain_trusted(tu_path(dir, "missing/x"), d1), 0);
+    close(d1);
+}
+
 /* uds_listener_unlink removes the file and leaves the socket; listeners
    from fds never unlink. */
 static void test_unlink_and_from_fd(void **state)
@@ -396,6 +553,8 @@ int main(void)
     alarm(120);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_swap_each_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swap_by_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trusted_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_in_pinned_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_interrupt, setup, teardown),
