@@ -247,6 +247,10 @@ typedef struct uds_listen_opts {
    directory opened first (the path was moved or swapped meanwhile); its
    owner and mode were left alone and nothing listens. */
 #define UDS_EPATHMOVED (-10012)
+/* uds_listen, uds_listen_lock_holder: the path's directory part goes
+   through a symlink owned by neither root nor the effective uid; it was
+   not followed (its owner could point it anywhere). */
+#define UDS_ESYMLINK (-10013)
 
 /*
  * A bound (and for stream/seqpacket, listening) socket. Plain struct so it
@@ -271,8 +275,9 @@ typedef struct uds_listener {
  *   - a socket someone listens on (connect probe succeeds, or the backlog
  *     is full, or a socket of another type is bound there): -EADDRINUSE;
  *   - a stale socket (nobody listening): removed, then bound.
- * Pinned: the parent directory is opened once (O_PATH, following the path
- * as it is at that moment) and every later step works relative to that
+ * Pinned: the parent directory is opened once (O_PATH, one component at
+ * a time, following a symlink only if it is owned by root or the
+ * effective uid, else UDS_ESYMLINK) and every later step works relative to that
  * descriptor: the lock file (openat, O_NOFOLLOW), the check (fstatat), the
  * probe (a connect to /proc/self/fd/N of an O_PATH|O_NOFOLLOW descriptor
  * of the file), the bind (see below), the owner
@@ -323,7 +328,7 @@ typedef struct uds_listener {
  * Returns 0 and fills *l, or a negative errno (-EACCES, -ENOENT for a
  * missing directory, -EADDRINUSE, -EEXIST, -ENAMETOOLONG for a last
  * component too long to bind, -ETIMEDOUT for the lock, -EINTR, ...),
- * UDS_ELOCKFILE or UDS_EPATHMOVED. On failure *l is unusable and nothing
+ * UDS_ELOCKFILE, UDS_EPATHMOVED or UDS_ESYMLINK. On failure *l is unusable and nothing
  * needs closing.
  * The probe is a real connect: a live stream server sees one client that
  * connects and closes at once.

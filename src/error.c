@@ -23,6 +23,8 @@ const char *uds_strerror(int err)
         return "Lock file exists and is not udsock's";
     case UDS_EPATHMOVED:
         return "Path moved while binding";
+    case UDS_ESYMLINK:
+        return "Path goes through a symlink owned by another user";
     default:
         break;
     }

@@ -35,6 +35,87 @@
 unsigned long uds__sockdiag_checks;
 
 /*
+ * Opens the directory part of a path (dir, dl bytes) the way the kernel
+ * would resolve it, one component at a time with O_PATH|O_NOFOLLOW, but
+ * follows a symlink only when it is owned by root or our euid. Why: the
+ * first open decides where everything else happens, and a symlink owned by
+ * someone else (or one swapped in by someone who owns a directory on the
+ * way) would let that user choose the directory root works in: root would
+ * create, chmod, chown or remove files in a directory the user could not
+ * touch (a confused deputy). ".." is resolved by the kernel against the
+ * directory already open, so it cannot be redirected either. Returns the
+ * directory fd, UDS_ESYMLINK, or -errno (-ELOOP past 40 links).
+ */
+static int open_dir_walk(const char *dir, size_t dl)
+{
+    char rest[PATH_MAX], t[PATH_MAX];
+    if (dl >= sizeof(rest))
+        return -ENAMETOOLONG;
+    memcpy(rest, dir, dl);
+    rest[dl] = '\0';
+    uid_t me = geteuid();
+    int fd = open(rest[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return uds__err();
+    int links = 0;
+    char *r = rest;
+    while (*r) {
+        while (*r == '/')
+            r++;
+        if (!*r)
+            break;
+        char *end = strchrnul(r, '/');
+        char c = *end;
+        *end = '\0';
+        int nfd = openat(fd, r, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        *end = c;
+        struct stat st;
+        if (nfd < 0 || fstat(nfd, &st) < 0) {
+            int e = uds__err();
+            if (nfd >= 0)
+                close(nfd);
+            close(fd);
+            return e;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t tl = -1;
+            if (st.st_uid == 0 || st.st_uid == me)
+                tl = readlinkat(nfd, "", t, sizeof(t) - 1);
+            int e = st.st_uid != 0 && st.st_uid != me ? UDS_ESYMLINK
+                    : tl < 0                          ? uds__err()
+                    : ++links > 40                    ? -ELOOP
+                                                      : 0;
+            size_t nl = strlen(end);
+            if (e == 0 && (tl == 0 || (size_t)tl + nl + 1 > sizeof(t)))
+                e = tl == 0 ? -ENOENT : -ENAMETOOLONG;
+            close(nfd);
+            if (e < 0) {
+                close(fd);
+                return e;
+            }
+            memcpy(t + tl, end, nl + 1); /* the target, then what is left */
+            memcpy(rest, t, (size_t)tl + nl + 1);
+            r = rest;
+            if (rest[0] == '/') {
+                close(fd);
+                fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                    return uds__err();
+            }
+            continue;
+        }
+        close(fd);
+        if (!S_ISDIR(st.st_mode)) {
+            close(nfd);
+            return -ENOTDIR;
+        }
+        fd = nfd;
+        r = end;
+    }
+    return fd;
+}
+
+/*
  * Why not dirname(3): it may modify its argument and maps "a/" oddly; the
  * rules here are the kernel's: the last component is what bind creates.
  */
@@ -51,20 +132,9 @@ int uds__pin_parent(const char *path, char *name, size_t cap)
     if (bl > NAME_MAX || bl + 1 > cap)
         return -ENAMETOOLONG;
     memcpy(name, base, bl + 1);
-    char dir[PATH_MAX];
-    if (!slash) {
-        strcpy(dir, ".");
-    } else if (slash == path) {
-        strcpy(dir, "/");
-    } else {
-        size_t dl = (size_t)(slash - path);
-        if (dl >= sizeof(dir))
-            return -ENAMETOOLONG;
-        memcpy(dir, path, dl);
-        dir[dl] = '\0';
-    }
-    int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    return fd < 0 ? uds__err() : fd;
+    if (!slash)
+        return open_dir_walk("", 0);
+    return open_dir_walk(path, slash == path ? 1 : (size_t)(slash - path));
 }
 
 int uds__proc_sun(struct sockaddr_un *un, socklen_t *len, int fd, const char *name)

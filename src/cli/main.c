@@ -110,6 +110,13 @@ const char *cli_errtext(const char *op, const char *addr, int err)
                  op, addr);
         return buf;
     }
+    if (binding && err == UDS_ESYMLINK) {
+        snprintf(buf, sizeof(buf),
+                 "%s %s: the path goes through a symlink owned by another user; not "
+                 "following it (give the resolved path if you trust its owner)",
+                 op, addr);
+        return buf;
+    }
     if (binding && err == -ETIMEDOUT) {
         char who[256];
         lock_holder_text(addr, who, sizeof(who));

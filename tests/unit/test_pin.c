@@ -476,11 +476,35 @@ static void test_trusted_chain(void **state)
     snprintf(q, sizeof(q), "%s/run", dir);
     assert_int_equal(symlink("real", q), 0);
     assert_true(recorded_real(tu_path(q, "t.sock")));
-    /* the same link owned by 65534: pinned */
+    /* the same link owned by 65534: its owner could point it anywhere, so
+       it is not even followed (not merely pinned: the directory it leads
+       to would be 65534's choice); nothing is created behind it */
     snprintf(q, sizeof(q), "%s/nrun", dir);
     assert_int_equal(symlink(p, q), 0);
     assert_int_equal(lchown(q, 65534, 65534), 0);
-    assert_false(recorded_real(tu_path(q, "t.sock")));
+    {
+        uds_addr na;
+        uds_listener nl;
+        assert_int_equal(uds_addr_parse(&na, tu_path(q, "t.sock")), 0);
+        assert_int_equal(uds_listen(&nl, &na, NULL), UDS_ESYMLINK);
+        assert_int_equal(uds_listen_lock_holder(&na), UDS_ESYMLINK);
+        struct stat nst;
+        assert_int_equal(lstat(tu_path(p, "t.sock"), &nst), -1);
+        assert_int_equal(lstat(tu_path(p, "t.sock" UDS_LOCK_SUFFIX), &nst), -1);
+        /* a link of 65534's inside a root link's target: the same */
+        char r2[4200];
+        snprintf(r2, sizeof(r2), "%s/rootlink", dir);
+        assert_int_equal(symlink("nrun", r2), 0);
+        assert_int_equal(uds_addr_parse(&na, tu_path(r2, "t.sock")), 0);
+        assert_int_equal(uds_listen(&nl, &na, NULL), UDS_ESYMLINK);
+        /* a 65534 link in a 65534 dir that points back to a root dir:
+           refused as well (the race's swapped-in symlink) */
+        snprintf(r2, sizeof(r2), "%s/nobody/back", dir);
+        assert_int_equal(symlink(p, r2), 0);
+        assert_int_equal(lchown(r2, 65534, 65534), 0);
+        assert_int_equal(uds_addr_parse(&na, tu_path(r2, "t.sock")), 0);
+        assert_int_equal(uds_listen(&nl, &na, NULL), UDS_ESYMLINK);
+    }
     /* a root link whose target passes through nobody's dir ("nobody/..",
        which nobody could turn into a symlink elsewhere): pinned */
     snprintf(q, sizeof(q), "%s/via", dir);
