@@ -167,10 +167,11 @@ int uds__acceptor_admit_fd(uds_acceptor *a, int fd, uds_peer *out);
 
 /* ---- pinned path operations (pin.c) ---- */
 
-/* Opens the parent directory of path once (O_PATH|O_DIRECTORY|O_CLOEXEC)
+/* Opens the parent directory of path once (O_PATH, one component at a
+   time with O_NOFOLLOW, following only symlinks owned by root or the euid)
    and copies the last component into name (cap >= NAME_MAX + 1). Returns
-   the directory fd, or -errno (-ENAMETOOLONG, -EINVAL for a path ending in
-   '/', "." or ".."). */
+   the directory fd, UDS_ESYMLINK, or -errno (-ENAMETOOLONG, -EINVAL for a
+   path ending in '/', "." or ".."). */
 int uds__pin_parent(const char *path, char *name, size_t cap);
 
 /* "/proc/self/fd/FD" or "/proc/self/fd/FD/NAME" (name may be NULL) as a

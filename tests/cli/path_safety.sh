@@ -259,13 +259,13 @@ if want d6; then
     chmod 0644 "$L"
     ino=$(stat -c %i "$L")
     # -o: flock itself holds the lock, its child does not (killed by pid below)
-    bg "${NOBODY[@]}" flock -x -o "$L" sleep 60
+    bg "${NOBODY[@]}" flock -x -o "$L" sleep 600
     holder=$LAST
     # held once /proc/locks lists a lock on the file's inode
     held() { grep -q ":$ino " /proc/locks; }
     poll_until held || fail "d6: flock did not take the lock"
     t0=$(now_us)
-    err=$(timeout 30 "$U" listen "$X" 2>&1 </dev/null)
+    err=$(timeout -k 5 20 "$U" listen "$X" 2>&1 </dev/null) # TERM at 20 s, KILL at 25
     rc=$?
     dt=$((($(now_us) - t0) / 1000))
     echo "d6: listen gave up after $dt ms: $err"

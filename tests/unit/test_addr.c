@@ -425,7 +425,7 @@ static void test_path_limits(void **state)
     p[UDS_PATH_MAX] = 'q';
     p[UDS_PATH_MAX + 1] = '\0';
     assert_int_equal(uds_addr_parse(&a, p), -ENAMETOOLONG);
-    char u2[UDS_PATH_MAX + 16];
+    char u2[sizeof(p) + 8];
     snprintf(u2, sizeof(u2), "unix:%s", p);
     assert_int_equal(uds_addr_parse(&a, u2), -ENAMETOOLONG);
 
@@ -434,7 +434,7 @@ static void test_path_limits(void **state)
     assert_int_equal(uds_addr_parse(&a, p), 0);
     assert_int_equal(uds_listen(&l, &a, NULL), -ENAMETOOLONG);
     assert_int_equal(lstat(p, &st), -1);
-    char lk[UDS_PATH_MAX + 64];
+    char lk[sizeof(p) + sizeof(UDS_LOCK_SUFFIX)];
     snprintf(lk, sizeof(lk), "%s%s", p, UDS_LOCK_SUFFIX);
     assert_int_equal(lstat(lk, &st), -1);
     tu_rmtree(dir);
