@@ -17,6 +17,10 @@
  *   - Buffers passed in are borrowed for the duration of the call only.
  *     File descriptors returned (sockets, received fds) belong to the caller.
  *   - Names: uds_ is public, uds__ is internal.
+ *   - Timeouts in milliseconds: in an options struct, 0 means the documented
+ *     default (so a zeroed struct behaves sensibly) and a negative value
+ *     means no limit; as a call argument, 0 means "do not wait" and a
+ *     negative value "no limit". Fields that predate this rule say so.
  */
 #ifndef UDSOCK_H
 #define UDSOCK_H
@@ -92,8 +96,12 @@ uint64_t uds_ratelimit_end(const uds_ratelimit *r);
  *   tcp:HOST:PORT, tcp:[::1]:PORT               TCP over IPv4/IPv6
  *   udp:HOST:PORT, udp:[::1]:PORT               UDP over IPv4/IPv6
  * A bare word that contains no ':' and does not start with '@' is a path.
- * A path must be shorter than 108 bytes (sizeof sun_path); longer paths are
- * refused with -ENAMETOOLONG, never truncated.
+ * A path may be up to UDS_PATH_MAX bytes long (PATH_MAX - 1), far beyond
+ * sun_path's 108: a path that fits sun_path is used as it is (no extra
+ * system call); a longer one is reached through a descriptor of its file
+ * (connect, sendto) or of its directory (bind), see uds_listen. Binding
+ * also needs the last component to fit (UDS_NAME_MAX_BIND); nothing is
+ * ever truncated. Longer paths are refused with -ENAMETOOLONG.
  */
 enum uds_addr_kind {
     UDS_ADDR_NONE = 0,     /* not set */
@@ -104,12 +112,29 @@ enum uds_addr_kind {
     UDS_ADDR_UDP = 5       /* AF_INET or AF_INET6, datagram */
 };
 
-/* Longest path accepted (bytes, without the NUL): sizeof(sun_path) - 1. */
-#define UDS_PATH_MAX 107
+/* Longest path accepted (bytes, without the NUL): PATH_MAX - 1. Paths up
+   to 107 bytes fit sun_path and take the fast way (until 0.1 this was the
+   limit, 107). */
+#define UDS_PATH_MAX 4095
+/* Longest path that fits sun_path (bytes, without the NUL). */
+#define UDS_SUN_PATH_MAX 107
+/* Longest last path component uds_listen can bind (bytes): the bind goes
+   through "/proc/self/fd/DIRFD/NAME", which must fit sun_path (the exact
+   limit depends on the descriptor number; this is the lower bound for
+   descriptors below 100000). */
+#define UDS_NAME_MAX_BIND 87
 /* Room for any address formatted as text, NUL included. */
-#define UDS_ADDR_STRLEN 512
+#define UDS_ADDR_STRLEN (UDS_PATH_MAX + 17)
 
-/* A socket address as a plain value: copy it, compare it, keep it. */
+/*
+ * A socket address as a plain value: copy it, compare it, keep it. A path
+ * of up to UDS_PATH_MAX bytes is held in place (u.path.name; u.un.sun_path
+ * is the same bytes for a path that fits it), so the value needs no
+ * freeing; len is the sockaddr length (offsetof sun_path + bytes + 1),
+ * larger than sizeof(struct sockaddr_un) for a long path, which the
+ * kernel would refuse (-EINVAL): hand such an address only to this
+ * library. Use uds_addr_path() rather than u.un.sun_path.
+ */
 typedef struct uds_addr {
     int kind;      /* enum uds_addr_kind */
     socklen_t len; /* bytes of u that are meaningful (for bind/connect) */
@@ -119,6 +144,10 @@ typedef struct uds_addr {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
         struct sockaddr_storage ss;
+        struct {
+            sa_family_t family;           /* AF_UNIX */
+            char name[UDS_PATH_MAX + 1];  /* the path, NUL-terminated */
+        } path;
     } u;
 } uds_addr;
 
@@ -128,7 +157,7 @@ typedef struct uds_addr {
  * result is used; numeric addresses never touch DNS).
  * Returns 0, or:
  *   -EINVAL        empty name, bad syntax, bad port, text NULL
- *   -ENAMETOOLONG  path of 108 bytes or more / abstract name over 107 bytes
+ *   -ENAMETOOLONG  path over UDS_PATH_MAX bytes / abstract name over 107
  *   -EHOSTUNREACH  host name could not be resolved
  */
 int uds_addr_parse(uds_addr *out, const char *text);
@@ -158,7 +187,8 @@ int uds_addr_from_sockaddr(uds_addr *out, const struct sockaddr *sa,
 /* The address family of `a` (AF_UNIX, AF_INET, AF_INET6), or -EINVAL. */
 int uds_addr_family(const uds_addr *a);
 
-/* The filesystem path of a UDS_ADDR_PATH address, otherwise NULL. */
+/* The filesystem path of a UDS_ADDR_PATH address (the whole path, however
+   long), otherwise NULL. Points into a. */
 const char *uds_addr_path(const uds_addr *a);
 
 /* 1 if a and b name the same endpoint, else 0. */
@@ -176,8 +206,13 @@ int uds_addr_equal(const uds_addr *a, const uds_addr *b);
 /* Flags for uds_listen_opts.flags and uds_connect_opts.flags. */
 #define UDS_NONBLOCK 0x01    /* the returned fd is O_NONBLOCK */
 #define UDS_NO_AUTOBIND 0x02 /* datagram client: do not autobind a reply address */
-#define UDS_NO_LOCK 0x04     /* safe bind without the PATH.lock file */
+#define UDS_NO_LOCK 0x04     /* safe bind without the lock file */
 #define UDS_NO_UNLINK 0x08   /* uds_listener_close() leaves the file in place */
+#define UDS_BIND_PINNED 0x10  /* uds_listen: always bind through
+                                 /proc/self/fd/DIRFD/NAME, even where the
+                                 path's directory chain is trusted (the
+                                 kernel then records that string as the
+                                 socket's name, see uds_listen) */
 
 /* Parses "stream", "dgram"/"datagram", "seqpacket". Returns the type or -EINVAL. */
 int uds_type_parse(const char *text);
@@ -189,13 +224,33 @@ typedef struct uds_listen_opts {
     int type;    /* UDS_STREAM (default for unix/tcp), UDS_DGRAM, UDS_SEQPACKET;
                     0 = from the address (udp: -> UDS_DGRAM) */
     int backlog; /* listen() backlog; 0 = SOMAXCONN */
-    int flags;   /* UDS_NONBLOCK, UDS_NO_LOCK, UDS_NO_UNLINK */
+    int flags;   /* UDS_NONBLOCK, UDS_NO_LOCK, UDS_NO_UNLINK, UDS_BIND_PINNED */
     unsigned mode;  /* permission bits of the socket file, e.g. 0660;
                        0 = 0777 & ~umask (the kernel's default) */
     int set_owner;  /* if nonzero, chown the file to owner:group before listen */
     uid_t owner;    /* (uid_t)-1 leaves the owner */
     gid_t group;    /* (gid_t)-1 leaves the group */
+    int lock_timeout_ms; /* how long to wait for the lock file while another
+                            process holds it: 0 = UDS_LOCK_TIMEOUT_DEFAULT_MS,
+                            negative = no limit, else ms (then -ETIMEDOUT) */
 } uds_listen_opts;
+
+/* The lock file of a path is PATH + UDS_LOCK_SUFFIX, in the same directory. */
+#define UDS_LOCK_SUFFIX ".udsock.lock"
+/* The first line of every lock file udsock creates (its marker). */
+#define UDS_LOCK_MARKER "udsock lock file\n"
+#define UDS_LOCK_TIMEOUT_DEFAULT_MS 5000
+/* uds_listen: a file with the lock file's name exists and is not udsock's
+   (not a regular file, or without UDS_LOCK_MARKER); it was left alone. */
+#define UDS_ELOCKFILE (-10011)
+/* uds_listen: the socket bound by name is not the file NAME in the
+   directory opened first (the path was moved or swapped meanwhile); its
+   owner and mode were left alone and nothing listens. */
+#define UDS_EPATHMOVED (-10012)
+/* uds_listen, uds_listen_lock_holder: the path's directory part goes
+   through a symlink owned by neither root nor the effective uid; it was
+   not followed (its owner could point it anywhere). */
+#define UDS_ESYMLINK (-10013)
 
 /*
  * A bound (and for stream/seqpacket, listening) socket. Plain struct so it
@@ -208,6 +263,8 @@ typedef struct uds_listener {
     dev_t dev;     /* socket file identity, to remove it only if still ours */
     ino_t ino;
     int owns_path; /* 1 if close should unlink addr's path (if dev/ino match) */
+    int dirfd;     /* while owns_path: the directory the file was bound in
+                      (O_PATH, owned by the listener); otherwise -1 */
 } uds_listener;
 
 /*
@@ -218,16 +275,61 @@ typedef struct uds_listener {
  *   - a socket someone listens on (connect probe succeeds, or the backlog
  *     is full, or a socket of another type is bound there): -EADDRINUSE;
  *   - a stale socket (nobody listening): removed, then bound.
- * The check-remove-bind sequence runs while holding flock() on "PATH.lock"
- * (created 0600 with O_NOFOLLOW, removed again afterwards) so two servers
- * starting at once cannot both win. The file mode (opts->mode) is applied
- * through the umask during bind() (serialised by a process-wide mutex), and
- * the owner through an O_PATH|O_NOFOLLOW descriptor, both before listen():
- * no path is ever chmod/chown'ed where a symlink could be swapped in.
- * `opts` may be NULL for defaults.
+ * Pinned: the parent directory is opened once (O_PATH, one component at
+ * a time, following a symlink only if it is owned by root or the
+ * effective uid, else UDS_ESYMLINK) and every later step works relative to that
+ * descriptor: the lock file (openat, O_NOFOLLOW), the check (fstatat), the
+ * probe (a connect to /proc/self/fd/N of an O_PATH|O_NOFOLLOW descriptor
+ * of the file), the bind (see below), the owner
+ * (fchownat AT_EMPTY_PATH) and mode (chmod of /proc/self/fd/N) of the file
+ * we bound, and the stale unlink (unlinkat after re-checking dev/ino). A
+ * directory renamed or swapped for a symlink meanwhile cannot redirect any
+ * of them.
+ * The bind: the kernel records the name a socket was bound with, and getsockname(),
+ * a peer's getpeername()/recvfrom(), ss(8) and /proc/net/unix show it, so
+ * the bind takes the path itself (the real name) when (1) the path fits
+ * sun_path and (2) its directory chain is trusted: nobody but root and
+ * the effective uid can change where it leads (every directory entered,
+ * as written, from the canonical cwd for a relative path, and along the
+ * canonical path of the opened directory, is owned by root or the euid
+ * and not writable by group or other unless sticky; every symlink
+ * followed is owned by root or the euid), and it leads to the directory
+ * opened. Otherwise (a directory on the way someone else may change, a
+ * path longer than sun_path, or UDS_BIND_PINNED) the bind goes to
+ * "/proc/self/fd/DIRFD/NAME", which creates NAME in the opened directory
+ * whatever happens to the path, and the kernel records that string as
+ * the name (meaningless in another process; l->addr keeps the path, and
+ * `udsock ls` matches sockets by their file's inode). After a bind by
+ * name, sock_diag must confirm that the socket is the file NAME in the
+ * opened directory (without sock_diag: that file is a socket owned by the
+ * euid); if not, UDS_EPATHMOVED, and the requested mode and owner are not
+ * applied (a bind by name with opts->mode creates the file with no
+ * permission bits and sets the mode after that check).
+ * Without /proc mounted the bind and the probe use the path itself (only
+ * when it fits sun_path; the directory is then not pinned for those two
+ * steps).
+ * The check-remove-bind sequence runs while holding flock() on the lock
+ * file PATH UDS_LOCK_SUFFIX ("x.sock.udsock.lock"): created 0600 with
+ * UDS_LOCK_MARKER as its first line (written to a temporary name, then
+ * linked in place so it never exists without the marker), waited for at
+ * most opts->lock_timeout_ms (5 s by default; then -ETIMEDOUT, see
+ * uds_listen_lock_holder), and removed again by the holder, after checking
+ * it is still the same file and carries the marker. An existing file of
+ * that name that is not a regular file with the marker is never used or
+ * removed: UDS_ELOCKFILE. The wait polls at 10 ms and ends with -EINTR
+ * when a signal handler ran, or when SIGINT, SIGTERM, SIGHUP or SIGQUIT
+ * is pending while blocked (a program that takes its signals from a
+ * signalfd); the exception to "EINTR is retried".
+ * The file mode (opts->mode) is applied through the umask during bind()
+ * (serialised by a process-wide mutex), and the owner before listen().
+ * `opts` may be NULL for defaults. A successful path listener keeps the
+ * directory descriptor open (l->dirfd) until close, to remove the file
+ * from the same directory.
  * Returns 0 and fills *l, or a negative errno (-EACCES, -ENOENT for a
- * missing directory, -EADDRINUSE, -EEXIST, -ELOOP if PATH.lock is a
- * symlink, ...). On failure *l is unusable and nothing needs closing.
+ * missing directory, -EADDRINUSE, -EEXIST, -ENAMETOOLONG for a last
+ * component too long to bind, -ETIMEDOUT for the lock, -EINTR, ...),
+ * UDS_ELOCKFILE, UDS_EPATHMOVED or UDS_ESYMLINK. On failure *l is unusable and nothing
+ * needs closing.
  * The probe is a real connect: a live stream server sees one client that
  * connects and closes at once.
  */
@@ -236,17 +338,38 @@ int uds_listen(uds_listener *l, const uds_addr *addr,
 
 /*
  * Wraps an inherited, already bound socket (systemd socket activation, a
- * --fd option). The listener never unlinks anything. Returns 0 or -errno
- * (-ENOTSOCK if fd is not a socket).
+ * --fd option). The listener never unlinks anything (dirfd -1). Returns 0
+ * or -errno (-ENOTSOCK if fd is not a socket).
  */
 int uds_listener_from_fd(uds_listener *l, int fd);
 
 /*
- * Closes the socket and, if this listener created the socket file and the
- * path still names the same file (same st_dev and st_ino), removes it.
- * Safe to call on a zeroed struct or twice (fd is set to -1).
+ * Closes the socket and, if this listener created the socket file and its
+ * name in the directory it was bound in (l->dirfd) still names the same
+ * file (same st_dev and st_ino), removes it with unlinkat on that
+ * directory. Closes l->dirfd. Safe to call on a zeroed struct or twice
+ * (fd is set to -1).
  */
 void uds_listener_close(uds_listener *l);
+
+/*
+ * Removes the socket file now, as uds_listener_close would, but leaves the
+ * socket open (e.g. after handing it to a child, or from a signal handler:
+ * it only calls fstatat, unlinkat and close, which are async-signal-safe).
+ * Afterwards close removes nothing. Returns 1 if removed, 0 if there was
+ * nothing of ours to remove, or -errno.
+ */
+int uds_listener_unlink(uds_listener *l);
+
+/*
+ * The pid of the process holding the lock file of path address `addr`
+ * (see uds_listen), from /proc/locks (the entry whose device and inode are
+ * the lock file's). Returns the pid (> 0), 0 if the file exists but no
+ * holder is listed (or it is in another pid namespace), -ENOENT if there
+ * is no lock file, -EINVAL for an address that is not a path, or -errno.
+ * Reading /proc/PID/comm for a name is left to the caller.
+ */
+int uds_listen_lock_holder(const uds_addr *addr);
 
 /*
  * Accepts one connection (accept4 with SOCK_CLOEXEC, plus SOCK_NONBLOCK if

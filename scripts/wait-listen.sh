@@ -170,16 +170,37 @@ _uds_wl_check() {
     # has __SO_ACCEPTCON (0x00010000) once listen() ran; Type 0002 is
     # SOCK_DGRAM; an abstract name is shown with a leading '@'. The path is
     # the rest of the line after the seventh field (it may hold spaces).
-    UDS_WL_NAME=$name awk -v mode="$mode" '
+    # A pinned bind (uds_listen in a directory others may change, or a path
+    # longer than sun_path) is recorded as /proc/self/fd/DIRFD/BASENAME: such
+    # a line with our basename is a candidate, printed as "INODE DIRFD", and
+    # counts once a process holding that socket has, as fd DIRFD, the
+    # directory the path leads to (the real name needs no such check).
+    local out ino dfd holder want
+    out=$(UDS_WL_NAME=$name awk -v mode="$mode" -v abs="$_UDS_WL_ABSTRACT" '
         FNR == 1 || NF < 8 { next }
         {
             p = $0
             for (i = 0; i < 7; i++) sub(/^[^ ]+ +/, "", p)
-            if (p != ENVIRON["UDS_WL_NAME"]) next
-            if (mode == "listen" && index("13579BDFbdf", substr($4, 4, 1)) > 0) { f = 1; exit }
-            if (mode == "bound" && $5 == "0002") { f = 1; exit }
-        }
-        END { exit !f }' /proc/net/unix
+            if (mode == "listen" && index("13579BDFbdf", substr($4, 4, 1)) == 0) next
+            if (mode == "bound" && $5 != "0002") next
+            if (p == ENVIRON["UDS_WL_NAME"]) { print "real"; exit }
+            if (abs == 1) next
+            b = ENVIRON["UDS_WL_NAME"]; sub(/.*\//, "", b)
+            q = p
+            if (!sub(/^\/proc\/self\/fd\/[0-9]+\//, "", q) || q != b) next
+            d = p; sub(/^\/proc\/self\/fd\//, "", d); sub(/\/.*/, "", d)
+            print $7, d
+        }' /proc/net/unix) || return 1
+    [ -n "$out" ] || return 1
+    [ "$out" != real ] || return 0
+    want=$(realpath -e -- "$(dirname -- "$name")" 2>/dev/null) || return 1
+    while read -r ino dfd; do
+        [ "$ino" != real ] || return 0
+        for holder in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "socket:\[$ino\]" 2>/dev/null); do
+            [ "$(readlink "${holder%/*}/$dfd" 2>/dev/null)" = "$want" ] && return 0
+        done
+    done <<<"$out"
+    return 1
 }
 
 # Why a wait ended without a server: one line for stderr.

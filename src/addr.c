@@ -21,7 +21,12 @@ static int has_prefix(const char *s, size_t n, const char *p)
     return n >= pl && memcmp(s, p, pl) == 0;
 }
 
-/* Filesystem path: must be non-empty and leave room for the NUL. */
+/*
+ * Filesystem path: must be non-empty and at most UDS_PATH_MAX bytes. It is
+ * kept whole in u.path.name; len counts it as a sockaddr_un would, so a
+ * path that fits sun_path is a ready sockaddr and a longer one has a len
+ * the kernel refuses (the library reaches it through /proc, pin.c).
+ */
 static int parse_path(uds_addr *out, const char *s, size_t n)
 {
     if (n == 0)
@@ -29,9 +34,9 @@ static int parse_path(uds_addr *out, const char *s, size_t n)
     if (n > UDS_PATH_MAX)
         return -ENAMETOOLONG;
     out->kind = UDS_ADDR_PATH;
-    out->u.un.sun_family = AF_UNIX;
-    memcpy(out->u.un.sun_path, s, n);
-    out->u.un.sun_path[n] = '\0';
+    out->u.path.family = AF_UNIX;
+    memcpy(out->u.path.name, s, n);
+    out->u.path.name[n] = '\0';
     out->len = (socklen_t)(UDS__SUN_OFF + n + 1);
     return 0;
 }
@@ -211,7 +216,7 @@ int uds_addr_format(const uds_addr *a, char *buf, size_t size)
         return -EINVAL;
     switch (a->kind) {
     case UDS_ADDR_PATH: {
-        const char *p = a->u.un.sun_path;
+        const char *p = a->u.path.name;
         int needs_scheme = p[0] != '/' && p[0] != '.' && (p[0] == '@' || strchr(p, ':'));
         put(buf, size, &pos, "%s%s", needs_scheme ? "unix:" : "", p);
         break;
@@ -263,7 +268,9 @@ int uds_addr_from_sockaddr(uds_addr *out, const struct sockaddr *sa,
 {
     if (!out || (!sa && len))
         return -EINVAL;
-    memset(out, 0, sizeof(*out));
+    /* a kernel address fits sockaddr_storage: the long-path room of
+       u.path is left as it is (every accept and recvfrom comes here) */
+    memset(out, 0, offsetof(uds_addr, u) + sizeof(out->u.ss));
     if (len > sizeof(out->u.ss))
         return -EINVAL;
     if (len < sizeof(sa_family_t)) { /* some kernels report 0 for unnamed */
@@ -277,7 +284,7 @@ int uds_addr_from_sockaddr(uds_addr *out, const struct sockaddr *sa,
     switch (sa->sa_family) {
     case AF_UNIX:
         if (len > sizeof(struct sockaddr_un)) {
-            memset(out, 0, sizeof(*out));
+            memset(out, 0, offsetof(uds_addr, u) + sizeof(out->u.ss));
             return -EINVAL; /* longer than any name the kernel can hold */
         }
         if (len <= UDS__SUN_OFF) {
@@ -287,9 +294,9 @@ int uds_addr_from_sockaddr(uds_addr *out, const struct sockaddr *sa,
         } else {
             /* the kernel may or may not count the NUL: normalise to counting it */
             size_t n = strnlen(out->u.un.sun_path, len - UDS__SUN_OFF);
-            if (n > UDS_PATH_MAX)
-                return -ENAMETOOLONG; /* a 108-byte path bound by someone else */
-            out->u.un.sun_path[n] = '\0';
+            /* a full 108-byte name without its NUL (bound by someone
+               else): room for the NUL is in u.path */
+            out->u.path.name[n] = '\0';
             out->kind = UDS_ADDR_PATH;
             out->len = (socklen_t)(UDS__SUN_OFF + n + 1);
         }
@@ -298,13 +305,13 @@ int uds_addr_from_sockaddr(uds_addr *out, const struct sockaddr *sa,
     case AF_INET6:
         if (len < (sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
                                             : sizeof(struct sockaddr_in6))) {
-            memset(out, 0, sizeof(*out));
+            memset(out, 0, offsetof(uds_addr, u) + sizeof(out->u.ss));
             return -EINVAL; /* too short to hold the address it claims */
         }
         out->kind = socktype == SOCK_DGRAM ? UDS_ADDR_UDP : UDS_ADDR_TCP;
         return 0;
     default:
-        memset(out, 0, sizeof(*out));
+        memset(out, 0, offsetof(uds_addr, u) + sizeof(out->u.ss));
         return -EAFNOSUPPORT;
     }
 }
@@ -328,7 +335,7 @@ int uds_addr_family(const uds_addr *a)
 
 const char *uds_addr_path(const uds_addr *a)
 {
-    return a && a->kind == UDS_ADDR_PATH ? a->u.un.sun_path : NULL;
+    return a && a->kind == UDS_ADDR_PATH ? a->u.path.name : NULL;
 }
 
 int uds_addr_equal(const uds_addr *a, const uds_addr *b)
@@ -337,7 +344,7 @@ int uds_addr_equal(const uds_addr *a, const uds_addr *b)
         return 0;
     switch (a->kind) {
     case UDS_ADDR_PATH:
-        return strcmp(a->u.un.sun_path, b->u.un.sun_path) == 0;
+        return strcmp(a->u.path.name, b->u.path.name) == 0;
     case UDS_ADDR_UNNAMED:
         return 1;
     default:

@@ -236,9 +236,15 @@ static int attempt(uds_connect_op *op, int in_start)
     if (fd < 0)
         return finish(op, fd, in_start);
     op->fd = fd;
-    if (connect(fd, &op->addr.u.sa, op->addr.len) == 0)
-        return finish(op, fd, in_start);
-    int err = -errno;
+    uds__kname k;
+    int err = uds__kname_get(&k, &op->addr);
+    if (err == 0) {
+        int c = connect(fd, k.sa, k.len);
+        err = c == 0 ? 0 : -errno;
+        uds__kname_done(&k);
+        if (c == 0)
+            return finish(op, fd, in_start);
+    }
     if (err == -EINPROGRESS || (err == -EINTR && op->family != AF_UNIX))
         return wait_handshake(op, in_start);
     close_fd(op);

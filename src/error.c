@@ -19,6 +19,12 @@ const char *uds_strerror(int err)
         return "Malformed frame header from peer";
     case UDS_ECLOSED:
         return "Connection closed";
+    case UDS_ELOCKFILE:
+        return "Lock file exists and is not udsock's";
+    case UDS_EPATHMOVED:
+        return "Path moved while binding";
+    case UDS_ESYMLINK:
+        return "Path goes through a symlink owned by another user";
     default:
         break;
     }

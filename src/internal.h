@@ -135,9 +135,19 @@ void uds__conn_forget(uds_conn *c);
  *                         above: no pidfd at all)
  */
 #define UDS__FEAT_PASSRIGHTS 0x01u
+/*   UDS__FEAT_SOCKDIAG    NETLINK_SOCK_DIAG answers for AF_UNIX with
+ *                         UNIX_DIAG_VFS (unix_diag loaded): safe bind
+ *                         confirms the file it bound is its own socket
+ *                         (pin.c); without it, an S_ISSOCK check
+ *   UDS__FEAT_PROCFD      /proc/self/fd is there: pinned bind and probe,
+ *                         long paths (pin.c); without it, the path itself
+ *                         when it fits sun_path */
+#define UDS__FEAT_SOCKDIAG 0x08u
+#define UDS__FEAT_PROCFD 0x10u
 #define UDS__FEAT_PEERPIDFD 0x02u
 #define UDS__FEAT_PIDFD_OPEN 0x04u
-#define UDS__FEAT_ALL (UDS__FEAT_PASSRIGHTS | UDS__FEAT_PEERPIDFD | UDS__FEAT_PIDFD_OPEN)
+#define UDS__FEAT_ALL (UDS__FEAT_PASSRIGHTS | UDS__FEAT_PEERPIDFD | UDS__FEAT_PIDFD_OPEN | \
+                       UDS__FEAT_SOCKDIAG | UDS__FEAT_PROCFD)
 extern unsigned uds__features;
 
 #ifndef SO_PEERPIDFD
@@ -171,6 +181,70 @@ void uds__nodelay(int fd);
  * fd is never closed and cb is never called.
  */
 int uds__acceptor_admit_fd(uds_acceptor *a, int fd, uds_peer *out);
+
+/* ---- pinned path operations (pin.c) ---- */
+
+/* Opens the parent directory of path once (O_PATH, one component at a
+   time with O_NOFOLLOW, following only symlinks owned by root or the euid)
+   and copies the last component into name (cap >= NAME_MAX + 1). Returns
+   the directory fd, UDS_ESYMLINK, or -errno (-ENAMETOOLONG, -EINVAL for a
+   path ending in '/', "." or ".."). */
+int uds__pin_parent(const char *path, char *name, size_t cap);
+
+/* "/proc/self/fd/FD" or "/proc/self/fd/FD/NAME" (name may be NULL) as a
+   sockaddr_un; -ENAMETOOLONG if it does not fit sun_path. */
+int uds__proc_sun(struct sockaddr_un *un, socklen_t *len, int fd, const char *name);
+
+/* The dev/ino of the file a bound unix socket's name points at, from
+   sock_diag (UNIX_DIAG_VFS; ino only its low 32 bits, dev in stat's
+   encoding). 0, -ENOPROTOOPT when sock_diag cannot say (feature bit
+   cleared), or -errno. */
+int uds__sock_vfs(int sockfd, dev_t *dev, uint32_t *ino);
+
+/* 1 if nobody but root and our euid can change where the directory part
+   of `path` leads (every directory entered, as written and along the
+   canonical path of dirfd, is root's or ours and not group/other
+   writable unless sticky; every symlink followed is root's or ours) and
+   it leads to dirfd; else 0. Then a bind by name lands in dirfd. */
+int uds__chain_trusted(const char *path, int dirfd);
+
+/* Test seam: if set, the safe bind calls it between its steps (1 after
+   opening the directory, 2 before bind, 3 before settling the file), so a
+   test can swap directories at exactly those moments (sock.c). */
+extern void (*uds__bind_hook)(int step);
+
+/* Times uds__sock_vfs confirmed a bound file (for tests). */
+extern unsigned long uds__sockdiag_checks;
+
+/* The lock file next to dirfd/name (name + UDS_LOCK_SUFFIX): waits for it
+   at most timeout_ms (<0: no limit). Returns the locked fd, or -errno
+   (-ETIMEDOUT, -EINTR), UDS_ELOCKFILE. */
+int uds__lock_take(int dirfd, const char *name, int timeout_ms);
+/* Removes the lock file if it is still the one held by fd, and closes fd. */
+void uds__lock_drop(int dirfd, const char *name, int fd);
+
+/* What to hand the kernel for connect/sendto to an address: the address
+   itself, or for a path longer than sun_path "/proc/self/fd/N" of an
+   O_PATH descriptor of its file (pfd, to close with uds__kname_done). */
+typedef struct uds__kname {
+    const struct sockaddr *sa;
+    socklen_t len;
+    int pfd;
+    struct sockaddr_un un;
+} uds__kname;
+int uds__kname_long(uds__kname *k, const uds_addr *a);
+/* Fills k for a (0 or -errno); the common case costs no system call. */
+static inline int uds__kname_get(uds__kname *k, const uds_addr *a)
+{
+    k->pfd = -1;
+    if (a->kind != UDS_ADDR_PATH || a->len <= sizeof(struct sockaddr_un)) {
+        k->sa = &a->u.sa;
+        k->len = a->len;
+        return 0;
+    }
+    return uds__kname_long(k, a);
+}
+void uds__kname_done(uds__kname *k);
 
 #define UDS__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

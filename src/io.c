@@ -223,9 +223,14 @@ ssize_t uds_sendmsg(int fd, const uds_msg *m)
     memset(&mh, 0, sizeof(mh));
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
+    uds__kname k; /* not zeroed: the common send pays nothing for it */
+    k.pfd = -1;
     if (m->addr) {
-        mh.msg_name = (void *)&m->addr->u;
-        mh.msg_namelen = m->addr->len;
+        int r = uds__kname_get(&k, m->addr);
+        if (r < 0)
+            return r;
+        mh.msg_name = (void *)k.sa;
+        mh.msg_namelen = k.len;
     }
     if (space) {
         mh.msg_control = cbuf.b;
@@ -247,6 +252,7 @@ ssize_t uds_sendmsg(int fd, const uds_msg *m)
         }
     }
     ssize_t n = UDS__RETRY(sendmsg(fd, &mh, MSG_NOSIGNAL));
+    uds__kname_done(&k);
     return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : n;
 }
 
@@ -413,8 +419,17 @@ int uds_set_passcred(int fd, int on)
 
 ssize_t uds_sendto(int fd, const void *buf, size_t len, const uds_addr *to)
 {
-    ssize_t n = UDS__RETRY(sendto(fd, buf, len, MSG_NOSIGNAL, to ? &to->u.sa : NULL,
-                                  to ? to->len : 0));
+    uds__kname k; /* not zeroed: the common send pays nothing for it */
+    k.sa = NULL;
+    k.len = 0;
+    k.pfd = -1;
+    if (to) {
+        int r = uds__kname_get(&k, to);
+        if (r < 0)
+            return r;
+    }
+    ssize_t n = UDS__RETRY(sendto(fd, buf, len, MSG_NOSIGNAL, k.sa, k.len));
+    uds__kname_done(&k);
     return n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : n;
 }
 

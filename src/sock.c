@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -116,70 +117,50 @@ int uds_pair(int type, int flags, int fds[2])
 
 /* ---- safe bind ---------------------------------------------------------- */
 
+void (*uds__bind_hook)(int step);
+#define BIND_HOOK(n)                                                           \
+    do {                                                                       \
+        if (uds__bind_hook)                                                    \
+            uds__bind_hook(n);                                                 \
+    } while (0)
+
 /*
- * Takes an exclusive flock on "PATH.lock". The file is opened without
- * following symlinks. After locking, the path must still name the file we
- * locked: a previous holder unlinks it when done, and a lock on an unlinked
- * file protects nothing, so we retry in that case.
- * Returns the locked fd, or -errno.
+ * Decides whether the socket file dirfd/name (examined as *st) has a live
+ * listener, by connecting to it: through the /proc link of an O_PATH
+ * descriptor of that very file, so no path is resolved again. Returns 1
+ * live, 0 stale, or -errno when undecidable (e.g. -EACCES): an undecidable
+ * file is never removed.
  */
-static int lock_path(const char *path)
+static int probe_live(int dirfd, const char *name, const struct stat *st, const uds_addr *a,
+                      int type)
 {
-    char lp[UDS_PATH_MAX + 8];
-    snprintf(lp, sizeof(lp), "%s.lock", path);
-    for (int tries = 0; tries < 100; tries++) {
-        int fd = UDS__RETRY(open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600));
-        if (fd < 0)
-            return uds__err(); /* ELOOP: PATH.lock is a symlink */
-        if (UDS__RETRY(flock(fd, LOCK_EX)) < 0) {
-            int e = uds__err();
-            close(fd);
-            return e;
-        }
-        struct stat a, b;
-        if (fstat(fd, &a) == 0 && !S_ISREG(a.st_mode)) {
-            close(fd);
-            return -EEXIST; /* PATH.lock is someone's FIFO/device: leave it */
-        }
-        if (fstat(fd, &a) == 0 && lstat(lp, &b) == 0 && a.st_dev == b.st_dev &&
-            a.st_ino == b.st_ino)
-            return fd;
-        close(fd);
+    int pfd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0)
+        return errno == ENOENT ? 0 : uds__err(); /* vanished: nothing to remove */
+    struct stat st2;
+    if (fstat(pfd, &st2) < 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+        close(pfd);
+        return 1; /* replaced meanwhile: someone is at work there */
     }
-    return -EDEADLK;
-}
-
-/*
- * Releases the lock taken by lock_path() and removes the lock file. We never
- * write to a lock file, so one with content is somebody else's file that
- * happens to have the name: it is left in place.
- */
-static void unlock_path(const char *path, int fd)
-{
-    if (fd < 0)
-        return;
-    char lp[UDS_PATH_MAX + 8];
-    snprintf(lp, sizeof(lp), "%s.lock", path);
-    struct stat a, b;
-    if (fstat(fd, &a) == 0 && a.st_size == 0 && lstat(lp, &b) == 0 &&
-        a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-        unlink(lp); /* still locked: nobody else can be relying on it */
-    close(fd);
-}
-
-/*
- * Decides whether the socket file at `path` has a live listener, by
- * connecting to it. Returns 1 live, 0 stale, or -errno when undecidable
- * (e.g. -EACCES): an undecidable file is never removed.
- */
-static int probe_live(const uds_addr *a, int type)
-{
-    int fd = uds__socket(AF_UNIX, type, UDS_NONBLOCK);
-    if (fd < 0)
+    struct sockaddr_un un;
+    socklen_t len = 0;
+    int r = -ENAMETOOLONG;
+    if (__atomic_load_n(&uds__features, __ATOMIC_RELAXED) & UDS__FEAT_PROCFD)
+        r = uds__proc_sun(&un, &len, pfd, NULL);
+    else if (a->len <= sizeof(un)) { /* no /proc: the path itself */
+        memcpy(&un, &a->u.un, a->len);
+        len = a->len;
+        r = 0;
+    }
+    int fd = r < 0 ? r : uds__socket(AF_UNIX, type, UDS_NONBLOCK);
+    if (fd < 0) {
+        close(pfd);
         return fd;
-    int r = connect(fd, &a->u.sa, a->len);
+    }
+    r = connect(fd, (struct sockaddr *)&un, len);
     int e = r == 0 ? 0 : errno;
     close(fd);
+    close(pfd);
     switch (e) {
     case 0:
     case EAGAIN:      /* backlog full: very much alive */
@@ -199,39 +180,110 @@ static int probe_live(const uds_addr *a, int type)
 static pthread_mutex_t umask_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* bind(), with the file created as `mode` (0 = kernel default). */
-static int bind_with_mode(int fd, const uds_addr *a, unsigned mode)
+static int bind_with_mode(int fd, const struct sockaddr *sa, socklen_t len, int is_path,
+                          unsigned mode)
 {
     int r, e = 0;
-    if (mode && a->kind == UDS_ADDR_PATH) {
+    if (mode && is_path) {
         pthread_mutex_lock(&umask_lock);
         mode_t old = umask((mode_t)(~mode & 0777));
-        r = bind(fd, &a->u.sa, a->len);
+        r = bind(fd, sa, len);
         e = errno;
         umask(old);
         pthread_mutex_unlock(&umask_lock);
     } else {
-        r = bind(fd, &a->u.sa, a->len);
+        r = bind(fd, sa, len);
         e = errno;
     }
     return r < 0 ? -e : 0;
 }
 
 /*
- * After bind(): records the new file's identity (so close removes only our
- * own file) and applies the owner through an O_PATH descriptor opened with
- * O_NOFOLLOW, which cannot be redirected by a symlink swapped in.
+ * Whether to bind the path itself rather than "/proc/self/fd/DIRFD/NAME".
+ * Why prefer it: the kernel records the bind's string as the socket's name
+ * (getsockname, peers, ss), and only the real path means anything outside
+ * this process. Why only for a trusted chain: a bind by name resolves the
+ * path again, and only a chain nobody else can change is sure to lead to
+ * dirfd again. Without /proc there is no other way (short paths only).
  */
-static int settle_file(uds_listener *l, const uds_listen_opts *o)
+static int bind_by_name(const uds_listener *l, int dirfd, int flags)
 {
-    int pfd = open(l->addr.u.un.sun_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (!(__atomic_load_n(&uds__features, __ATOMIC_RELAXED) & UDS__FEAT_PROCFD))
+        return 1; /* (bind_at refuses a path too long for sun_path) */
+    if (l->addr.len > sizeof(struct sockaddr_un))
+        return 0;
+    if (flags & UDS_BIND_PINNED)
+        return 0;
+    return uds__chain_trusted(l->addr.u.path.name, dirfd);
+}
+
+/*
+ * The bind of a path: by name (see bind_by_name; with a requested mode the
+ * file is created with no permission bits, and settle_file sets the mode
+ * once it has proven the file is ours), or through
+ * "/proc/self/fd/DIRFD/NAME", which makes the kernel create NAME in the
+ * directory behind DIRFD whatever the path leads to by now. Without /proc
+ * (detected when that bind fails with ENOENT and /proc/self/fd is
+ * missing) the path itself when it fits. *by_name says which was used.
+ */
+static int bind_at(uds_listener *l, int dirfd, const char *name, unsigned mode, int *by_name)
+{
+    struct sockaddr_un un;
+    socklen_t len;
+    int r;
+    if (!*by_name) {
+        r = uds__proc_sun(&un, &len, dirfd, name);
+        if (r < 0)
+            return r; /* the last component is too long to bind */
+        r = bind_with_mode(l->fd, (struct sockaddr *)&un, len, 1, mode);
+        if (r != -ENOENT || faccessat(AT_FDCWD, "/proc/self/fd", F_OK, 0) == 0)
+            return r;
+        __atomic_fetch_and(&uds__features, ~UDS__FEAT_PROCFD, __ATOMIC_RELAXED);
+        *by_name = 1;
+    }
+    if (l->addr.len > sizeof(struct sockaddr_un))
+        return -ENAMETOOLONG;
+    /* a mode with no permission bit set (01000): created under umask 0777 */
+    return bind_with_mode(l->fd, &l->addr.u.sa, l->addr.len, 1, mode ? 01000u : 0);
+}
+
+/*
+ * After bind(): makes sure dirfd/name is the socket we bound, records its
+ * identity (so close removes only our own file) and applies the owner and
+ * mode through an O_PATH|O_NOFOLLOW descriptor of it. "Ours" is proven by
+ * sock_diag when it can say (the socket's UNIX_DIAG_VFS names the file's
+ * dev/ino); otherwise it must at least be a socket, and after a bind by
+ * name one owned by our euid (a socket someone else put there is theirs).
+ * Anything else means the path moved under us: UDS_EPATHMOVED, nothing
+ * touched.
+ */
+static int settle_file(uds_listener *l, int dirfd, const char *name, const uds_listen_opts *o,
+                       int by_name)
+{
+    int pfd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (pfd < 0)
-        return uds__err();
+        return errno == ENOENT ? UDS_EPATHMOVED : uds__err();
     struct stat st;
     int r = 0;
     if (fstat(pfd, &st) < 0)
         r = uds__err();
     else if (!S_ISSOCK(st.st_mode))
-        r = -EEXIST; /* swapped under us: not ours, do not touch */
+        r = UDS_EPATHMOVED; /* swapped under us: not ours, do not touch */
+    if (r == 0) {
+        dev_t vdev;
+        uint32_t vino;
+        int v = uds__sock_vfs(l->fd, &vdev, &vino);
+        if (v == 0) {
+            if (vdev != st.st_dev || vino != (uint32_t)st.st_ino)
+                r = UDS_EPATHMOVED; /* another socket has the name: not ours */
+            else
+                __atomic_fetch_add(&uds__sockdiag_checks, 1, __ATOMIC_RELAXED);
+        } else if (v != -ENOPROTOOPT) {
+            r = v;
+        } else if (by_name && st.st_uid != geteuid()) {
+            r = UDS_EPATHMOVED;
+        }
+    }
     if (r == 0) {
         l->dev = st.st_dev;
         l->ino = st.st_ino;
@@ -239,18 +291,40 @@ static int settle_file(uds_listener *l, const uds_listen_opts *o)
         if (o && o->set_owner && fchownat(pfd, "", o->owner, o->group, AT_EMPTY_PATH) < 0)
             r = uds__err();
         /* A default ACL on the directory is applied on top of the umask and
-           can take bits away: then set the mode through the descriptor's
-           /proc link, which names this very inode (no path lookup an
-           attacker could redirect). */
+           can take bits away, and a bind by name creates the file with none:
+           then set the mode through the descriptor's /proc link, which
+           names this very inode (no path lookup an attacker could
+           redirect); without /proc, by name in the pinned directory. */
         if (r == 0 && o && o->mode && (st.st_mode & 07777) != (o->mode & 07777)) {
             char pp[64];
             snprintf(pp, sizeof(pp), "/proc/self/fd/%d", pfd);
-            if (chmod(pp, (mode_t)(o->mode & 07777)) < 0)
+            int c = (__atomic_load_n(&uds__features, __ATOMIC_RELAXED) & UDS__FEAT_PROCFD)
+                        ? chmod(pp, (mode_t)(o->mode & 07777))
+                        : fchmodat(dirfd, name, (mode_t)(o->mode & 07777), 0);
+            if (c < 0)
                 r = uds__err();
         }
     }
     close(pfd);
     return r;
+}
+
+/* Removes dirfd/name if it is still the socket dev/ino. 1 removed, 0 not. */
+static int unlink_if_same(int dirfd, const char *name, dev_t dev, ino_t ino)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
+        st.st_dev == dev && st.st_ino == ino)
+        return unlinkat(dirfd, name, 0) == 0 ? 1 : (errno == ENOENT ? 0 : uds__err());
+    return 0;
+}
+
+/* The last component of the listener's path (valid while it has dirfd). */
+static const char *base_name(const uds_listener *l)
+{
+    const char *p = l->addr.u.path.name;
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
 }
 
 /*
@@ -261,53 +335,65 @@ static int settle_file(uds_listener *l, const uds_listen_opts *o)
  */
 static int bind_path(uds_listener *l, const uds_listen_opts *o, int flags, int backlog)
 {
-    const char *path = l->addr.u.un.sun_path;
+    char name[NAME_MAX + 1];
+    int dirfd = uds__pin_parent(l->addr.u.path.name, name, sizeof(name));
+    if (dirfd < 0)
+        return dirfd;
     int lockfd = -1, r;
+    BIND_HOOK(1);
 
     if (!(flags & UDS_NO_LOCK)) {
-        lockfd = lock_path(path);
-        if (lockfd < 0)
+        int t = o && o->lock_timeout_ms ? o->lock_timeout_ms : UDS_LOCK_TIMEOUT_DEFAULT_MS;
+        lockfd = uds__lock_take(dirfd, name, t);
+        if (lockfd < 0) {
+            close(dirfd);
             return lockfd;
+        }
     }
     struct stat st;
-    if (lstat(path, &st) == 0) {
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             r = -EEXIST;
             goto out;
         }
-        r = probe_live(&l->addr, l->type);
+        r = probe_live(dirfd, name, &st, &l->addr, l->type);
         if (r != 0) {
             r = r > 0 ? -EADDRINUSE : r;
             goto out;
         }
         /* Stale. Remove it only if it is still the file we examined. */
-        struct stat st2;
-        if (lstat(path, &st2) == 0) {
-            if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino || !S_ISSOCK(st2.st_mode)) {
-                r = -EADDRINUSE;
-                goto out;
-            }
-            if (unlink(path) < 0 && errno != ENOENT) {
-                r = uds__err();
-                goto out;
-            }
+        r = unlink_if_same(dirfd, name, st.st_dev, st.st_ino);
+        if (r < 0)
+            goto out;
+        if (r == 0 && faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+            r = -EADDRINUSE; /* replaced by something else meanwhile */
+            goto out;
         }
     } else if (errno != ENOENT) {
         r = uds__err();
         goto out;
     }
-    r = bind_with_mode(l->fd, &l->addr, o ? o->mode : 0);
+    int by_name = bind_by_name(l, dirfd, flags);
+    BIND_HOOK(2);
+    r = bind_at(l, dirfd, name, o ? o->mode : 0, &by_name);
     if (r == 0) {
-        r = settle_file(l, o);
+        BIND_HOOK(3);
+        r = settle_file(l, dirfd, name, o, by_name);
         if (r == 0 && backlog >= 0 && listen(l->fd, backlog) < 0)
             r = uds__err();
         if (r < 0 && l->owns_path) {
-            unlink(path); /* ours (verified by settle_file): take it back */
+            unlink_if_same(dirfd, name, l->dev, l->ino); /* ours: take it back */
             l->owns_path = 0;
         }
     }
 out:
-    unlock_path(path, lockfd);
+    uds__lock_drop(dirfd, name, lockfd);
+    if (r == 0 && l->owns_path && !(flags & UDS_NO_UNLINK)) {
+        l->dirfd = dirfd; /* kept to remove the file at close */
+    } else {
+        l->owns_path = 0;
+        close(dirfd);
+    }
     return r;
 }
 
@@ -325,6 +411,7 @@ int uds_listen(uds_listener *l, const uds_addr *addr, const uds_listen_opts *opt
         return -EINVAL;
     memset(l, 0, sizeof(*l));
     l->fd = -1;
+    l->dirfd = -1;
     int family = uds_addr_family(addr);
     if (family < 0 || addr->kind == UDS_ADDR_UNNAMED)
         return -EINVAL;
@@ -349,7 +436,7 @@ int uds_listen(uds_listener *l, const uds_addr *addr, const uds_listen_opts *opt
             int one = 1;
             setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         }
-        r = bind_with_mode(l->fd, addr, 0);
+        r = bind_with_mode(l->fd, &addr->u.sa, addr->len, 0, 0);
         if (r == 0 && backlog >= 0 && listen(l->fd, backlog) < 0)
             r = uds__err();
     }
@@ -359,8 +446,6 @@ int uds_listen(uds_listener *l, const uds_addr *addr, const uds_listen_opts *opt
         uds_listener_close(l);
         return r;
     }
-    if (flags & UDS_NO_UNLINK)
-        l->owns_path = 0;
     return 0;
 }
 
@@ -370,6 +455,7 @@ int uds_listener_from_fd(uds_listener *l, int fd)
         return -EINVAL;
     memset(l, 0, sizeof(*l));
     l->fd = -1;
+    l->dirfd = -1;
     int t = uds_sock_type(fd);
     if (t < 0)
         return t;
@@ -382,23 +468,37 @@ int uds_listener_from_fd(uds_listener *l, int fd)
     return 0;
 }
 
+/*
+ * Why through the kept directory fd: the path may lead elsewhere by now
+ * (a directory renamed or swapped); the file we bound is in that directory
+ * or nowhere. Only syscalls, so a signal handler may call it.
+ */
+int uds_listener_unlink(uds_listener *l)
+{
+    if (!l || !l->owns_path)
+        return 0;
+    int r = 0;
+    if (l->dirfd >= 0 && l->addr.kind == UDS_ADDR_PATH)
+        r = unlink_if_same(l->dirfd, base_name(l), l->dev, l->ino);
+    if (l->dirfd >= 0)
+        close(l->dirfd);
+    l->dirfd = -1;
+    l->owns_path = 0;
+    return r;
+}
+
 void uds_listener_close(uds_listener *l)
 {
     if (!l)
         return;
-    if (l->fd >= 0) {
-        /* unlink before close: no window where a new server bound the same
-           path and we would remove its file */
-        if (l->owns_path && l->addr.kind == UDS_ADDR_PATH) {
-            struct stat st;
-            if (lstat(l->addr.u.un.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-                st.st_dev == l->dev && st.st_ino == l->ino)
-                unlink(l->addr.u.un.sun_path);
-        }
+    /* unlink before close: no window where a new server bound the same
+       path and we would remove its file */
+    uds_listener_unlink(l);
+    if (l->fd >= 0)
         close(l->fd);
-    }
     l->fd = -1;
     l->owns_path = 0;
+    l->dirfd = -1;
 }
 
 int uds_accept(int lfd, uds_addr *peer, int flags)
@@ -511,10 +611,14 @@ static int connect_once(const uds_addr *a, int type, int flags, uint64_t deadlin
     int fd = uds__connect_socket(a, type, flags, !blocking);
     if (fd < 0)
         return fd;
-    int r = 0;
+    uds__kname k;
+    int r = uds__kname_get(&k, a);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
     /* an interrupted unix connect leaves the socket unconnected: retry it */
-    if ((blocking ? UDS__RETRY(connect(fd, &a->u.sa, a->len))
-                  : connect(fd, &a->u.sa, a->len)) < 0) {
+    if ((blocking ? UDS__RETRY(connect(fd, k.sa, k.len)) : connect(fd, k.sa, k.len)) < 0) {
         r = -errno;
         if (r == -EINPROGRESS || r == -EINTR) { /* TCP: wait for the handshake */
             struct pollfd p = {fd, POLLOUT, 0};
@@ -527,6 +631,7 @@ static int connect_once(const uds_addr *a, int type, int flags, uint64_t deadlin
                 r = uds__so_error(fd);
         }
     }
+    uds__kname_done(&k);
     if (r == 0 && !blocking && !(flags & UDS_NONBLOCK) && fcntl(fd, F_SETFL, 0) < 0)
         r = uds__err();
     if (r < 0) {

@@ -932,12 +932,7 @@ static int run_forked(const bench_opts *o, const char *transport)
     kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
         ;
-    if (l.addr.kind == UDS_ADDR_PATH) {
-        struct stat st;
-        if (lstat(l.addr.u.un.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l.dev &&
-            st.st_ino == l.ino)
-            unlink(l.addr.u.un.sun_path);
-    }
+    uds_listener_close(&l); /* removes the file if still ours (fd is -1) */
     return 0;
 }
 
@@ -947,12 +942,8 @@ static uds_listener *srv_l;
 static void srv_stop(int sig)
 {
     (void)sig;
-    if (srv_l && srv_l->owns_path && srv_l->addr.kind == UDS_ADDR_PATH) {
-        struct stat st;
-        if (lstat(srv_l->addr.u.un.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-            st.st_dev == srv_l->dev && st.st_ino == srv_l->ino)
-            unlink(srv_l->addr.u.un.sun_path);
-    }
+    if (srv_l)
+        uds_listener_unlink(srv_l); /* async-signal-safe */
     _exit(0);
 }
 

@@ -735,6 +735,7 @@ int cmd_listen(int argc, char **argv)
     cli_svc_init(&g_svc, "listen", NULL, NULL);
     g_svc.verbose = verbose;
     int r = uds_listen(&g_l, &a, &o);
+    cli_svc_interrupted(r);
     if (r < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("listen", g_text, r));
     g_type = g_l.type;

@@ -305,6 +305,7 @@ int cmd_recv(int argc, char **argv)
     /* the stop signals go to the loop before the file exists */
     cli_svc_init(&g_svc, "recv", on_stop, NULL);
     int r = uds_listen(&g_l, &a, &o);
+    cli_svc_interrupted(r);
     if (r < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("bind", text, r));
     if (cred && (r = uds_set_passcred(g_l.fd, 1)) < 0)

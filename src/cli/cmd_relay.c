@@ -809,6 +809,7 @@ int cmd_relay(int argc, char **argv)
     uds_listener l;
     int r = uds_listen(&l, &laddr, &lo);
     if (r < 0) {
+        cli_svc_interrupted(r);
         cli_warn("relay: %s", cli_errtext("listen", la, r));
         cli_svc_free(&R->svc);
         cli_access_free(&R->rules);

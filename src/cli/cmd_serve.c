@@ -679,13 +679,14 @@ int cmd_serve(int argc, char **argv)
                                                              sizeof(s.addrtext)) < 0)
             uds_addr_format(&l.addr, s.addrtext, sizeof(s.addrtext));
         if (s.is_unix && l.addr.kind == UDS_ADDR_PATH)
-            snprintf(s.addrtext, sizeof(s.addrtext), "%s", l.addr.u.un.sun_path);
+            snprintf(s.addrtext, sizeof(s.addrtext), "%s", uds_addr_path(&l.addr));
         cli_addr_text(&l.addr, s.addresc, sizeof(s.addresc));
         r = uds_acceptor_add(s.acc, &l);
         if (r < 0)
             uds_listener_close(&l);
     }
     if (r < 0) {
+        cli_svc_interrupted(r);
         cli_warn("serve: %s", cli_errtext("listen", addrarg, r));
         uds_acceptor_free(s.acc);
         cli_svc_free(&s.svc);

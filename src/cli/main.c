@@ -3,6 +3,7 @@
  * (src/cli/cmd_NAME.c) and is listed in the table below.
  */
 #include "cli.h"
+#include "service.h"
 
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
@@ -55,20 +56,80 @@ void cli_die(int code, const char *fmt, ...)
     exit(code);
 }
 
+/*
+ * Who holds the lock file of `addr` (a path's text), for the message of a
+ * listen that gave up waiting: "held by pid 1234 (s6-ipcserver)". The
+ * command name is the holder's choice: escaped.
+ */
+static void lock_holder_text(const char *addr, char *buf, size_t size)
+{
+    uds_addr a;
+    int pid = uds_addr_parse(&a, addr) == 0 ? uds_listen_lock_holder(&a) : -EINVAL;
+    if (pid <= 0) {
+        snprintf(buf, size, "held by another process");
+        return;
+    }
+    char path[64], comm[64] = "", esc[160];
+    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+    FILE *f = fopen(path, "re");
+    size_t n = 0;
+    if (f) {
+        n = fread(comm, 1, sizeof(comm) - 1, f);
+        fclose(f);
+    }
+    while (n > 0 && comm[n - 1] == '\n')
+        n--;
+    if (n)
+        snprintf(buf, size, "held by pid %d (%s)", pid, cli_esc(comm, n, esc, sizeof(esc)));
+    else
+        snprintf(buf, size, "held by pid %d", pid);
+}
+
 const char *cli_errtext(const char *op, const char *addr, int err)
 {
-    static char buf[1024];
+    static char buf[2 * UDS_ADDR_STRLEN + 256];
     const char *hint = "";
+    int binding = !strcmp(op, "listen") || !strcmp(op, "bind");
     if (!strcmp(op, "connect") && (err == -ENOENT || err == -ECONNREFUSED))
         hint = " (is the server running?)";
-    if ((!strcmp(op, "listen") || !strcmp(op, "bind")) && err == -EEXIST) {
+    if (binding && err == -EEXIST) {
         snprintf(buf, sizeof(buf), "%s %s: exists and is not a socket; refusing to remove it", op, addr);
         return buf;
     }
-    if ((!strcmp(op, "listen") || !strcmp(op, "bind")) && err == -EADDRINUSE)
+    if (binding && err == UDS_ELOCKFILE) {
+        snprintf(buf, sizeof(buf),
+                 "%s %s: %s%s exists and is not udsock's lock file; leaving it alone", op, addr,
+                 addr, UDS_LOCK_SUFFIX);
+        return buf;
+    }
+    if (binding && err == UDS_EPATHMOVED) {
+        snprintf(buf, sizeof(buf),
+                 "%s %s: the path was moved or swapped while binding (the socket did not "
+                 "land in the directory opened first); owner and mode left alone, not "
+                 "listening",
+                 op, addr);
+        return buf;
+    }
+    if (binding && err == UDS_ESYMLINK) {
+        snprintf(buf, sizeof(buf),
+                 "%s %s: the path goes through a symlink owned by another user; not "
+                 "following it (give the resolved path if you trust its owner)",
+                 op, addr);
+        return buf;
+    }
+    if (binding && err == -ETIMEDOUT) {
+        char who[256];
+        lock_holder_text(addr, who, sizeof(who));
+        snprintf(buf, sizeof(buf), "%s %s: lock %s%s %s for %d s; giving up", op, addr, addr,
+                 UDS_LOCK_SUFFIX, who, UDS_LOCK_TIMEOUT_DEFAULT_MS / 1000);
+        return buf;
+    }
+    if (binding && err == -EADDRINUSE)
         hint = " (a server is running there; not taking it over)";
     if (err == -ENAMETOOLONG)
-        hint = " (a socket path must be shorter than 108 bytes)";
+        hint = binding ? " (the last path component is too long to bind: at most "
+                         "87 bytes, or 107 for the whole path without /proc)"
+                       : " (a path may be at most 4095 bytes; longer than 107 needs /proc)";
     snprintf(buf, sizeof(buf), "%s %s: %s%s", op, addr, uds_strerror(err), hint);
     return buf;
 }
@@ -78,7 +139,9 @@ void cli_parse_addr(uds_addr *out, const char *text)
     int r = uds_addr_parse(out, text);
     if (r < 0)
         cli_die(CLI_USAGE, "bad address '%s': %s", text,
-                r == -ENAMETOOLONG ? "path is 108 bytes or longer (the limit of sun_path)"
+                r == -ENAMETOOLONG ? (text[0] == '@' || !strncmp(text, "abstract:", 9)
+                                          ? "abstract name is over 107 bytes"
+                                          : "path is over 4095 bytes (PATH_MAX)")
                                    : r == -EINVAL ? "expected /path, unix:PATH, @name, "
                                                     "tcp:HOST:PORT or udp:HOST:PORT"
                                                   : uds_strerror(r));

@@ -2,7 +2,9 @@
  * service.c — the shared frame of the long-running commands (service.h).
  */
 #include "service.h"
+#include "opts.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -101,6 +103,22 @@ void cli_svc_info(cli_svc *s, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     cli_warn("%s: %s", s->cmd, msg);
+}
+
+void cli_svc_interrupted(int err)
+{
+    if (err != -EINTR)
+        return;
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    sigset_t p;
+    int sig = SIGINT; /* a handler ran: nothing pending to name */
+    if (sigpending(&p) == 0)
+        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+            if (sigismember(&p, sigs[i]) == 1) {
+                sig = sigs[i];
+                break;
+            }
+    cli_die_by_signal(sig);
 }
 
 const char *cli_esc(const void *data, size_t len, char *buf, size_t size)

@@ -44,6 +44,11 @@ void cli_svc_warn(cli_svc *s, const char *fmt, ...) __attribute__((format(printf
 /* A -v line (not rate-limited: asked for). */
 void cli_svc_info(cli_svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* After a failed uds_listen: -EINTR means a stop signal (blocked for the
+   loop, so pending) ended the wait for the lock file: dies by that signal,
+   as the loop would have. Any other value returns. */
+void cli_svc_interrupted(int err);
+
 /* A peer-chosen name or text, escaped (uds_escape) into buf; returns buf. */
 const char *cli_esc(const void *data, size_t len, char *buf, size_t size);
 

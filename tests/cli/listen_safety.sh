@@ -170,7 +170,7 @@ chk2 listen
 chk2 listen --mode 999 "$T/x"
 chk2 listen --owner no-such-user-here "$T/x"
 chk2 listen --mode 0600 @abstract-x
-chk2 listen "$T/$(head -c 120 /dev/zero | tr '\0' a)"
+chk2 listen "$T/$(head -c 4100 /dev/zero | tr '\0' a)" # over PATH_MAX: a bad address
 chk2 send
 chk2 send --timeout x "$T/x" m
 chk2 recv -n 0 "$T/x"
@@ -181,4 +181,25 @@ for c in listen connect send recv; do
     timeout 5 "$U" $c --help | grep -q "^usage: udsock $c" || fail "$c --help"
 done
 ok "usage errors exit 2; --help for listen, connect, send, recv"
+
+# paths longer than sun_path (108 bytes) bind, are reached and are removed;
+# only a last component too long to bind is an error (exit 1, like any
+# failure to listen; not a usage error: the address itself is valid)
+LD="$T/$(head -c 60 /dev/zero | tr '\0' d)"
+mkdir "$LD"
+LP="$LD/$(head -c 50 /dev/zero | tr '\0' b).sock"
+[ ${#LP} -ge 120 ] || fail "long path only ${#LP} bytes"
+bg timeout 10 "$U" listen "$LP" < /dev/null > "$T/long-got"
+lp=$LAST
+wait_listen "$LP" "$lp"
+echo over-108 | timeout 5 "$U" connect "$LP" || fail "connect to a ${#LP}-byte path"
+wait "$lp" || fail "listen on a ${#LP}-byte path: status $?"
+[ "$(cat "$T/long-got")" = over-108 ] || fail "long path got '$(cat "$T/long-got")'"
+[ ! -e "$LP" ] || fail "the ${#LP}-byte socket file was left behind"
+ok "a ${#LP}-byte path: listen binds, connect reaches it, the file is removed"
+err=$(timeout 5 "$U" listen "$T/$(head -c 120 /dev/zero | tr '\0' a)" 2>&1 < /dev/null); rc=$?
+[ $rc = 1 ] || fail "a 120-byte last component: status $rc (want 1): $err"
+[[ $err == *"last path component is too long to bind"* ]] || fail "a 120-byte last component: '$err'"
+[ -z "$(ls "$T" | grep '^aaaa')" ] || fail "a too-long last component left a file"
+ok "a 120-byte last component: exit 1, 'last path component is too long to bind'"
 echo "all passed"

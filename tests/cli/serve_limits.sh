@@ -35,16 +35,10 @@ ok() { echo "ok: $*"; }
 is_asan() { grep -q '^UDS_SANITIZE:BOOL=ON' "${UDS_BUILD_DIR:-build}/CMakeCache.txt" 2>/dev/null; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # waits (at most 10 s) until a unix socket listens on path $1: the entry of
-# /proc/net/unix with the __SO_ACCEPTCON flag (0x00010000)
-wait_listen() {
-    local i
-    for i in $(seq 400); do
-        awk -v p="$1" '$NF == p && $4 == "00010000" { f = 1 } END { exit !f }' /proc/net/unix \
-            && return 0
-        sleep 0.025
-    done
-    return 1
-}
+# /proc/net/unix with the __SO_ACCEPTCON flag, by the shared helper, which
+# also knows the name a pinned bind records (/proc/self/fd/N/BASENAME)
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/wait-listen.sh"
+wait_listen() { uds_wait_listen "$1" 2>/dev/null; }
 # waits (at most 10 s) until file $1 contains the fixed string $2
 wait_grep() {
     local i

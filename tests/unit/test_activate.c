@@ -139,11 +139,14 @@ static void child_two_sockets(const char *dir)
     const char *dpath = tu_path(dir, "logs.sock");
     uds_addr sa, da;
     uds_listener ls, ld;
+    /* a trusted chain (a root-owned temp dir): bound by name, so the child
+       reads the names back with getsockname */
     uds_listen_opts dopt = {.type = UDS_DGRAM};
+    uds_listen_opts sopt = {0};
     CHILD_CHECK(uds_addr_parse(&sa, spath) == 0);
     CHILD_CHECK(uds_addr_parse(&da, dpath) == 0);
     free_low_fds(10);
-    CHILD_CHECK(uds_listen(&ls, &sa, NULL) == 0);
+    CHILD_CHECK(uds_listen(&ls, &sa, &sopt) == 0);
     CHILD_CHECK(uds_listen(&ld, &da, &dopt) == 0);
     /* move them above 3/4 first so placing one cannot close the other */
     int s = fcntl(ls.fd, F_DUPFD, 20), d = fcntl(ld.fd, F_DUPFD, 20);

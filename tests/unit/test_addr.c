@@ -293,9 +293,18 @@ static void test_from_sockaddr(void **state)
     assert_non_null(dir);
     uds_listener l;
     assert_int_equal(uds_addr_parse(&a, tu_path(dir, "k.sock")), 0);
+    /* a trusted chain (the default binds by name): the real path */
     assert_int_equal(uds_listen(&l, &a, NULL), 0);
     assert_int_equal(uds_local_addr(l.fd, &b), 0);
     assert_true(uds_addr_equal(&a, &b));
+    uds_listener_close(&l);
+    /* a pinned bind is recorded as /proc/self/fd/DIRFD/NAME */
+    uds_listen_opts pinned = {.flags = UDS_BIND_PINNED};
+    assert_int_equal(uds_listen(&l, &a, &pinned), 0);
+    assert_int_equal(uds_local_addr(l.fd, &b), 0);
+    char want[64];
+    snprintf(want, sizeof(want), "/proc/self/fd/%d/k.sock", l.dirfd);
+    assert_string_equal(uds_addr_path(&b), want);
     uds_listener_close(&l);
     int fd = uds_dgram_socket(AF_UNIX, 0); /* autobound */
     assert_true(fd >= 0);
@@ -322,43 +331,112 @@ static void make_path(char *out, const char *dir, size_t len)
     out[len] = '\0';
 }
 
+/*
+ * Paths of any length up to UDS_PATH_MAX: a long one binds (through the
+ * pinned directory), connects and sends (through an O_PATH descriptor),
+ * formats whole and is removed at close; one byte more is refused by the
+ * parser; a last component too long to bind is -ENAMETOOLONG with nothing
+ * created. Regression: on 0.1 anything over 107 bytes was refused.
+ */
 static void test_path_limits(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
     assert_non_null(dir);
-    char p[200];
+    static char p[UDS_PATH_MAX + 64], txt[UDS_ADDR_STRLEN];
     uds_addr a;
     uds_listener l;
-
-    make_path(p, dir, 107);
-    assert_int_equal(strlen(p), 107);
-    assert_int_equal(uds_addr_parse(&a, p), 0);
-    assert_int_equal(uds_listen(&l, &a, NULL), 0);
     struct stat st;
+
+    /* 107 bytes still fits sun_path; the kernel records the pinned name */
+    make_path(p, dir, 107);
+    assert_int_equal(uds_addr_parse(&a, p), 0);
+    assert_true(a.len <= sizeof(struct sockaddr_un));
+    assert_int_equal(uds_listen(&l, &a, NULL), 0);
     assert_int_equal(lstat(p, &st), 0);
     assert_true(S_ISSOCK(st.st_mode));
-    /* the kernel reports the same 107-byte name back */
-    uds_addr b;
-    assert_int_equal(uds_local_addr(l.fd, &b), 0);
-    assert_string_equal(uds_addr_path(&b), p);
-    /* and a client reaches it */
     int c = uds_connect(&a, NULL);
     assert_true(c >= 0);
     close(c);
     uds_listener_close(&l);
     assert_int_equal(lstat(p, &st), -1);
 
-    make_path(p, dir, 108);
-    assert_int_equal(uds_addr_parse(&a, p), -ENAMETOOLONG);
-    char u[220];
-    snprintf(u, sizeof(u), "unix:%s", p);
-    assert_int_equal(uds_addr_parse(&a, u), -ENAMETOOLONG);
-    make_path(p, dir, 150);
-    assert_int_equal(uds_addr_parse(&a, p), -ENAMETOOLONG);
-    /* nothing was created for the refused names */
-    make_path(p, dir, 108);
+    /* 300 bytes: nested directories so the last component fits */
+    size_t dl = strlen(dir);
+    memcpy(p, dir, dl + 1);
+    while (strlen(p) < 250) {
+        strcat(p, "/dddddddddddddddddddddddddddddddddddddddd");
+        assert_true(mkdir(p, 0700) == 0);
+    }
+    size_t n = strlen(p);
+    p[n++] = '/';
+    while (n < 300)
+        p[n++] = 's';
+    p[n] = '\0';
+    assert_int_equal(strlen(p), 300);
+    assert_int_equal(uds_addr_parse(&a, p), 0);
+    assert_true(a.len > sizeof(struct sockaddr_un));
+    assert_string_equal(uds_addr_path(&a), p);
+    assert_int_equal(uds_addr_format(&a, txt, sizeof(txt)), 300);
+    assert_string_equal(txt, p);
+    uds_addr copy = a; /* a value: copies are whole */
+    assert_true(uds_addr_equal(&copy, &a));
+    assert_int_equal(uds_listen(&l, &a, NULL), 0);
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    c = uds_connect(&copy, NULL);
+    assert_true(c >= 0);
+    int s = uds_accept(l.fd, NULL, 0);
+    assert_true(s >= 0);
+    assert_int_equal(write(c, "x", 1), 1);
+    char ch = 0;
+    assert_int_equal(read(s, &ch, 1), 1);
+    close(c);
+    close(s);
+    int before = tu_count_fds();
+    assert_int_equal(uds_connect(&copy, &(uds_connect_opts){.type = UDS_DGRAM}), -EPROTOTYPE);
+    assert_int_equal(tu_count_fds(), before); /* the O_PATH fd was closed */
+    uds_listener_close(&l);
     assert_int_equal(lstat(p, &st), -1);
+
+    /* datagrams to a long path: uds_sendto and uds_sendmsg */
+    uds_listen_opts dg = {.type = UDS_DGRAM};
+    assert_int_equal(uds_listen(&l, &a, &dg), 0);
+    int u = uds_dgram_socket(AF_UNIX, 0);
+    assert_true(u >= 0);
+    assert_int_equal(uds_sendto(u, "hi", 2, &a), 2);
+    uds_msg m = {.buf = (void *)"yo", .len = 2, .addr = &a};
+    assert_int_equal(uds_sendmsg(u, &m), 2);
+    char b[8];
+    assert_int_equal(uds_recvfrom(l.fd, b, sizeof(b), NULL, 0), 2);
+    assert_int_equal(uds_recvfrom(l.fd, b, sizeof(b), NULL, 0), 2);
+    assert_memory_equal(b, "yo", 2);
+    close(u);
+    assert_int_equal(tu_count_fds(), before); /* no O_PATH fd left by a send */
+    uds_listener_close(&l);
+    assert_int_equal(tu_count_fds(), before - 2); /* socket and directory */
+
+    /* the longest path the parser takes, and one byte more */
+    memset(p, 'q', UDS_PATH_MAX + 1);
+    p[0] = '/';
+    p[UDS_PATH_MAX] = '\0';
+    assert_int_equal(uds_addr_parse(&a, p), 0);
+    assert_int_equal(strlen(uds_addr_path(&a)), UDS_PATH_MAX);
+    p[UDS_PATH_MAX] = 'q';
+    p[UDS_PATH_MAX + 1] = '\0';
+    assert_int_equal(uds_addr_parse(&a, p), -ENAMETOOLONG);
+    char u2[sizeof(p) + 8];
+    snprintf(u2, sizeof(u2), "unix:%s", p);
+    assert_int_equal(uds_addr_parse(&a, u2), -ENAMETOOLONG);
+
+    /* a last component too long to bind: refused, nothing created */
+    make_path(p, dir, dl + 1 + 100);
+    assert_int_equal(uds_addr_parse(&a, p), 0);
+    assert_int_equal(uds_listen(&l, &a, NULL), -ENAMETOOLONG);
+    assert_int_equal(lstat(p, &st), -1);
+    char lk[sizeof(p) + sizeof(UDS_LOCK_SUFFIX)];
+    snprintf(lk, sizeof(lk), "%s%s", p, UDS_LOCK_SUFFIX);
+    assert_int_equal(lstat(lk, &st), -1);
     tu_rmtree(dir);
     free(dir);
 }

@@ -80,7 +80,9 @@ static int exists(const char *p)
 static void no_lock_left(const char *p)
 {
     char lp[4200];
-    snprintf(lp, sizeof(lp), "%s.lock", p);
+    snprintf(lp, sizeof(lp), "%s%s", p, UDS_LOCK_SUFFIX);
+    assert_false(exists(lp));
+    snprintf(lp, sizeof(lp), "%s.lock", p); /* the name before 0.2 */
     assert_false(exists(lp));
 }
 
@@ -319,33 +321,77 @@ static void test_stale_replaced(void **state)
     assert_false(exists(p));
 }
 
-/* PATH.lock is opened without following symlinks; a foreign one is kept. */
+/*
+ * The lock file is PATH.udsock.lock. What already has that name and is
+ * not ours (a symlink, another program's file, a FIFO) is refused with
+ * UDS_ELOCKFILE and left exactly as it was; another tool's PATH.lock is
+ * not ours either and is never touched (defect 5: 0.1 locked and then
+ * removed an empty PATH.lock, e.g. s6-ipcserver's); a crash leftover with
+ * our marker is used and removed.
+ */
 static void test_lock_file(void **state)
 {
     (void)state;
     const char *p = tu_path(dir, "lk.sock");
-    char lp[4200], victim[4096];
-    snprintf(lp, sizeof(lp), "%s.lock", p);
+    char lp[4200], other[4200], victim[4096];
+    snprintf(lp, sizeof(lp), "%s%s", p, UDS_LOCK_SUFFIX);
+    snprintf(other, sizeof(other), "%s.lock", p);
     snprintf(victim, sizeof(victim), "%s", tu_path(dir, "victim"));
-    assert_int_equal(symlink(victim, lp), 0);
     uds_addr a;
     uds_listener l;
     assert_int_equal(uds_addr_parse(&a, p), 0);
-    assert_int_equal(uds_listen(&l, &a, NULL), -ELOOP);
+    struct snap s;
+
+    assert_int_equal(symlink(victim, lp), 0);
+    take(&s, lp);
+    assert_int_equal(uds_listen(&l, &a, NULL), UDS_ELOCKFILE);
+    same(&s, lp);
     assert_false(exists(victim));
     assert_false(exists(p));
     assert_int_equal(unlink(lp), 0);
 
-    /* a regular file with content under the lock's name is not ours */
+    /* a regular file without our marker */
     int fd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     assert_int_equal(write(fd, "x", 1), 1);
     close(fd);
-    struct snap s;
     take(&s, lp);
-    assert_int_equal(uds_listen(&l, &a, NULL), 0);
+    assert_int_equal(uds_listen(&l, &a, NULL), UDS_ELOCKFILE);
     same(&s, lp);
-    uds_listener_close(&l);
+    assert_false(exists(p));
     assert_int_equal(unlink(lp), 0);
+    fd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644); /* empty */
+    close(fd);
+    assert_int_equal(uds_listen(&l, &a, NULL), UDS_ELOCKFILE);
+    assert_true(exists(lp));
+    assert_int_equal(unlink(lp), 0);
+
+    /* a FIFO (opening it could block or have effects: it is not opened) */
+    assert_int_equal(mkfifo(lp, 0600), 0);
+    take(&s, lp);
+    assert_int_equal(uds_listen(&l, &a, NULL), UDS_ELOCKFILE);
+    same(&s, lp);
+    assert_int_equal(unlink(lp), 0);
+
+    /* another program's PATH.lock (empty, as s6's): left alone, and our
+       own lock file comes and goes */
+    fd = open(other, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    close(fd);
+    take(&s, other);
+    assert_int_equal(uds_listen(&l, &a, NULL), 0);
+    same(&s, other);
+    assert_false(exists(lp));
+    uds_listener_close(&l);
+    same(&s, other);
+    assert_int_equal(unlink(other), 0);
+
+    /* a leftover of ours (crashed holder): used, then removed */
+    fd = open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_int_equal(write(fd, UDS_LOCK_MARKER "pid 1\n", sizeof(UDS_LOCK_MARKER) + 5),
+                     (ssize_t)sizeof(UDS_LOCK_MARKER) + 5);
+    close(fd);
+    assert_int_equal(uds_listen(&l, &a, NULL), 0);
+    assert_false(exists(lp));
+    uds_listener_close(&l);
 
     /* UDS_NO_LOCK: no lock file is ever created */
     uds_listen_opts o = {.flags = UDS_NO_LOCK};
