@@ -18,10 +18,6 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -188,11 +184,12 @@ void uds__kname_done(uds__kname *k)
 /* ---- sock_diag ------------------------------------------------------------- */
 
 /*
- * One exact-match request (no dump) for our own socket's inode, asking only
- * for UNIX_DIAG_VFS. Why the unavailable cases clear the feature bit: a
- * kernel without unix_diag answers ENOENT for every socket (for our own
- * bound socket "not found" cannot mean anything else) and a missing
- * NETLINK_SOCK_DIAG fails the socket() call; neither changes later.
+ * Which file our own socket is bound to, from sock_diag's UNIX_DIAG_VFS
+ * (through diag.c, the one place that speaks NETLINK_SOCK_DIAG). Why a
+ * missing sock_diag clears the feature bit: a kernel without unix_diag
+ * cannot gain it later, so the safe bind stops asking and falls back to
+ * its S_ISSOCK check. Returns 0, -ENOENT (not bound to a file) or
+ * -ENOPROTOOPT (no sock_diag) or another -errno.
  */
 int uds__sock_vfs(int sockfd, dev_t *dev, uint32_t *ino)
 {
@@ -201,85 +198,22 @@ int uds__sock_vfs(int sockfd, dev_t *dev, uint32_t *ino)
     struct stat st;
     if (fstat(sockfd, &st) < 0)
         return uds__err();
-    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (nl < 0) {
-        int e = errno;
-        if (e == EPROTONOSUPPORT || e == EAFNOSUPPORT || e == EACCES || e == EPERM) {
-            __atomic_fetch_and(&uds__features, ~UDS__FEAT_SOCKDIAG, __ATOMIC_RELAXED);
-            return -ENOPROTOOPT;
-        }
-        return -e;
+    uds_diag_sock d;
+    int r = uds_diag_get((uint64_t)st.st_ino, &d);
+    if (r == -EPROTONOSUPPORT || r == -EAFNOSUPPORT || r == -EACCES || r == -EPERM) {
+        __atomic_fetch_and(&uds__features, ~UDS__FEAT_SOCKDIAG, __ATOMIC_RELAXED);
+        return -ENOPROTOOPT;
     }
-    struct {
-        struct nlmsghdr nh;
-        struct unix_diag_req r;
-    } req;
-    memset(&req, 0, sizeof(req));
-    req.nh.nlmsg_len = sizeof(req);
-    req.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    req.nh.nlmsg_flags = NLM_F_REQUEST;
-    req.nh.nlmsg_seq = 1;
-    req.r.sdiag_family = AF_UNIX;
-    req.r.udiag_states = ~0u;
-    req.r.udiag_ino = (uint32_t)st.st_ino;
-    req.r.udiag_show = UDIAG_SHOW_VFS;
-    req.r.udiag_cookie[0] = INET_DIAG_NOCOOKIE;
-    req.r.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
-    struct sockaddr_nl k;
-    memset(&k, 0, sizeof(k));
-    k.nl_family = AF_NETLINK;
-    int r = -EIO;
-    if (UDS__RETRY(sendto(nl, &req, sizeof(req), MSG_NOSIGNAL, (struct sockaddr *)&k,
-                          sizeof(k))) < 0) {
-        r = uds__err();
-        close(nl);
-        return r;
+    if (r < 0)
+        return r == -ENOENT ? -EIO : r; /* our own live socket must be found */
+    if (!(d.have & UDS_DIAG_HAVE_VFS)) {
+        uds_diag_sock_free(&d);
+        return -ENOENT;
     }
-    union {
-        struct nlmsghdr nh;
-        char b[8192];
-    } buf;
-    ssize_t n = UDS__RETRY(recv(nl, buf.b, sizeof(buf.b), 0));
-    int e = errno;
-    close(nl);
-    if (n < 0)
-        return -e;
-    for (struct nlmsghdr *h = &buf.nh; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-        if (h->nlmsg_type == NLMSG_ERROR) {
-            struct nlmsgerr *ne = NLMSG_DATA(h);
-            int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*ne)) ? ne->error : -EIO;
-            if (err == -ENOENT || err == -EOPNOTSUPP || err == -EINVAL) {
-                __atomic_fetch_and(&uds__features, ~UDS__FEAT_SOCKDIAG, __ATOMIC_RELAXED);
-                return -ENOPROTOOPT;
-            }
-            return err < 0 ? err : -EIO;
-        }
-        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct unix_diag_msg)))
-            continue;
-        struct unix_diag_msg *m = NLMSG_DATA(h);
-        if (m->udiag_ino != (uint32_t)st.st_ino)
-            continue;
-        size_t alen = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
-        struct nlattr *at = (struct nlattr *)((char *)m + NLMSG_ALIGN(sizeof(*m)));
-        while (alen >= sizeof(*at) && at->nla_len >= sizeof(*at) && at->nla_len <= alen) {
-            if ((at->nla_type & NLA_TYPE_MASK) == UNIX_DIAG_VFS &&
-                at->nla_len >= NLA_HDRLEN + sizeof(struct unix_diag_vfs)) {
-                struct unix_diag_vfs v;
-                memcpy(&v, (char *)at + NLA_HDRLEN, sizeof(v));
-                /* the kernel's dev_t: major in the top 12 bits */
-                *dev = makedev(v.udiag_vfs_dev >> 20, v.udiag_vfs_dev & 0xfffff);
-                *ino = v.udiag_vfs_ino;
-                return 0;
-            }
-            size_t step = NLA_ALIGN(at->nla_len);
-            if (step >= alen)
-                break;
-            alen -= step;
-            at = (struct nlattr *)((char *)at + step);
-        }
-        return -ENOENT; /* not bound to a file */
-    }
-    return -EIO;
+    *dev = d.vfs_dev;
+    *ino = d.vfs_ino;
+    uds_diag_sock_free(&d);
+    return 0;
 }
 
 /* ---- the lock file ---------------------------------------------------------- */
