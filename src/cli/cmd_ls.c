@@ -420,6 +420,8 @@ int cmd_ls(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
+    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+        return CLI_OK;
     char *dir = NULL;
     if (optind < argc) {
         dir = realpath(argv[optind], NULL);
