@@ -86,3 +86,9 @@ foreach(src ${UDS_TEST_TOOLS})
   set_target_properties(tool_${name} PROPERTIES OUTPUT_NAME ${name}
     RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 endforeach()
+
+# The syscall fault-injection shim (LD_PRELOAD; tests/cli/fault.sh):
+# tests/fault/faultinject.c -> build/tests/libfaultinject.so
+add_library(faultinject SHARED ${PROJECT_SOURCE_DIR}/tests/fault/faultinject.c)
+target_link_libraries(faultinject PRIVATE dl)
+set_target_properties(faultinject PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)

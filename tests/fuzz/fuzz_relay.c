@@ -22,6 +22,7 @@
  * open afterwards (and LeakSanitizer checks memory).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +37,13 @@
 enum { K_RAW, K_LEN32, K_LINE, K_PACKET };
 #define BIG_REPEAT 40
 #define MAX_PKTS 200000
+
+/* Each run allocates and frees connection buffers of up to max_msg (1 MiB
+   by default): ASan's default 256 MiB quarantine of freed memory then costs
+   more than the run itself (and RSS near libFuzzer's 2 GiB limit). A
+   smaller one still catches a use after free within the run. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "quarantine_size_mb=16"; }
 
 static const size_t max_choice[8] = {0, 16, 64, 100, 255, 1000, 4096, 65536};
 
@@ -300,15 +308,19 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Which of fds 0..255 are open: a run must leave the same set behind. */
+static void fd_snapshot(uint8_t open_fds[256])
+{
+    for (int fd = 0; fd < 256; fd++)
+        open_fds[fd] = fcntl(fd, F_GETFD) >= 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int base_fd = -1;
     if (size < 3 || size > 8192)
         return 0;
-    if (base_fd < 0) {
-        base_fd = dup(0);
-        close(base_fd);
-    }
+    uint8_t fds_before[256], fds_after[256];
+    fd_snapshot(fds_before);
     int k[2] = {data[0] & 3, (data[0] >> 2) & 3};
     size_t max = max_choice[data[1] & 7];
     size_t emax = max ? max : UDS_FRAME_DEFAULT_MAX;
@@ -421,16 +433,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(&e[0], &g0, 0);
         check(&e[1], &g1, 0);
     }
-    if (o.tap && (res.tapped[0] != res.st.bytes[0] || res.tapped[1] != res.st.bytes[1]))
-        abort();
+    /* the tap saw everything forwarded; when the forward failed it may
+       also have seen a message whose write then failed */
+    for (int i = 0; o.tap && i < 2; i++)
+        if (res.err == 0 ? res.tapped[i] != res.st.bytes[i] : res.tapped[i] < res.st.bytes[i])
+            abort();
 
     close(a[1]);
     close(b[1]);
     uds_loop_free(loop);
-    int t = dup(0);
-    close(t);
-    if (t != base_fd) {
-        fprintf(stderr, "fuzz_relay: fd leak (next fd %d, was %d)\n", t, base_fd);
+    fd_snapshot(fds_after);
+    if (memcmp(fds_before, fds_after, sizeof(fds_before)) != 0) {
+        fprintf(stderr, "fuzz_relay: an fd was left open\n");
         abort();
     }
     free(g0.b), free(g0.plen), free(g1.b), free(g1.plen);
