@@ -57,8 +57,9 @@ struct expect {
     /* message sources: the exact bytes (or packets) the destination gets */
     uint8_t *bytes;
     size_t blen;
+    size_t bcap;
     size_t *plen;         /* packet lengths (packet destination) */
-    size_t np;
+    size_t np, pcap;
     size_t payload;       /* sum of the message lengths */
     int must_fail, may_fail;
 };
@@ -96,10 +97,16 @@ static int expect_msg(struct expect *e, const uint8_t *m, size_t n)
     if (e->kd == K_PACKET) {
         if (n == 0)
             return -2; /* an empty packet reads as EOF: not checkable */
-        need(e->plen = realloc(e->plen, (e->np + 1) * sizeof(size_t)));
+        if (e->np == e->pcap) {
+            e->pcap = e->pcap * 2 + 64;
+            need(e->plen = realloc(e->plen, e->pcap * sizeof(size_t)));
+        }
         e->plen[e->np++] = n;
     }
-    need(e->bytes = realloc(e->bytes, e->blen + n + 5));
+    if (e->bcap - e->blen < n + 5) { /* amortised: no copy per message */
+        e->bcap = (e->blen + n + 5) * 2;
+        need(e->bytes = realloc(e->bytes, e->bcap));
+    }
     if (e->kd == K_LEN32) {
         uint8_t h[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
         memcpy(e->bytes + e->blen, h, 4);
@@ -308,10 +315,10 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Which of fds 0..255 are open: a run must leave the same set behind. */
-static void fd_snapshot(uint8_t open_fds[256])
+/* Which of fds 0..63 are open: a run must leave the same set behind. */
+static void fd_snapshot(uint8_t open_fds[64])
 {
-    for (int fd = 0; fd < 256; fd++)
+    for (int fd = 0; fd < 64; fd++)
         open_fds[fd] = fcntl(fd, F_GETFD) >= 0;
 }
 
@@ -319,7 +326,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3 || size > 8192)
         return 0;
-    uint8_t fds_before[256], fds_after[256];
+    /* one loop for every run (as a long-lived program has): its scratch
+       buffer is made once, and what a run leaves on it would show */
+    static uds_loop *loop;
+    if (!loop && uds_loop_new(&loop) < 0)
+        abort();
+    uint8_t fds_before[64], fds_after[64];
     fd_snapshot(fds_before);
     int k[2] = {data[0] & 3, (data[0] >> 2) & 3};
     size_t max = max_choice[data[1] & 7];
@@ -352,9 +364,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    uds_loop *loop;
-    if (uds_loop_new(&loop) < 0)
-        abort();
     int a[2], b[2]; /* a[0]: forward side 0, a[1] the client; b[0] side 1, b[1] the target */
     if (uds_pair(k[0] == K_PACKET ? SOCK_SEQPACKET : SOCK_STREAM, 0, a) < 0 ||
         uds_pair(k[1] == K_PACKET ? SOCK_SEQPACKET : SOCK_STREAM, 0, b) < 0)
@@ -441,7 +450,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     close(a[1]);
     close(b[1]);
-    uds_loop_free(loop);
     fd_snapshot(fds_after);
     if (memcmp(fds_before, fds_after, sizeof(fds_before)) != 0) {
         fprintf(stderr, "fuzz_relay: an fd was left open\n");
