@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The hardening battery, row 7: every library unit test (BUILD/tests/test_*)
+# under valgrind --leak-check=full --track-fds=yes --error-exitcode=1.
+# A test fails when it fails by itself, when valgrind reports an error or a
+# leak (definite or possible), or when any process of it (forked children
+# too: one log per pid) leaves an fd open at exit that it did not inherit.
+#   scripts/valgrind.sh BUILD [TEST_NAME...]     (e.g. build frame fwd)
+# BUILD is a plain build (not the ASan one). VALGRIND_JOBS (default 2) tests
+# run at once. Prints one line per test and a summary; exit 1 on any failure.
+set -u
+build=${1:?usage: scripts/valgrind.sh BUILD [TEST...]}
+shift
+command -v valgrind >/dev/null || { echo "valgrind: not installed (scripts/deps.sh installs it)"; exit 1; }
+if grep -q '^UDS_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+    echo "valgrind: $build is a sanitizer build; use a plain one"; exit 1
+fi
+src=$(cd "$(dirname "$0")/.." && pwd)
+out=$(mktemp -d /tmp/udsock-valgrind.XXXXXX)
+jobs=${VALGRIND_JOBS:-2}
+tests=()
+if [ $# -gt 0 ]; then
+    for t in "$@"; do tests+=("$build/tests/test_$t"); done
+else
+    for t in "$build"/tests/test_*; do [ -x "$t" ] && tests+=("$t"); done
+fi
+
+# one test: its status line goes to $out/NAME.result
+run_one() {
+    local exe=$1 name rc verdict=ok why=""
+    name=$(basename "$exe")
+    local start=$SECONDS
+    UDS_BUILD_DIR="$build" UDS_SOURCE_DIR="$src" timeout 900 valgrind -q --leak-check=full \
+        --track-fds=yes --error-exitcode=1 --log-file="$out/$name.%p.vg" \
+        "$exe" >"$out/$name.out" 2>&1
+    rc=$?
+    [ $rc = 0 ] || { verdict=FAIL; why="exit $rc"; }
+    # "Open file descriptor N: ..." not followed by "<inherited from parent>"
+    local fdl
+    fdl=$(awk '/Open (file descriptor|AF_UNIX socket|AF_INET)/ { pend = $0; next }
+               pend != "" { if ($0 !~ /inherited from parent/) print FILENAME ": " pend; pend = "" }' \
+          "$out/$name".*.vg 2>/dev/null)
+    if [ -n "$fdl" ]; then verdict=FAIL; why="$why fd left open: $fdl"; fi
+    if grep -qE "definitely lost: [1-9]|indirectly lost: [1-9]|possibly lost: [1-9]|ERROR SUMMARY: [1-9]" \
+        "$out/$name".*.vg 2>/dev/null; then
+        verdict=FAIL; why="$why valgrind errors/leaks"
+    fi
+    echo "$verdict $name $((SECONDS - start))s $why" >"$out/$name.result"
+}
+
+start=$SECONDS
+running=0
+for t in "${tests[@]}"; do
+    run_one "$t" &
+    running=$((running + 1))
+    if [ $running -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+done
+wait
+fail=0
+n=0
+for t in "${tests[@]}"; do
+    name=$(basename "$t")
+    n=$((n + 1))
+    line=$(cat "$out/$name.result" 2>/dev/null || echo "FAIL $name no result")
+    echo "valgrind: $line"
+    case $line in FAIL*) fail=$((fail + 1)); tail -30 "$out/$name.out"; cat "$out/$name".*.vg 2>/dev/null | head -60 ;; esac
+done
+echo "valgrind: $n tests, $fail failed, $((SECONDS - start)) s (logs in $out)"
+[ $fail = 0 ] && rm -rf "$out"
+[ $fail = 0 ]
