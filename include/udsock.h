@@ -1521,6 +1521,110 @@ int uds_ready_fd(int fd);
 
 /* UDS_ACTIVATION_API_END */
 
+/* ------------------------------------------------------------------------ */
+/* Asking the kernel about unix sockets (sock_diag)                         */
+/* ------------------------------------------------------------------------ */
+/* UDS_DIAG_API_BEGIN */
+
+/*
+ * What the kernel knows about the unix sockets of the caller's network
+ * namespace, from NETLINK_SOCK_DIAG (the unix_diag handler; what `ss -x`
+ * reads). Unlike /proc/net/unix, every name arrives as bytes with a length,
+ * so a name holding a newline cannot pose as another socket. Needs no
+ * privilege; nothing here connects to any socket.
+ */
+
+/* Socket states as the kernel reports them (the TCP_* numbers it reuses). */
+enum uds_diag_state {
+    UDS_DIAG_CONNECTED = 1,  /* TCP_ESTABLISHED: connected (or a dgram with a peer) */
+    UDS_DIAG_CONNECTING = 2, /* TCP_SYN_SENT */
+    UDS_DIAG_UNCONNECTED = 7, /* TCP_CLOSE: not connected, not listening */
+    UDS_DIAG_LISTENING = 10  /* TCP_LISTEN */
+};
+
+/* Which optional fields of a uds_diag_sock the kernel filled (have). */
+#define UDS_DIAG_HAVE_VFS 0x01   /* bound to a file: vfs_dev, vfs_ino */
+#define UDS_DIAG_HAVE_RQLEN 0x02 /* rqueue, wqueue */
+#define UDS_DIAG_HAVE_UID 0x04   /* uid (Linux >= 5.3) */
+#define UDS_DIAG_HAVE_ICONS 0x08 /* a listener: icons, n_icons */
+
+/*
+ * One socket. name, icons are owned by the record (uds_diag_sock_free, or
+ * uds_diag_free for a whole list).
+ */
+typedef struct uds_diag_sock {
+    uint64_t ino;       /* the socket's inode: "socket:[ino]" in /proc/PID/fd */
+    int type;           /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+    int state;          /* enum uds_diag_state (other values passed through) */
+    unsigned have;      /* UDS_DIAG_HAVE_* */
+    /* The bound name, exactly: sun_path bytes, name_len of them (0 and
+       name NULL: unnamed). An abstract name starts with a '\0' byte and
+       may hold any byte; a path name is given without the NUL that ends it
+       (as it was passed to bind, so it may be relative). An accepted
+       socket carries its listener's name and file (vfs_*). A NUL follows the name_len
+       bytes, for convenience only. */
+    char *name;
+    size_t name_len;
+    dev_t vfs_dev;      /* the socket file's device, as stat() gives st_dev */
+    uint32_t vfs_ino;   /* the file's inode number, low 32 bits (the kernel
+                           sends no more: compare with (uint32_t)st_ino) */
+    uint64_t peer;      /* inode of the socket at the other end, 0: none */
+    uint32_t rqueue;    /* bytes queued to read; a listener: connections
+                           waiting for accept */
+    uint32_t wqueue;    /* bytes queued to send; a listener: its backlog */
+    uint32_t uid;       /* the socket's owner (its creator's fsuid) */
+    uint64_t *icons;    /* a listener: inodes of the connections waiting
+                           for accept (the client ends), n_icons of them */
+    size_t n_icons;
+} uds_diag_sock;
+
+/* A list of sockets: socks[0 .. count-1], owned by the list. */
+typedef struct uds_diag_list {
+    uds_diag_sock *socks;
+    size_t count;
+    size_t cap; /* internal */
+} uds_diag_list;
+
+/* Every state, for uds_diag_dump's states argument. */
+#define UDS_DIAG_ALL 0u
+
+/*
+ * Fills *out (its previous contents are not freed: pass a zeroed list)
+ * with every unix socket of this network namespace whose state s has bit
+ * (1u << s) set in `states` (UDS_DIAG_ALL: all of them), in the kernel's
+ * order. On success the caller owns the list and frees it with
+ * uds_diag_free(); on failure *out is left empty (nothing to free).
+ * Returns the number of sockets, or:
+ *   -EPROTONOSUPPORT  sock_diag for unix sockets is unavailable (no
+ *                     NETLINK_SOCK_DIAG, or the unix_diag module is missing
+ *                     and cannot be loaded)
+ *   -EBUSY            the kernel flagged every one of 3 dumps as
+ *                     inconsistent (NLM_F_DUMP_INTR)
+ *   -EBADMSG          a reply that does not parse (a length that does not
+ *                     fit, a record of another family)
+ *   -ENOMEM, or -errno of socket/sendto/recvmsg
+ */
+int uds_diag_dump(uds_diag_list *out, unsigned states);
+
+/* Frees what uds_diag_dump put in l and zeroes it; safe on a zeroed list
+   and twice. */
+void uds_diag_free(uds_diag_list *l);
+
+/*
+ * Asks the kernel about the one socket with inode ino and fills *out (the
+ * caller frees it with uds_diag_sock_free(); on failure *out is zeroed).
+ * Returns 0, or -ENOENT (no such unix socket in this network namespace),
+ * -EMSGSIZE (the kernel could not fit the record in its one-page reply: a
+ * listener with very many pending connections; uds_diag_dump has no such
+ * limit), and the errors of uds_diag_dump.
+ */
+int uds_diag_get(uint64_t ino, uds_diag_sock *out);
+
+/* Frees a record's name and icons and zeroes it; safe twice. */
+void uds_diag_sock_free(uds_diag_sock *s);
+
+/* UDS_DIAG_API_END */
+
 #ifdef __cplusplus
 }
 #endif

@@ -158,4 +158,14 @@ int uds__acceptor_admit_fd(uds_acceptor *a, int fd, uds_peer *out);
 
 #define UDS__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/*
+ * sock_diag seams (diag.c), for tests only: the netlink protocol and the
+ * family asked for. A protocol the kernel does not know makes socket() fail
+ * with EPROTONOSUPPORT; a family without a diag handler gets ENOENT from
+ * the kernel, as when the unix_diag module is missing. Both must come out
+ * as -EPROTONOSUPPORT.
+ */
+extern int uds__diag_proto;
+extern int uds__diag_family;
+
 #endif
