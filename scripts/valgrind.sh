@@ -2,8 +2,11 @@
 # The hardening battery, row 7: every library unit test (BUILD/tests/test_*)
 # under valgrind --leak-check=full --track-fds=yes --error-exitcode=1.
 # A test fails when it fails by itself, when valgrind reports an error or a
-# leak (definite or possible), or when any process of it (forked children
-# too: one log per pid) leaves an fd open at exit that it did not inherit.
+# leak (definite or possible) in any of its processes (forked children too:
+# one log per pid), or when the test process leaves an fd open at exit that
+# it did not inherit. UDS_VALGRIND=1 is set for the tests: the few timing
+# bounds that cannot hold 20-50x slower are widened there, and cases that
+# exhaust RLIMIT_NOFILE (valgrind keeps fds of its own at the top) skip.
 #   scripts/valgrind.sh BUILD [TEST_NAME...]     (e.g. build frame fwd)
 # BUILD is a plain build (not the ASan one). VALGRIND_JOBS (default 2) tests
 # run at once. Prints one line per test and a summary; exit 1 on any failure.
@@ -29,22 +32,31 @@ run_one() {
     local exe=$1 name rc verdict=ok why=""
     name=$(basename "$exe")
     local start=$SECONDS
-    UDS_BUILD_DIR="$build" UDS_SOURCE_DIR="$src" timeout 900 valgrind -q --leak-check=full \
-        --track-fds=yes --error-exitcode=1 --log-file="$out/$name.%p.vg" \
+    UDS_BUILD_DIR="$build" UDS_SOURCE_DIR="$src" UDS_VALGRIND=1 timeout 900 valgrind \
+        --leak-check=full --track-fds=yes --error-exitcode=1 --log-file="$out/$name.%p.vg" \
         "$exe" >"$out/$name.out" 2>&1
     rc=$?
     [ $rc = 0 ] || { verdict=FAIL; why="exit $rc"; }
-    # "Open file descriptor N: ..." not followed by "<inherited from parent>"
-    local fdl
-    fdl=$(awk '/Open (file descriptor|AF_UNIX socket|AF_INET)/ { pend = $0; next }
-               pend != "" { if ($0 !~ /inherited from parent/) print FILENAME ": " pend; pend = "" }' \
-          "$out/$name".*.vg 2>/dev/null)
-    if [ -n "$fdl" ]; then verdict=FAIL; why="$why fd left open: $fdl"; fi
-    if grep -qE "definitely lost: [1-9]|indirectly lost: [1-9]|possibly lost: [1-9]|ERROR SUMMARY: [1-9]" \
-        "$out/$name".*.vg 2>/dev/null; then
-        verdict=FAIL; why="$why valgrind errors/leaks"
+    grep -q '\[  FAILED  \]' "$out/$name.out" && why="$why (a test case failed)"
+    # errors (leaks included) in any process of the test, forked ones too
+    local bad
+    bad=$(grep -lE "ERROR SUMMARY: [1-9]" "$out/$name".*.vg 2>/dev/null | tr '\n' ' ')
+    [ -z "$bad" ] || { verdict=FAIL; why="$why errors in $bad"; }
+    # fds: the test process itself (the log whose parent is no other log's
+    # process); forked children end with _exit and whatever they held, and a
+    # failed case ends with whatever it held, so only a passing run counts
+    local main="" f pp
+    for f in "$out/$name".*.vg; do
+        pp=$(sed -n 's/^==[0-9]*== Parent PID: \([0-9]*\)/\1/p' "$f" | head -1)
+        [ -e "$out/$name.$pp.vg" ] || main=$f
+    done
+    if [ $rc = 0 ] && [ -n "$main" ]; then
+        local fdl
+        fdl=$(awk '/Open (file descriptor|AF_UNIX socket|AF_INET)/ { pend = $0; next }
+                   pend != "" { if ($0 !~ /inherited from parent/) print pend; pend = "" }' "$main")
+        [ -z "$fdl" ] || { verdict=FAIL; why="$why fd left open: $fdl"; }
     fi
-    echo "$verdict $name $((SECONDS - start))s $why" >"$out/$name.result"
+    echo "$verdict $name $((SECONDS - start))s$why" >"$out/$name.result"
 }
 
 start=$SECONDS
