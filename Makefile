@@ -3,7 +3,8 @@
 #   make run        build, then start the echo server on the default socket
 #   make test       install missing Debian packages, build, run every test,
 #                   then again under AddressSanitizer + UBSan, then the
-#                   uds_loop_post test under ThreadSanitizer, then fuzz smoke
+#                   uds_loop_post test under ThreadSanitizer, then fuzz smoke,
+#                   then the unit tests under valgrind
 #   make install    install into PREFIX (default /usr/local)
 #   make bench      short benchmark run (see bench/README.md for the full one)
 #   make valgrind   the unit tests under valgrind (tests/stress/README.md)
@@ -14,7 +15,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-plain test-asan test-tsan test-fuzz deps install clean bench valgrind fuzz-long
+.PHONY: all build run test test-plain test-asan test-tsan test-fuzz test-valgrind deps install clean bench valgrind fuzz-long
 
 all: build
 
@@ -35,6 +36,7 @@ test: deps
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 	$(MAKE) test-fuzz
+	$(MAKE) test-valgrind
 
 test-plain: build
 	cd $(BUILD) && ctest $(CTEST_ARGS)
@@ -59,8 +61,8 @@ test-fuzz:
 	else echo "test-fuzz: clang not found, skipping libFuzzer smoke (corpus replay ran in test-plain)"; fi
 
 # The library unit tests under valgrind (leaks, errors, fds left open):
-# hardening battery row 7; see tests/stress/README.md for the figures.
-valgrind: build
+# hardening battery row 7, about 2 minutes here (tests/stress/README.md).
+test-valgrind valgrind: build
 	bash scripts/valgrind.sh $(BUILD)
 
 # The long fuzz run (10^6 executions per target, low priority): row 1.
