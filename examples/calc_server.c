@@ -97,10 +97,14 @@ static void start_sleep(uds_req *req, const char *args)
     sleepers = z;
 }
 
+/* Room for any reply: the fixed texts (the longest, the unknown-command
+   error with its 32-byte name, is 98 bytes) plus what grows with the request (sort, upper). */
+#define REPLY_ROOM(len) (256 + 8 * (len))
+
 /* One request: compute, reply. msg is only valid during this call. */
 static void on_request(uds_server *s, uds_req *req, const void *msg, size_t len, void *arg)
 {
-    char *text = malloc(len + 1), *out = malloc(64 + 8 * len);
+    char *text = malloc(len + 1), *out = malloc(REPLY_ROOM(len));
     if (!text || !out) {
         free(text);
         free(out);
@@ -112,7 +116,7 @@ static void on_request(uds_server *s, uds_req *req, const void *msg, size_t len,
     if (!strncmp(text, "sleep", 5) && (text[5] == ' ' || text[5] == '\0'))
         start_sleep(req, text + 5 + (text[5] == ' '));
     else
-        uds_req_reply(req, out, calc(text, len, out, 64 + 8 * len));
+        uds_req_reply(req, out, calc(text, len, out, REPLY_ROOM(len)));
     free(text);
     free(out);
 }

@@ -425,6 +425,51 @@ ssize_t uds_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds);
  */
 int uds_peer_cred(int fd, uds_cred *out);
 
+/*
+ * The peer process as a pidfd: a companion to uds_cred (whose pid is only
+ * a number, and a number can be recycled once the process has exited).
+ * Which path gave the pidfd (*how) says what it guarantees:
+ *   UDS_PIDFD_PEER    SO_PEERPIDFD (Linux >= 6.5): the kernel's own
+ *                     reference to the process that called connect() (or
+ *                     socketpair()). It can never name another process,
+ *                     even after that one exited and its pid was reused.
+ *   UDS_PIDFD_OPENED  fallback (older kernels): pidfd_open() of the
+ *                     SO_PEERCRED pid, done right after reading it. From
+ *                     then on it tracks one process, but which one is
+ *                     racy: if the client had already exited and its pid
+ *                     had been reused in between, it names the newcomer.
+ *   UDS_PIDFD_GONE    the process that connected has exited (no pidfd).
+ *   UDS_PIDFD_NONE    no pidfd (not asked for, not a unix peer, or a
+ *                     kernel without pidfds at all).
+ * SO_PEERPIDFD is detected at run time: the first ENOPROTOOPT switches to
+ * the fallback for good.
+ */
+enum uds_pidfd_how {
+    UDS_PIDFD_NONE = 0,
+    UDS_PIDFD_PEER = 1,
+    UDS_PIDFD_OPENED = 2,
+    UDS_PIDFD_GONE = 3
+};
+
+/*
+ * A pidfd for the peer of connected unix socket fd. Returns the new fd
+ * (>= 0, close-on-exec, OWNED BY THE CALLER, who must close it), or
+ * -errno: -ESRCH the connecting process has exited (*how UDS_PIDFD_GONE),
+ * -EOPNOTSUPP this kernel has no pidfds (UDS_PIDFD_NONE), -ENODATA no peer
+ * (or a peer pid this pid namespace cannot see), -ENOTSOCK, -EMFILE...
+ * cred (may be NULL) receives SO_PEERCRED as uds_peer_cred gives it (read
+ * first: the fallback opens that pid). how may be NULL. Nothing is
+ * allocated on failure.
+ */
+int uds_peer_pidfd(int fd, uds_cred *cred, int *how);
+
+/*
+ * Whether the process of pidfd is still running: 1 yes, 0 it has exited
+ * (a zombie not yet reaped counts as exited), -errno (-EBADF). Does not
+ * close or consume pidfd.
+ */
+int uds_pidfd_alive(int pidfd);
+
 /* Turns SO_PASSCRED on or off (needed to receive SCM_CREDENTIALS). On a
    listening socket it is inherited by the sockets accepted from it. */
 int uds_set_passcred(int fd, int on);
@@ -956,6 +1001,13 @@ typedef struct uds_peer {
     uint64_t seq;       /* 1, 2, 3... for every connection accepted,
                            refused ones included */
     int listen_fd;      /* the listener it came from */
+    int pidfd;          /* UDS_ACCEPT_PIDFD, unix peer: the client process
+                           as a pidfd (uds_peer_pidfd; close-on-exec),
+                           OWNED BY THE ACCEPTOR: valid during the admit
+                           hook and the accept callback, closed when the
+                           callback returns (dup it to keep it); else -1 */
+    int pidfd_how;      /* enum uds_pidfd_how: what pidfd guarantees;
+                           UDS_PIDFD_GONE: the client had already exited */
 } uds_peer;
 
 /*
@@ -980,6 +1032,12 @@ typedef int (*uds_admit_cb)(uds_acceptor *a, int fd, const uds_peer *peer,
                             const char **why, void *arg);
 
 #define UDS_ACCEPT_BLOCKING 0x01 /* hand out blocking fds (for exec) */
+/* Also get each unix client's pidfd (uds_peer.pidfd), right after its
+   SO_PEERCRED: one more fd per connection while it is judged and handed
+   out. The access rules still judge the SO_PEERCRED uid/gid. A client
+   whose pidfd cannot be had for another reason than "it has exited" or
+   "this kernel has no pidfds" (e.g. -EMFILE) is refused (fail closed). */
+#define UDS_ACCEPT_PIDFD 0x02
 
 /* Options; zero-initialise, 0 means the default / no limit. */
 typedef struct uds_acceptor_opts {
@@ -987,7 +1045,7 @@ typedef struct uds_acceptor_opts {
     unsigned max_conns_per_uid; /* per unix peer uid; 0 = no limit */
     unsigned batch;             /* accepts per listener per round; default 64 */
     unsigned emfile_pause_ms;   /* default 100 */
-    int flags;                  /* UDS_ACCEPT_BLOCKING */
+    int flags;                  /* UDS_ACCEPT_BLOCKING, UDS_ACCEPT_PIDFD */
     const uds_access *access;   /* borrowed (must outlive the acceptor);
                                    NULL: everyone */
     uds_admit_cb admit;

@@ -279,6 +279,18 @@ static int judge(uds_acceptor *a, int fd, uds_peer *p)
         a->st.refused++;
         return -EACCES;
     }
+    if ((a->o.flags & UDS_ACCEPT_PIDFD) && p->is_unix) {
+        /* right after SO_PEERCRED: the fallback's race is as short as it gets */
+        r = uds__peer_pidfd_cred(fd, &p->cred, &p->pidfd_how);
+        if (r >= 0) {
+            p->pidfd = r;
+        } else if (r != -ESRCH && r != -EOPNOTSUPP) {
+            log_refusal(a, "refused %s: cannot get its pidfd: %s",
+                        pname(p, who, sizeof(who)), uds_strerror(r));
+            a->st.refused++;
+            return r;
+        }
+    }
     if (a->o.max_conns && a->conns >= a->o.max_conns) {
         log_refusal(a, "refused %s: %u connections open "
                        "(%s %u)",
@@ -421,15 +433,20 @@ static void take(uds_acceptor *a, struct alsn *e, int fd,
     p.cred = (uds_cred){0, (uid_t)-1, (gid_t)-1};
     p.seq = ++a->seq;
     p.listen_fd = e->l.fd;
+    p.pidfd = -1;
     if (uds_addr_from_sockaddr(&p.addr, (const struct sockaddr *)ss, sl,
                                e->type == SOCK_SEQPACKET ? SOCK_STREAM : e->type) < 0)
         memset(&p.addr, 0, sizeof(p.addr));
     if (judge(a, fd, &p) < 0) {
         close(fd);
+        if (p.pidfd >= 0)
+            close(p.pidfd);
         return;
     }
     a->st.accepted++;
     a->cb(a, fd, &p, a->arg);
+    if (p.pidfd >= 0) /* the acceptor's: valid during the callback only */
+        close(p.pidfd);
 }
 
 /* A listener is readable: at most `batch` accepts, then back to the loop. */
@@ -497,7 +514,7 @@ int uds_acceptor_new(uds_acceptor **out, uds_loop *loop,
         a->o.batch = DEF_BATCH;
     if (!a->o.emfile_pause_ms)
         a->o.emfile_pause_ms = DEF_PAUSE_MS;
-    if (a->o.flags & ~UDS_ACCEPT_BLOCKING) {
+    if (a->o.flags & ~(UDS_ACCEPT_BLOCKING | UDS_ACCEPT_PIDFD)) {
         free(a);
         return -EINVAL;
     }
@@ -680,6 +697,7 @@ int uds__acceptor_admit_fd(uds_acceptor *a, int fd, uds_peer *out)
     p.is_unix = ss.ss_family == AF_UNIX;
     p.cred = (uds_cred){0, (uid_t)-1, (gid_t)-1};
     p.listen_fd = -1;
+    p.pidfd = -1;
     sl = sizeof(ss);
     memset(&ss, 0, sizeof(ss));
     int type = uds_sock_type(fd);
@@ -687,6 +705,10 @@ int uds__acceptor_admit_fd(uds_acceptor *a, int fd, uds_peer *out)
         uds_addr_from_sockaddr(&p.addr, (const struct sockaddr *)&ss, sl,
                                type == SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM);
     int r = judge(a, fd, &p);
+    if (p.pidfd >= 0) { /* no callback to hand it to: not kept */
+        close(p.pidfd);
+        p.pidfd = -1;
+    }
     if (r < 0)
         return r;
     *out = p;

@@ -215,7 +215,7 @@ static void on_eof(uds_conn *c)
         uds_conn_end(c);
 }
 
-unsigned uds__features = UDS__FEAT_PASSRIGHTS;
+unsigned uds__features = UDS__FEAT_ALL;
 
 static void close_fds(const int *fds, size_t n)
 {

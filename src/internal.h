@@ -129,9 +129,24 @@ void uds__conn_forget(uds_conn *c);
  * finds it missing. Tests clear bits to force the fallback path.
  *   UDS__FEAT_PASSRIGHTS  SO_PASSRIGHTS (Linux 6.16): a socket can refuse
  *                         SCM_RIGHTS at the sender (EPERM)
+ *   UDS__FEAT_PEERPIDFD   SO_PEERPIDFD (Linux 6.5): the peer as a pidfd
+ *                         (pidfd.c; cleared: pidfd_open of the pid)
+ *   UDS__FEAT_PIDFD_OPEN  pidfd_open (Linux 5.3; cleared with the bit
+ *                         above: no pidfd at all)
  */
 #define UDS__FEAT_PASSRIGHTS 0x01u
+#define UDS__FEAT_PEERPIDFD 0x02u
+#define UDS__FEAT_PIDFD_OPEN 0x04u
+#define UDS__FEAT_ALL (UDS__FEAT_PASSRIGHTS | UDS__FEAT_PEERPIDFD | UDS__FEAT_PIDFD_OPEN)
 extern unsigned uds__features;
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* asm-generic/socket.h, Linux 6.5 */
+#endif
+
+/* uds_peer_pidfd for a peer whose SO_PEERCRED the caller has just read
+   (the acceptor: the rules read it): no second getsockopt (pidfd.c). */
+int uds__peer_pidfd_cred(int fd, const uds_cred *cred, int *how);
 
 #ifndef SO_PASSRIGHTS
 #define SO_PASSRIGHTS 83 /* asm-generic/socket.h, Linux 6.16 */
@@ -149,7 +164,8 @@ void uds__nodelay(int fd);
  * Admission for a connection that did not come through the acceptor's
  * accept (uds_server_add_conn): the same access rules, limits and admit
  * hook as an accepted client, logged and counted the same way (acceptor.c).
- * Returns 0 with the slot taken and *out filled (seq 0, listen_fd -1;
+ * Returns 0 with the slot taken and *out filled (seq 0, listen_fd -1,
+ * pidfd -1: a UDS_ACCEPT_PIDFD pidfd is closed before returning;
  * release it with uds_acceptor_release as usual), or a negative code
  * (-EUSERS a limit, -EACCES the rules or the hook, the rules' error);
  * fd is never closed and cb is never called.

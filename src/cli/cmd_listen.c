@@ -264,12 +264,34 @@ static void k_stdin_update(void)
     stdin_want(&g_k.in, g_k.stdin_open && g_k.n > 0 && g_k.blocked == 0);
 }
 
+/* The client whose bytes stdout ends with, inside a line (a partial line
+   written at its EOF, at 64 KiB or at a stop signal); &g_mid once that
+   client has left; NULL when stdout is at the start of a line. */
+static const void *g_mid;
+
+/*
+ * Writes client c's bytes to stdout. If another client left stdout inside
+ * a line, that line is ended first: a client that sends "ADMIN: " and dies
+ * must not put its text at the head of the next client's line. One client
+ * alone still gets its bytes through exactly.
+ */
+static void k_out(client *c, const struct iovec *v, int n)
+{
+    if (g_mid && g_mid != c) {
+        struct iovec nl = {"\n", 1};
+        out_write(&nl, 1);
+    }
+    out_write(v, n);
+    const struct iovec *last = &v[n - 1];
+    g_mid = ((const char *)last->iov_base)[last->iov_len - 1] == '\n' ? NULL : c;
+}
+
 /* Writes the held partial line (EOF, 64 KiB, a stop signal). */
 static void line_flush(client *c)
 {
     if (c->llen) {
         struct iovec v = {c->line, c->llen};
-        out_write(&v, 1);
+        k_out(c, &v, 1);
         c->llen = 0;
     }
 }
@@ -316,7 +338,7 @@ static size_t k_on_data(uds_conn *conn, const void *data, size_t n, void *arg)
     if (nl) {
         size_t head = (size_t)(nl - p) + 1;
         struct iovec v[2] = {{c->line, c->llen}, {(void *)p, head}};
-        out_write(c->llen ? v : v + 1, c->llen ? 2 : 1);
+        k_out(c, c->llen ? v : v + 1, c->llen ? 2 : 1);
         c->llen = 0;
         p += head;
         left -= head;
@@ -345,6 +367,8 @@ static void k_on_close(uds_conn *conn, int err, void *arg)
     (void)conn;
     client *c = arg;
     line_flush(c);
+    if (g_mid == c)
+        g_mid = &g_mid; /* its line stays open; the next client ends it */
     if (err == -ENOBUFS)
         cli_svc_warn(&g_svc, "client #%u dropped: more than %u MiB queued for it (it does "
                      "not read)", c->id, OUT_CAP >> 20);
@@ -571,8 +595,8 @@ static void d_stdin_read(void *arg)
     ssize_t r = uds_sendto(g_l.fd, g_d.buf, (size_t)n, &g_d.last);
     if (r < 0) {
         char a[UDS_ADDR_STRLEN];
-        uds_addr_format(&g_d.last, a, sizeof(a));
-        cli_warn("send to %s: %s", a, uds_strerror((int)r));
+        cli_warn("send to %s: %s", cli_addr_text(&g_d.last, a, sizeof(a)),
+                 uds_strerror((int)r));
     }
 }
 
@@ -718,8 +742,8 @@ int cmd_listen(int argc, char **argv)
     g_type = g_l.type;
     if (verbose) {
         char buf[UDS_ADDR_STRLEN];
-        uds_addr_format(&g_l.addr, buf, sizeof(buf));
-        cli_warn("listening on %s (%s)", buf, uds_type_name(g_l.type));
+        cli_warn("listening on %s (%s)", cli_addr_text(&g_l.addr, buf, sizeof(buf)),
+                 uds_type_name(g_l.type));
     }
     if (g_l.type == UDS_DGRAM)
         r = serve_dgram();

@@ -161,7 +161,10 @@ static ssize_t run_reply(const char *cmd, const char *data, size_t len, const ch
         signal(SIGPIPE, SIG_DFL);
         dup2(in, STDIN_FILENO);
         dup2(p[1], STDOUT_FILENO);
-        setenv("UDSOCK_PEER", peer, 1);
+        if (*peer) /* exact bytes (an abstract name with a NUL: unset) */
+            setenv("UDSOCK_PEER", peer, 1);
+        else
+            unsetenv("UDSOCK_PEER");
         if (m->has_cred) {
             char b[32];
             snprintf(b, sizeof(b), "%d", (int)m->cred.pid);
@@ -234,6 +237,10 @@ int cmd_recv(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.type = UDS_DGRAM;
+    /* non-blocking, so that a reply to a sender that does not read (its
+       queue full: a unix sendto would wait for it) is skipped instead of
+       stopping recv for every other sender */
+    o.flags = UDS_NONBLOCK;
     o.owner = (uid_t)-1;
     o.group = (gid_t)-1;
     int from = 0, cred = 0, echo = 0, raw = 0, verbose = 0, c;
@@ -306,8 +313,7 @@ int cmd_recv(int argc, char **argv)
         cli_warn("SO_PASSCRED on %s: %s", text, uds_strerror(r));
     if (verbose) {
         char b[UDS_ADDR_STRLEN];
-        uds_addr_format(&g_l.addr, b, sizeof(b));
-        cli_warn("receiving on %s", b);
+        cli_warn("receiving on %s", cli_addr_text(&g_l.addr, b, sizeof(b)));
     }
     char *buf = malloc(DGRAM_BUF);
     if (!buf)
@@ -340,9 +346,13 @@ int cmd_recv(int argc, char **argv)
             break;
         }
         got++;
-        char peer[UDS_ADDR_STRLEN] = "(unnamed)";
-        if (src.kind != UDS_ADDR_NONE)
-            uds_addr_format(&src, peer, sizeof(peer));
+        /* peer: escaped, for stdout and stderr; env: exact, for --reply */
+        char peer[UDS_ADDR_STRLEN] = "(unnamed)", env[UDS_ADDR_STRLEN] = "(unnamed)";
+        if (src.kind != UDS_ADDR_NONE) {
+            cli_addr_text(&src, peer, sizeof(peer));
+            if (cli_addr_env(&src, env, sizeof(env)) < 0)
+                env[0] = 0;
+        }
         char prefix[UDS_ADDR_STRLEN + 96] = "";
         size_t pl = 0;
         if (from)
@@ -368,12 +378,15 @@ int cmd_recv(int argc, char **argv)
         char *out = NULL;
         ssize_t alen = n;
         if (reply) {
-            alen = run_reply(reply, buf, (size_t)n, peer, &m, &out);
+            alen = run_reply(reply, buf, (size_t)n, env, &m, &out);
             ans = out;
         }
         if (alen > 0 || (echo && alen == 0)) {
             ssize_t w = uds_sendto(g_l.fd, ans, (size_t)alen, &src);
-            if (w < 0)
+            if (w == -EAGAIN) {
+                if (verbose)
+                    cli_warn("reply to %s skipped: its receive queue is full", peer);
+            } else if (w < 0)
                 cli_warn("%s", cli_errtext("reply to", peer, (int)w));
         }
         free(out);

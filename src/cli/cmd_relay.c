@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -47,8 +48,9 @@ typedef struct rconn {
     relay *R;
     uint64_t num;
     int cfd;              /* the client, until the forward owns it */
+    int cwatch;           /* cfd watched for a hang-up while connecting */
     uid_t uid;            /* for uds_acceptor_release */
-    char who[200];        /* the client, for log lines (escaped) */
+    char who[UDS_ADDR_STRLEN + 64]; /* the client, for log lines (escaped) */
     uds_connect_op *op;
     uds_fwd *fwd;
     struct rconn *prev, *next;
@@ -275,11 +277,43 @@ static void on_fwd_done(uds_fwd *f, int err, int side, const uds_fwd_stats *st, 
     rconn_end(rc);
 }
 
+/* The client, while the target connect is pending, is no longer watched. */
+static void client_unwatch(rconn *rc)
+{
+    if (rc->cwatch)
+        uds_loop_unwatch(rc->R->svc.loop, rc->cfd);
+    rc->cwatch = 0;
+}
+
+/*
+ * The client hung up while the target connect is still pending (a full
+ * target backlog is retried for up to --connect-timeout). With nothing
+ * unread there is nothing to forward and nobody to answer: its slot is
+ * freed now. Before, a connect flood of clients that close at once held
+ * every slot (-c) for the whole retry, and good clients were refused.
+ * A client that sent data and left keeps its connection: the data is
+ * forwarded once the target answers.
+ */
+static void on_client_hup(uds_loop *loop, int fd, unsigned events, void *arg)
+{
+    rconn *rc = arg;
+    int unread = 0;
+    if (!(events & (UDS_EV_HUP | UDS_EV_ERROR)) || ioctl(fd, FIONREAD, &unread) < 0 || unread > 0)
+        return; /* data (edge-triggered: not reported again), or still there */
+    cli_svc_info(&rc->R->svc, "#%llu: the client left before %s answered",
+                 (unsigned long long)rc->num, rc->R->ttext);
+    uds_connect_cancel(rc->op);
+    client_unwatch(rc);
+    close(rc->cfd);
+    rconn_end(rc);
+}
+
 static void on_connected(uds_loop *loop, int tfd, void *arg)
 {
     rconn *rc = arg;
     relay *R = rc->R;
     rc->op = NULL;
+    client_unwatch(rc);
     if (tfd < 0) {
         cli_svc_warn(&R->svc, "#%llu %s: %s; closing the client", (unsigned long long)rc->num,
                      rc->who, cli_errtext("connect", R->ttext, tfd));
@@ -328,7 +362,10 @@ static void on_accept(uds_acceptor *a, int fd, const uds_peer *peer, void *arg)
                      cli_errtext("connect", R->ttext, r));
         close(fd);
         rconn_end(rc);
+        return;
     }
+    /* edge-triggered: once per arrival or hang-up, never a busy loop */
+    rc->cwatch = uds_loop_watch(R->svc.loop, fd, UDS_EV_READ | UDS_EV_EDGE, on_client_hup, rc) == 0;
 }
 
 /* ---- datagram sessions ---------------------------------------------------- */
@@ -439,12 +476,12 @@ static dsess *dsess_find(relay *R, const struct sockaddr_storage *from, socklen_
 
 static dsess *dsess_new(relay *R, const struct sockaddr_storage *from, socklen_t len)
 {
-    char who[UDS_ADDR_STRLEN], esc[UDS_ADDR_STRLEN];
+    char esc[UDS_ADDR_STRLEN];
     uds_addr fa;
-    if (uds_addr_from_sockaddr(&fa, (const struct sockaddr *)from, len, SOCK_DGRAM) < 0 ||
-        uds_addr_format(&fa, who, sizeof(who)) < 0)
-        snprintf(who, sizeof(who), "(unknown)");
-    cli_esc(who, strlen(who), esc, sizeof(esc));
+    if (uds_addr_from_sockaddr(&fa, (const struct sockaddr *)from, len, SOCK_DGRAM) < 0)
+        snprintf(esc, sizeof(esc), "(unknown)");
+    else
+        cli_addr_text(&fa, esc, sizeof(esc));
     if (R->nsess >= R->maxconn) {
         cli_svc_warn(&R->svc, "datagram from %s dropped: %u senders already (limit -c %u)", esc,
                      R->nsess, R->maxconn);
@@ -541,6 +578,7 @@ static void on_stop(cli_svc *svc, int signo, void *arg)
         next = rc->next;
         if (rc->op) {
             uds_connect_cancel(rc->op);
+            client_unwatch(rc);
             close(rc->cfd);
             rconn_end(rc);
         } else if (rc->fwd) {
@@ -778,7 +816,7 @@ int cmd_relay(int argc, char **argv)
         cli_access_free(&R->rules);
         return CLI_FAIL;
     }
-    uds_addr_format(&l.addr, R->ltext, sizeof(R->ltext));
+    cli_addr_text(&l.addr, R->ltext, sizeof(R->ltext));
     if (ltype == UDS_DGRAM) {
         R->dl = l;
         R->dbuf = malloc((R->fo.max_msg ? R->fo.max_msg : UDS_FRAME_DEFAULT_MAX) + 1);

@@ -18,6 +18,10 @@
  * by running it): the number of connections from the same uid open now,
  * this one included (1 for the first); s6-connlimit compares it with
  * IPCCONNMAX.
+ * UNIXREMOTEPID only while the client's pidfd (UDS_ACCEPT_PIDFD, checked in
+ * the child just before setenv) shows it alive: a pid that outlived its
+ * process may be another program's. Names the client bound go into the
+ * environment as exact bytes; the -v lines show them escaped.
  * TCP listener: PROTO=TCP, TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP,
  * TCPLOCALPORT (ucspi-tcp names).
  *
@@ -80,7 +84,8 @@ typedef struct kid {
 typedef struct serve {
     cli_svc svc;
     uds_acceptor *acc;
-    char addrtext[UDS_ADDR_STRLEN];
+    char addrtext[UDS_ADDR_STRLEN]; /* exact, for the environment */
+    char addresc[UDS_ADDR_STRLEN];  /* escaped, for log lines */
     int is_unix;
     cli_access rules;
     unsigned maxconn, maxperuid;
@@ -203,10 +208,21 @@ static void run_child(serve *s, int cfd, const uds_peer *p)
         setenv_u("IPCCONNNUM", p->uid_conns);
         setenv_u("UNIXREMOTEEUID", p->cred.uid);
         setenv_u("UNIXREMOTEEGID", p->cred.gid);
-        setenv_u("UNIXREMOTEPID", (unsigned long)p->cred.pid);
+        /* the pid only while the pidfd shows the process that connected
+           is still there: a pid that outlived its process may already be
+           another program's (with the fallback pidfd the check is as good
+           as the race allows: udsock.h, UDS_PIDFD_OPENED) */
+        if (p->pidfd >= 0 && uds_pidfd_alive(p->pidfd) == 1)
+            setenv_u("UNIXREMOTEPID", (unsigned long)p->cred.pid);
+        else if (s->svc.verbose)
+            cli_warn("serve: #%llu: client pid %ld %s: UNIXREMOTEPID not set",
+                     (unsigned long long)p->seq, (long)p->cred.pid,
+                     p->pidfd_how == UDS_PIDFD_NONE ? "cannot be confirmed (no pidfd)"
+                                                    : "has exited");
         if (p->addr.kind == UDS_ADDR_PATH || p->addr.kind == UDS_ADDR_ABSTRACT) {
+            /* exact bytes, not escaped (cli_addr_env says why) */
             char b[UDS_ADDR_STRLEN];
-            if (uds_addr_format(&p->addr, b, sizeof(b)) >= 0)
+            if (cli_addr_env(&p->addr, b, sizeof(b)) == 0)
                 setenv("IPCREMOTEPATH", b, 1);
         }
         setenv("IPCLOCALPATH", s->addrtext, 1);
@@ -461,7 +477,7 @@ fail:
 static void on_stop(cli_svc *svc, int signo, void *arg)
 {
     serve *s = arg;
-    cli_svc_info(svc, "%s, closing %s", strsignal(signo), s->addrtext);
+    cli_svc_info(svc, "%s, closing %s", strsignal(signo), s->addresc);
     uds_acceptor_close(s->acc);
     uds_loop_stop(svc->loop);
 }
@@ -582,7 +598,7 @@ int cmd_serve(int argc, char **argv)
             else
                 cli_warn("serve: option '%s' is unknown or needs a value (try 'udsock serve --help')",
                          pargv[optind - 1]);
-            return CLI_USAGE;
+            goto usage_out;
         }
     }
     char **prog;
@@ -594,19 +610,19 @@ int cmd_serve(int argc, char **argv)
         if (!addrarg || optind != pargc) {
             cli_warn("serve: expected one ADDR before '--'");
             usage(stderr);
-            return CLI_USAGE;
+            goto usage_out;
         }
         prog = argv + dd + 1;
     } else {
         if (!addrarg) {
             usage(stderr);
-            return CLI_USAGE;
+            goto usage_out;
         }
         prog = pargv + optind;
     }
     if (!*prog) {
         cli_warn("serve: no PROGRAM given (udsock serve ADDR -- PROGRAM [ARGS...])");
-        return CLI_USAGE;
+        goto usage_out;
     }
     s.prog = prog;
 
@@ -614,12 +630,12 @@ int cmd_serve(int argc, char **argv)
     cli_parse_addr(&addr, addrarg);
     if (addr.kind == UDS_ADDR_UDP) {
         cli_warn("serve: %s: datagram addresses have no connections to serve", addrarg);
-        return CLI_USAGE;
+        goto usage_out;
     }
     s.is_unix = addr.kind != UDS_ADDR_TCP;
     if (!s.is_unix && (cli_access_active(&s.rules) || s.maxperuid)) {
         cli_warn("serve: --allow/--deny and -C need a unix socket (a TCP peer has no uid)");
-        return CLI_USAGE;
+        goto usage_out;
     }
 
     if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
@@ -644,6 +660,8 @@ int cmd_serve(int argc, char **argv)
     ao.max_conns_per_uid = s.maxperuid;
     ao.access = s.rules.rules;
     ao.flags = UDS_ACCEPT_BLOCKING; /* the program gets a blocking socket */
+    if (s.is_unix) /* UNIXREMOTEPID is exported only if the pidfd confirms it */
+        ao.flags |= UDS_ACCEPT_PIDFD;
     ao.limit_names[0] = "-c";
     ao.limit_names[1] = "-C";
     ao.log = cli_svc_log;
@@ -659,9 +677,12 @@ int cmd_serve(int argc, char **argv)
     uds_listener l;
     r = uds_listen(&l, &addr, &lo);
     if (r == 0) {
-        uds_addr_format(&l.addr, s.addrtext, sizeof(s.addrtext));
+        if (l.addr.kind != UDS_ADDR_ABSTRACT || cli_addr_env(&l.addr, s.addrtext,
+                                                             sizeof(s.addrtext)) < 0)
+            uds_addr_format(&l.addr, s.addrtext, sizeof(s.addrtext));
         if (s.is_unix && l.addr.kind == UDS_ADDR_PATH)
             snprintf(s.addrtext, sizeof(s.addrtext), "%s", l.addr.u.un.sun_path);
+        cli_addr_text(&l.addr, s.addresc, sizeof(s.addresc));
         r = uds_acceptor_add(s.acc, &l);
         if (r < 0)
             uds_listener_close(&l);
@@ -673,7 +694,7 @@ int cmd_serve(int argc, char **argv)
         cli_access_free(&s.rules);
         return CLI_FAIL;
     }
-    cli_svc_info(&s.svc, "listening on %s", s.addrtext);
+    cli_svc_info(&s.svc, "listening on %s", s.addresc);
 
     int status = CLI_OK;
     r = uds_loop_run(s.svc.loop);
@@ -691,4 +712,7 @@ int cmd_serve(int argc, char **argv)
     cli_svc_free(&s.svc);
     cli_access_free(&s.rules);
     return status;
+usage_out: /* after the rules were parsed: not leaked (LeakSanitizer) */
+    cli_access_free(&s.rules);
+    return CLI_USAGE;
 }

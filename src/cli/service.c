@@ -4,10 +4,12 @@
 #include "service.h"
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 static void stop_cb(uds_loop *loop, int signo, void *arg)
 {
@@ -108,15 +110,66 @@ const char *cli_esc(const void *data, size_t len, char *buf, size_t size)
     return buf;
 }
 
+/*
+ * Why not uds_addr_format for a terminal: it writes a path's bytes as they
+ * are (a client can bind a name holding a newline and a forged log line,
+ * or terminal escapes), and abstract names in its own \xNN style. Here
+ * every peer-chosen byte goes through uds_escape, the one rule, with the
+ * exact length the kernel gave (an abstract name may hold NULs).
+ */
+const char *cli_addr_text(const uds_addr *a, char *buf, size_t size)
+{
+    if (!size)
+        return buf;
+    if (a->kind == UDS_ADDR_ABSTRACT) {
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        size_t n = a->len > off + 1 && a->len <= sizeof(struct sockaddr_un) ? a->len - off - 1 : 0;
+        buf[0] = '@';
+        cli_esc(a->u.un.sun_path + 1, n, buf + 1, size - 1);
+        return buf;
+    }
+    char t[UDS_ADDR_STRLEN];
+    if (uds_addr_format(a, t, sizeof(t)) < 0)
+        snprintf(t, sizeof(t), "(unknown)");
+    return cli_esc(t, strlen(t), buf, size);
+}
+
+/*
+ * Why exact bytes here and escapes on the terminal: the program reading
+ * the environment compares or looks the name up, and an escaped form
+ * would be a different name; the environment is no terminal (a program
+ * that prints the name must escape it itself). Only an abstract name with
+ * a NUL byte cannot be a C string: then there is no value (-1).
+ */
+int cli_addr_env(const uds_addr *a, char *buf, size_t size)
+{
+    if (a->kind == UDS_ADDR_ABSTRACT) {
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        if (a->len <= off + 1 || a->len > sizeof(struct sockaddr_un))
+            return -1;
+        size_t n = a->len - off - 1;
+        if (n + 2 > size || memchr(a->u.un.sun_path + 1, 0, n))
+            return -1;
+        buf[0] = '@';
+        memcpy(buf + 1, a->u.un.sun_path + 1, n);
+        buf[n + 1] = 0;
+        return 0;
+    }
+    return uds_addr_format(a, buf, size) < 0 ? -1 : 0;
+}
+
 const char *cli_peer_text(const uds_peer *p, char *buf, size_t size)
 {
     if (p->is_unix) {
-        snprintf(buf, size, "uid %u gid %u pid %ld", (unsigned)p->cred.uid,
-                 (unsigned)p->cred.gid, (long)p->cred.pid);
+        char name[UDS_ADDR_STRLEN] = "";
+        if (p->addr.kind == UDS_ADDR_PATH || p->addr.kind == UDS_ADDR_ABSTRACT) {
+            memcpy(name, " name ", 6);
+            cli_addr_text(&p->addr, name + 6, sizeof(name) - 6);
+        }
+        const char *gone = p->pidfd_how == UDS_PIDFD_GONE ? " (exited)" : "";
+        snprintf(buf, size, "uid %u gid %u pid %ld%s%s", (unsigned)p->cred.uid,
+                 (unsigned)p->cred.gid, (long)p->cred.pid, gone, name);
         return buf;
     }
-    char a[UDS_ADDR_STRLEN];
-    if (uds_addr_format(&p->addr, a, sizeof(a)) < 0)
-        snprintf(a, sizeof(a), "(unknown)");
-    return cli_esc(a, strlen(a), buf, size);
+    return cli_addr_text(&p->addr, buf, size);
 }

@@ -47,8 +47,17 @@ void cli_svc_info(cli_svc *s, const char *fmt, ...) __attribute__((format(printf
 /* A peer-chosen name or text, escaped (uds_escape) into buf; returns buf. */
 const char *cli_esc(const void *data, size_t len, char *buf, size_t size);
 
-/* A peer for a log line: "uid 1000 gid 1000 pid 4242" (unix) or its
-   address ("tcp:127.0.0.1:5555"), escaped. */
+/* An address for a terminal (log lines, recv -f): every byte of a path or
+   abstract name through cli_esc; returns buf (UDS_ADDR_STRLEN is room). */
+const char *cli_addr_text(const uds_addr *a, char *buf, size_t size);
+
+/* An address for a child's environment, exact bytes (not escaped): 0, or
+   -1 when it cannot be a C string (an abstract name holding a NUL). */
+int cli_addr_env(const uds_addr *a, char *buf, size_t size);
+
+/* A peer for a log line: "uid 1000 gid 1000 pid 4242" (unix; then
+   " (exited)" when its pidfd says so, " name NAME" when it bound one) or
+   its address ("tcp:127.0.0.1:5555"), escaped. */
 const char *cli_peer_text(const uds_peer *p, char *buf, size_t size);
 
 #endif

@@ -47,6 +47,11 @@ check() { # check REQUEST EXPECTED
 }
 check "sum 1 2 3" "6"
 check "sum" "0"
+# regression: the reply to an empty request (and to a long unknown name)
+# was cut at 63 bytes (the reply buffer was sized from the request)
+check "" "error: unknown command '' (try sum mul sort expr hash upper sleep)"
+check "abcdefghijklmnopqrstuvwxyz0123456789" \
+  "error: unknown command 'abcdefghijklmnopqrstuvwxyz012345' (try sum mul sort expr hash upper sleep)"
 check "mul 2 3 4" "24"
 check "mul 2 3.5" "7"
 check "sort 5 3 9 -1 2.5" "-1 2.5 3 5 9"
