@@ -6,7 +6,8 @@
 # one log per pid), or when the test process leaves an fd open at exit that
 # it did not inherit. UDS_VALGRIND=1 is set for the tests: the few timing
 # bounds that cannot hold 20-50x slower are widened there, and cases that
-# exhaust RLIMIT_NOFILE (valgrind keeps fds of its own at the top) skip.
+# exhaust RLIMIT_NOFILE (valgrind keeps fds of its own at the top) or need
+# a signal inside a syscall skip.
 #   scripts/valgrind.sh BUILD [TEST_NAME...]     (e.g. build frame fwd)
 # BUILD is a plain build (not the ASan one). VALGRIND_JOBS (default 2) tests
 # run at once. Prints one line per test and a summary; exit 1 on any failure.
