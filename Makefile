@@ -3,16 +3,19 @@
 #   make run        build, then start the echo server on the default socket
 #   make test       install missing Debian packages, build, run every test,
 #                   then again under AddressSanitizer + UBSan, then the
-#                   uds_loop_post test under ThreadSanitizer, then fuzz smoke
+#                   uds_loop_post test under ThreadSanitizer, then fuzz smoke,
+#                   then the unit tests under valgrind
 #   make install    install into PREFIX (default /usr/local)
 #   make bench      short benchmark run (see bench/README.md for the full one)
+#   make valgrind   the unit tests under valgrind (tests/stress/README.md)
+#   make fuzz-long  10^6 executions of every fuzz target (tests/stress/README.md)
 PREFIX ?= /usr/local
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-plain test-asan test-tsan test-fuzz deps install clean bench
+.PHONY: all build run test test-plain test-asan test-tsan test-fuzz test-valgrind deps install clean bench valgrind fuzz-long
 
 all: build
 
@@ -33,6 +36,7 @@ test: deps
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 	$(MAKE) test-fuzz
+	$(MAKE) test-valgrind
 
 test-plain: build
 	cd $(BUILD) && ctest $(CTEST_ARGS)
@@ -55,6 +59,17 @@ test-fuzz:
 	  $(CMAKE) --build build-fuzz -j$(JOBS) && \
 	  sh scripts/fuzz-smoke.sh build-fuzz $${FUZZ_SECONDS:-20}; \
 	else echo "test-fuzz: clang not found, skipping libFuzzer smoke (corpus replay ran in test-plain)"; fi
+
+# The library unit tests under valgrind (leaks, errors, fds left open):
+# hardening battery row 7, about 2 minutes here (tests/stress/README.md).
+test-valgrind valgrind: build
+	bash scripts/valgrind.sh $(BUILD)
+
+# The long fuzz run (10^6 executions per target, low priority): row 1.
+fuzz-long:
+	$(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DUDS_FUZZ=ON -DUDS_SANITIZE=ON
+	$(CMAKE) --build build-fuzz -j$(JOBS)
+	sh scripts/fuzz-long.sh build-fuzz
 
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)

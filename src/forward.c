@@ -510,8 +510,14 @@ static void on_eof(uds_conn *c, void *arg)
         size_t n;
         const char *rest = uds__conn_input(c, &n);
         if (n > 0 && f->kind[i] == K_LINE) {
-            /* a last line without its newline is still a line */
-            emit(f, i, rest, rest[n - 1] == '\r' ? n - 1 : n, 1);
+            /* a last line without its newline is still a line, held to
+               max_msg like the others (emit does not check towards raw) */
+            size_t m = rest[n - 1] == '\r' ? n - 1 : n;
+            if (m > f->o.max_msg) {
+                fail(f, i, -EMSGSIZE);
+                return;
+            }
+            emit(f, i, rest, m, 1);
         } else if (n > 0) {
             fail(f, i, UDS_EFRAME); /* a LEN32 frame cut short */
             return;

@@ -36,4 +36,11 @@ void cli_parse_addr(uds_addr *out, const char *text);
 /* Ignores SIGPIPE for the whole process (pipes, not only sockets). */
 void cli_ignore_sigpipe(void);
 
+/*
+ * Fuzz seam, used by tests/fuzz/fuzz_cli.c only: when nonzero, every
+ * subcommand returns CLI_OK right after parsing its options and arguments,
+ * before any I/O. udsock itself never sets it.
+ */
+extern int cli_parse_only;
+
 #endif

@@ -1196,6 +1196,8 @@ int cmd_bench(int argc, char **argv)
     if (o.mode == BM_HOLD && !o.clients)
         o.clients = 1000;
 
+    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+        return CLI_OK;
     raise_nofile();
     if (o.server_addr)
         return run_server(&o);

@@ -75,6 +75,8 @@ int cmd_connect(int argc, char **argv)
     cli_parse_addr(&a, text);
     if (co.type == UDS_DGRAM && a.kind == UDS_ADDR_TCP)
         cli_usage_error("connect", "--type dgram does not go with tcp:");
+    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+        return CLI_OK;
     int fd = uds_connect(&a, &co);
     if (fd < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("connect", text, fd));

@@ -721,6 +721,8 @@ int cmd_listen(int argc, char **argv)
         cli_usage_error("listen", "--max-clients, --max-per-uid and --idle-timeout go with -k");
     if (max_per_uid && (a.kind == UDS_ADDR_TCP || a.kind == UDS_ADDR_UDP))
         cli_usage_error("listen", "--max-per-uid needs a unix address (a TCP peer has no uid)");
+    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+        return CLI_OK;
     if (keep) {
         /* one fd per client: take the hard limit; the acceptor copes with
            running out anyway */

@@ -1147,6 +1147,8 @@ int cmd_ls(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
+    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+        return CLI_OK;
     if (optind == argc)
         return list_all(all, only_listen, json);
 

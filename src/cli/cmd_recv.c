@@ -302,6 +302,8 @@ int cmd_recv(int argc, char **argv)
         cli_usage_error("recv", "--mode/--owner/--group need a filesystem path");
     if (cred && a.kind == UDS_ADDR_UDP)
         cli_usage_error("recv", "--cred works on unix sockets only");
+    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+        return CLI_OK;
     /* the stop signals go to the loop before the file exists */
     cli_svc_init(&g_svc, "recv", on_stop, NULL);
     int r = uds_listen(&g_l, &a, &o);

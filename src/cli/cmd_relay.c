@@ -790,6 +790,8 @@ int cmd_relay(int argc, char **argv)
     R->copts.type = ttype;
     R->copts.timeout_ms = connect_ms;
 
+    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+        return CLI_OK;
     /* two sockets per connection and two pipes for bulk ones: take the hard
        limit; the acceptor copes with running out anyway */
     struct rlimit rl;

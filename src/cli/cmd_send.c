@@ -154,6 +154,8 @@ int cmd_send(int argc, char **argv)
     cli_parse_addr(&a, g_name);
     if (a.kind == UDS_ADDR_TCP)
         cli_usage_error("send", "datagrams need a unix, abstract or udp: address");
+    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+        return CLI_OK;
     g_fd = uds_connect(&a, &co);
     if (g_fd < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("connect", g_name, g_fd));

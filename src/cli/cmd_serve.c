@@ -638,6 +638,8 @@ int cmd_serve(int argc, char **argv)
         goto usage_out;
     }
 
+    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+        return CLI_OK;
     /* fds 0-2 must exist, or an accepted socket could land on them */
     for (int fd = 0; fd < 3; fd++)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+int cli_parse_only; /* fuzz seam: see cli.h */
+
 void cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

@@ -3,11 +3,20 @@
  * arbitrary bytes by its peer, which then half-closes. Oracle: what comes
  * back must be exactly the re-encoding of the frames the codec finds in
  * the input, in order, up to the first bad frame; and afterwards a good
- * client on a fresh connection is still served. Byte 0 picks the framing
- * (LEN32 or LINE); every third request is answered from a deferred call
- * (out of order), so reply ordering is checked too.
+ * client on a fresh connection is still served, and no fd is left open.
+ * Byte 0:
+ *   bit 0    framing of a stream connection: LEN32 or LINE
+ *   bit 1    a SEQPACKET connection instead (PACKET framing); the input is
+ *            sent as packets of 1 + 16 * (bits 4-7) bytes
+ *   bit 2    every fifth request is dropped (uds_req_drop): no reply, and
+ *            the replies after it still come, in order
+ *   bit 3    the peer goes away right after sending (replies pending,
+ *            some deferred): nothing to check but the aftermath
+ * Every third request is answered from a deferred call (out of order), so
+ * reply ordering is checked too.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +42,17 @@ static void reply_later(uds_loop *l, void *arg)
 }
 
 static unsigned nreq;
+static int drop_fifth;
 static void echo(uds_server *s, uds_req *req, const void *msg, size_t len, void *arg)
 {
     (void)s;
     uds_loop *loop = arg;
-    if (++nreq % 3 == 0) {
+    ++nreq;
+    if (drop_fifth && nreq % 5 == 0) {
+        uds_req_drop(req);
+        return;
+    }
+    if (nreq % 3 == 0) {
         struct later *d = malloc(sizeof(*d));
         d->req = req;
         d->len = len;
@@ -49,75 +64,136 @@ static void echo(uds_server *s, uds_req *req, const void *msg, size_t len, void 
     uds_req_reply(req, msg, len);
 }
 
+/* Sends what the socket takes now (whole packets on a packet socket). */
+static void send_some(int fd, const uint8_t *in, size_t len, size_t *off, size_t pkt)
+{
+    while (*off < len) {
+        size_t n = len - *off;
+        if (pkt && n > pkt)
+            n = pkt;
+        ssize_t w = send(fd, in + *off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w <= 0) {
+            if (w < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+            *off = len; /* the server has gone: nothing more to send */
+            return;
+        }
+        *off += (size_t)w;
+    }
+}
+
+/* Which of fds 0..63 are open: a run must leave the same set behind. */
+static void fd_snapshot(uint8_t open_fds[64])
+{
+    for (int fd = 0; fd < 64; fd++)
+        open_fds[fd] = fcntl(fd, F_GETFD) >= 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 100000)
         return 0;
-    uds_framer f = {data[0] & 1 ? UDS_FRAME_LINE : UDS_FRAME_LEN32, MAX_MSG};
+    /* one loop for every run (as a long-lived program has): its scratch
+       buffer is made once, and what a run leaves on it would show */
+    static uds_loop *loop;
+    if (!loop && uds_loop_new(&loop) < 0)
+        abort();
+    uint8_t fds_before[64], fds_after[64];
+    fd_snapshot(fds_before);
+    int packets = (data[0] & 2) != 0, vanish = (data[0] & 8) != 0;
+    size_t pkt = packets ? 1 + 16 * (size_t)(data[0] >> 4) : 0;
+    uds_framer f = {packets ? UDS_FRAME_PACKET : data[0] & 1 ? UDS_FRAME_LINE : UDS_FRAME_LEN32,
+                    MAX_MSG};
     const uint8_t *in = data + 1;
     size_t len = size - 1;
+    nreq = 0;
+    drop_fifth = (data[0] & 4) != 0;
 
-    /* expected output: the frames the codec accepts, re-encoded */
+    /* expected output: the frames the codec accepts, re-encoded, without
+       the dropped ones */
     uint8_t *want = malloc(len * 2 + 16);
     size_t wlen = 0, off = 0;
-    for (;;) {
+    for (unsigned k = 1;; k++) {
         uds_frame fr;
-        int r = uds_frame_decode(&f, in + off, len - off, &fr);
+        size_t n = packets ? (len - off < pkt ? len - off : pkt) : len - off;
+        if (packets && n == 0)
+            break;
+        int r = uds_frame_decode(&f, in + off, n, &fr);
         if (r <= 0)
             break;
-        ssize_t e = uds_frame_encode(&f, fr.data, fr.len, want + wlen, len * 2 + 16 - wlen);
-        if (e < 0)
-            abort();
-        wlen += (size_t)e;
+        if (!(drop_fifth && k % 5 == 0)) {
+            ssize_t e = uds_frame_encode(&f, fr.data, fr.len, want + wlen, len * 2 + 16 - wlen);
+            if (e < 0)
+                abort();
+            wlen += (size_t)e;
+        }
         off += (size_t)r;
     }
 
-    uds_loop *loop;
     uds_server *s;
-    if (uds_loop_new(&loop) < 0)
-        abort();
     uds_server_opts o;
     memset(&o, 0, sizeof(o));
-    o.framing = f.mode;
+    o.framing = packets ? 0 : f.mode;
     o.max_msg = MAX_MSG;
     if (uds_server_new(&s, loop, &o, echo, loop) < 0)
         abort();
     int p[2];
-    if (uds_pair(SOCK_STREAM, 0, p) < 0 || uds_server_add_conn(s, p[0]) < 0)
+    if (uds_pair(packets ? SOCK_SEQPACKET : SOCK_STREAM, 0, p) < 0 ||
+        uds_server_add_conn(s, p[0]) < 0)
         abort();
-    if (uds_write_all(p[1], in, len) != (ssize_t)len)
-        abort();
-    shutdown(p[1], SHUT_WR);
 
-    /* run until the server has ended the connection (EOF on our side) */
+    /* send, then half-close; run until the server has ended the connection
+       (EOF on our side) */
     uint8_t *got = malloc(wlen + 65536);
-    size_t glen = 0;
-    uds_set_nonblock(p[1], 1);
-    for (int round = 0; round < 1000; round++) {
-        uds_loop_run_once(loop, 10);
-        ssize_t n = uds_read_some(p[1], got + glen, wlen + 65536 - glen);
-        if (n == 0)
+    size_t glen = 0, sent = 0;
+    int shut = 0;
+    for (int round = 0; round < 200000; round++) {
+        send_some(p[1], in, len, &sent, pkt);
+        if (sent == len && !shut) {
+            shutdown(p[1], SHUT_WR);
+            shut = 1;
+            if (vanish) {
+                close(p[1]);
+                p[1] = -1;
+            }
+        }
+        uds_loop_run_once(loop, 0);
+        if (p[1] < 0) {
+            uds_server_stats st;
+            uds_server_stats_get(s, &st);
+            if (st.conns == 0)
+                break;
+            continue;
+        }
+        ssize_t n = recv(p[1], got + glen, wlen + 65536 - glen, MSG_DONTWAIT);
+        if (n == 0 && shut)
             break;
         if (n > 0)
             glen += (size_t)n;
-        else if (n != -EAGAIN)
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
             break;
     }
-    if (glen != wlen || memcmp(got, want, wlen) != 0)
+    uds_server_stats st;
+    uds_server_stats_get(s, &st);
+    if (st.conns != 0)
+        abort(); /* the connection must be over by now */
+    if (!vanish && (glen != wlen || memcmp(got, want, wlen) != 0))
         abort();
 
     /* the server is still fine for someone else */
+    drop_fifth = 0;
     int q[2];
     if (uds_pair(SOCK_STREAM, 0, q) < 0 || uds_server_add_conn(s, q[0]) < 0)
         abort();
+    uds_framer gf = {packets ? UDS_FRAME_LEN32 : f.mode, MAX_MSG};
     uint8_t msg[16];
-    ssize_t ml = uds_frame_encode(&f, "ok", 2, msg, sizeof(msg));
+    ssize_t ml = uds_frame_encode(&gf, "ok", 2, msg, sizeof(msg));
     uds_write_all(q[1], msg, (size_t)ml);
     uint8_t back[16];
     size_t bl = 0;
     uds_set_nonblock(q[1], 1);
-    for (int round = 0; round < 1000 && bl < (size_t)ml; round++) {
-        uds_loop_run_once(loop, 10);
+    for (int round = 0; round < 100000 && bl < (size_t)ml; round++) {
+        uds_loop_run_once(loop, 0);
         ssize_t n = uds_read_some(q[1], back + bl, sizeof(back) - bl);
         if (n > 0)
             bl += (size_t)n;
@@ -125,11 +201,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (bl != (size_t)ml || memcmp(back, msg, bl) != 0)
         abort();
 
-    close(p[1]);
+    if (p[1] >= 0)
+        close(p[1]);
     close(q[1]);
     uds_server_free(s);
-    uds_loop_free(loop);
     free(want);
     free(got);
+    fd_snapshot(fds_after);
+    if (memcmp(fds_before, fds_after, sizeof(fds_before)) != 0)
+        abort(); /* an fd left open */
     return 0;
 }

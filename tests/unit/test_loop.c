@@ -25,12 +25,14 @@ static void test_timers_order(void **state)
     uds_loop *l;
     assert_int_equal(uds_loop_new(&l), 0);
     norder = 0;
+    /* t0 before the first timer is added: dt >= 200 then holds however
+       slowly the adds below run (under valgrind they took over 1 ms) */
+    uint64_t t0 = tu_now_ms();
     /* added out of order; 3 timers share a deadline and must keep FIFO */
     /* delays 50 ms apart: a preempted test thread cannot reorder them */
     assert_true(uds_loop_timer(l, 200, rec_timer, (void *)4) > 0);
     assert_true(uds_loop_timer(l, 50, rec_timer, (void *)1) > 0);
     assert_true(uds_loop_timer(l, 100, rec_timer, (void *)2) > 0);
-    uint64_t t0 = tu_now_ms();
     /* same deadline: the loop reads the clock per call, so add them with one
        clock value by using a long delay relative to the skew */
     int64_t a = uds_loop_timer(l, 150, rec_timer, (void *)10);

@@ -87,3 +87,9 @@ uint64_t tu_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+int tu_under_valgrind(void)
+{
+    const char *v = getenv("UDS_VALGRIND");
+    return v && *v && strcmp(v, "0") != 0;
+}

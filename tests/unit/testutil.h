@@ -25,4 +25,20 @@ uint64_t tu_fnv(const void *buf, size_t len);
 /* Milliseconds from a monotonic clock. */
 uint64_t tu_now_ms(void);
 
+/* Nonzero when scripts/valgrind.sh runs the test (UDS_VALGRIND=1). */
+int tu_under_valgrind(void);
+/*
+ * Skips the calling test case under valgrind, saying why: for the few that
+ * cannot mean anything there (valgrind keeps fds of its own under
+ * RLIMIT_NOFILE, delivers signals between syscalls, runs 20-50x slower
+ * than the deadlines such a case asserts).
+ */
+#define TU_VALGRIND_SKIP(why)                                                  \
+    do {                                                                       \
+        if (tu_under_valgrind()) {                                             \
+            print_message("skipped under valgrind: %s\n", why);                \
+            skip();                                                            \
+        }                                                                      \
+    } while (0)
+
 #endif
