@@ -20,13 +20,18 @@ fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
 mkdir "$T/h"
+# a token of this run in the forged names: other tests running at the same
+# time bind names of their own with "forged-admin" in them, and a machine-
+# wide listing shows theirs too
+export LSH_TOK=$$
 # the hostile process: binds everything, names itself, says "ready", waits
 $PY - "$T/h" >"$T/ready" <<'PYEOF' &
 import os, socket, sys, time
 d = sys.argv[1].encode()
+F = ("/run/forged-admin-%s.sock" % os.environ["LSH_TOK"]).encode()
 names = {
-    "forged": b"\0x\n/run/forged-admin.sock LISTEN",
-    "procline": b"\0y\n0000000000000000: 00000002 00000000 00010000 0001 01 12345 /run/forged-admin.sock",
+    "forged": b"\0x\n" + F + b" LISTEN",
+    "procline": b"\0y\n0000000000000000: 00000002 00000000 00010000 0001 01 12345 " + F,
     "esc": b"\0\x1b]0;title\x07\x1b[2J",
     "max": b"\0" + bytes((0x0a, 0x1b, 0xff, 0x41, 0x07, 0x00, 0xc3)[i % 7] for i in range(107)),
     "utf8": b"\0caf\xc3\x28\xff\xfe",
@@ -82,9 +87,11 @@ for l in lines[1:] if col >= 0 else lines:
         errs.append("forged entry: %r" % l)
     if f[0].startswith("0000000000000000:") or l.startswith("/run/"):
         errs.append("forged entry: %r" % l)
-forged = [l for l in lines if "forged-admin" in l]
+import os
+F = "/run/forged-admin-%s.sock" % os.environ["LSH_TOK"]
+forged = [l for l in lines if F in l]
 for l in forged:
-    if "@x\\n/run/forged-admin.sock LISTEN" not in l and "@y\\n0000000000000000: " not in l:
+    if "@x\\n" + F + " LISTEN" not in l and "@y\\n0000000000000000: " not in l:
         errs.append("forged name not escaped on its line: %r" % l)
 if len(forged) != want:
     errs.append("%d lines name forged-admin, want %d" % (len(forged), want))
@@ -111,12 +118,13 @@ grep -qF "$T/h/p\\x1b[2J\\nq\\xff.sock" "$T/t4" && echo "ok: the path name shown
 "$U" ls --json "$T/h" >"$T/j2" || bad "ls --json DIR failed"
 "$U" ls --json "$P1" >"$T/j3" || bad "ls --json PATH failed"
 $PY - "$T" "$H" <<'PYEOF' || fail=1
-import json, sys
+import json, os, sys
 T, pid = sys.argv[1], int(sys.argv[2])
+F = "/run/forged-admin-%s.sock" % os.environ["LSH_TOK"]
 d = T.encode() + b"/h"
 names = {
-    "forged": (b"x\n/run/forged-admin.sock LISTEN", 2),
-    "procline": (b"y\n0000000000000000: 00000002 00000000 00010000 0001 01 12345 /run/forged-admin.sock", 1),
+    "forged": (b"x\n" + F.encode() + b" LISTEN", 2),
+    "procline": (b"y\n0000000000000000: 00000002 00000000 00010000 0001 01 12345 " + F.encode(), 1),
     "esc": (b"\x1b]0;title\x07\x1b[2J", 1),
     "max": (bytes((0x0a, 0x1b, 0xff, 0x41, 0x07, 0x00, 0xc3)[i % 7] for i in range(107)), 1),
     "utf8": (b"caf\xc3\x28\xff\xfe", 1),
@@ -150,7 +158,7 @@ for k, (want, count) in names.items():
         bad.append("%s: not held by the hostile process" % k)
     if k == "max" and hits and len(bytes.fromhex(hits[0]["name_hex"])) != 107:
         bad.append("max: not 107 bytes")
-forged = [r for r in rows if r["name"] is not None and "/run/forged-admin.sock" == r["name"]]
+forged = [r for r in rows if r["name"] is not None and F == r["name"]]
 forged += [r for r in rows if r["name_hex"] and bytes.fromhex(r["name_hex"]).startswith(b"/run/")]
 if forged:
     bad.append("forged records: %r" % forged)
