@@ -1299,6 +1299,9 @@ typedef struct uds_fwd uds_fwd;
 #define UDS_FWD_FDS 0x01       /* pass fds between unix sides */
 #define UDS_FWD_CREDS 0x02     /* pass the sender's credentials too */
 #define UDS_FWD_NO_SPLICE 0x04 /* always copy through user space */
+#define UDS_FWD_IDLE_SIDE0 0x08 /* idle_timeout_ms: only data read from side 0
+                                   counts as activity (udsock serve: the
+                                   client's input, not the program's output) */
 
 /* Framing of a stream side, for uds_fwd_opts.frame[]. */
 #define UDS_FRAME_RAW 0 /* bytes as they come (the default) */
@@ -1337,7 +1340,8 @@ typedef struct uds_fwd_opts {
     size_t max_msg;      /* largest message of a framed or packet side;
                             default UDS_FRAME_DEFAULT_MAX */
     int flags;           /* UDS_FWD_FDS, UDS_FWD_CREDS, UDS_FWD_NO_SPLICE */
-    int idle_timeout_ms; /* end after this long with no data either way;
+    int idle_timeout_ms; /* end after this long with no data either way
+                            (from side 0 only, with UDS_FWD_IDLE_SIDE0);
                             <= 0: never */
     size_t high_water;   /* queued bytes per direction before its source is
                             paused; default 256 KiB */

@@ -357,7 +357,7 @@ static void pump(uds_fwd *f, int i, int src_ready)
         return;
     int sfd = uds_conn_fd(src), tfd = uds_conn_fd(dst);
     uds__sigpipe g;
-    int guarded = !f->sigpipe_ignored, epipe = 0;
+    int guarded = !f->sigpipe_ignored, epipe = 0, got_in = 0;
     if (guarded)
         uds__sigpipe_hold(&g);
     for (int k = 0; k < SPLICE_ROUNDS && !f->closing; k++) {
@@ -380,7 +380,7 @@ static void pump(uds_fwd *f, int i, int src_ready)
                                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
             if (m > 0) {
                 d->inpipe += (size_t)m;
-                moved = 1;
+                moved = got_in = 1;
             } else if (m == 0) {
                 uds__conn_eof(src); /* -> on_eof: src_eof, ends once drained */
                 src_ready = 0;
@@ -398,7 +398,9 @@ static void pump(uds_fwd *f, int i, int src_ready)
         uds__sigpipe_release(&g, epipe);
     if (f->closing)
         return;
-    f->last_ms = uds_loop_now(f->loop);
+    /* with UDS_FWD_IDLE_SIDE0 only bytes read from side 0 are activity */
+    if (!(f->o.flags & UDS_FWD_IDLE_SIDE0) || (i == 0 && got_in))
+        f->last_ms = uds_loop_now(f->loop);
     uds__conn_hook_write(dst, d->inpipe > 0);
     if (d->inpipe >= d->pipesz)
         pause_src(f, i, PAUSE_PIPE);
@@ -434,7 +436,8 @@ static size_t on_data(uds_conn *c, const void *data, size_t len, void *arg)
     uds_fwd *f = s->f;
     int i = s->idx;
     struct fdir *d = &f->d[i];
-    f->last_ms = uds_loop_now(f->loop);
+    if (i == 0 || !(f->o.flags & UDS_FWD_IDLE_SIDE0))
+        f->last_ms = uds_loop_now(f->loop);
     if (f->closing)
         return len;
     if (f->bytes_mode) {

@@ -34,14 +34,22 @@
  * flood, and each reaped child gives its slot back
  * (uds_acceptor_release).
  *
- * --idle-timeout: the server keeps a dup of each connection and watches it
- * edge-triggered (UDS_EV_EDGE): every arrival of client data is one event,
- * whether or not the program has read it yet, so the server sees the
- * client's input without reading it. A connection that brings nothing for
- * the timeout is shut down (shutdown(SHUT_RDWR) on that shared socket: the
- * program reads EOF, its writes fail, the client sees EOF) and the program
- * gets SIGTERM, then SIGKILL 5 s later if it is still there. What the
- * program writes is not seen: "idle" means the client sent nothing.
+ * --idle-timeout: the server puts itself between the client and the
+ * program. The program gets one end of a socketpair (of the listener's
+ * type: stream, or seqpacket; stream for TCP) as fds 0 and 1, and the
+ * library's forwarder (uds_fwd) joins the other end to the connection,
+ * with its idle timeout counting only what the client sends
+ * (UDS_FWD_IDLE_SIDE0): the program's output is not activity. Why not
+ * watch the shared socket instead, as this file once did with a dup
+ * watched edge-triggered: epoll polls an item again when it reports it,
+ * so client data the program had already read by then was never reported
+ * and a talking client was dropped as idle (often under load or ASan).
+ * Seeing every byte is the only exact way. When the timeout expires the
+ * forward closes both sockets (the client sees EOF, the program reads EOF
+ * and its writes fail) and the program gets SIGTERM, then SIGKILL 5 s later
+ * if it is still there. The slot comes free when the child is reaped; the
+ * forward may outlive it a little while it passes on the program's last
+ * output. Without --idle-timeout the program gets the connection itself.
  */
 #include "access.h"
 #include "cli.h"
@@ -70,13 +78,11 @@ struct serve;
 typedef struct kid {
     struct serve *s;
     size_t idx;         /* position in s->kids */
-    pid_t pid;
+    pid_t pid;          /* 0 once reaped (or never forked) */
     uid_t uid;          /* peer->cred.uid, given back to uds_acceptor_release */
     uint64_t num;       /* connection number, for the log */
-    int wfd;            /* --idle-timeout: dup of the connection, watched
-                           edge-triggered for client input; else -1 */
-    uint64_t last_in;   /* loop ms of the last input seen (or of the start) */
-    int64_t idle_timer; /* pending idle check, 0 none */
+    uds_fwd *fwd;       /* --idle-timeout: client <-> the program's socketpair
+                           end, until the forward ends; else NULL */
     int64_t kill_timer; /* pending SIGKILL after an idle drop, 0 none */
     int dropped;        /* shut down for idleness, SIGTERM sent */
 } kid;
@@ -90,6 +96,7 @@ typedef struct serve {
     cli_access rules;
     unsigned maxconn, maxperuid;
     unsigned idle_ms;   /* --idle-timeout; 0 = none */
+    int exiting;        /* after the loop: forwards end without follow-up */
     char **prog;
     kid **kids;
     size_t nkids, kids_cap;
@@ -111,7 +118,10 @@ static void usage(FILE *f)
             "  --idle-timeout SEC a connection whose client sends nothing for SEC seconds\n"
             "                     (fractions allowed) is shut down and its program gets\n"
             "                     SIGTERM, SIGKILL 5 s later (default: no timeout; output\n"
-            "                     of the program does not count as activity)\n"
+            "                     of the program does not count as activity). With it\n"
+            "                     PROGRAM's stdin/stdout is a socketpair to serve, which\n"
+            "                     forwards to the client (use the environment, not\n"
+            "                     getpeername/SO_PEERCRED on fd 0)\n"
             "  --allow-uid LIST   accept only these users (numbers or names, comma-separated)\n"
             "  --deny-uid LIST    refuse these users\n"
             "  --allow-gid LIST   accept only clients in these groups\n"
@@ -187,12 +197,14 @@ static void inet_parts(const uds_addr *a, char *ip, size_t iplen, unsigned *port
 }
 
 /*
- * Runs in the forked child: sets the environment, puts the connection on
- * fds 0 and 1, closes every other fd above 2, restores the signal state a
- * program expects (default SIGPIPE, empty mask: the loop blocked SIGCHLD,
- * SIGTERM, SIGINT and SIGHUP for its signalfd) and execs. Never returns.
+ * Runs in the forked child: sets the environment, puts iofd (the
+ * connection cfd, or with --idle-timeout the program's end of the
+ * socketpair to serve) on fds 0 and 1, closes every other fd above 2,
+ * restores the signal state a program expects (default SIGPIPE, empty
+ * mask: the loop blocked SIGCHLD, SIGTERM, SIGINT and SIGHUP for its
+ * signalfd) and execs. Never returns.
  */
-static void run_child(serve *s, int cfd, const uds_peer *p)
+static void run_child(serve *s, int cfd, int iofd, const uds_peer *p)
 {
     static const char *const clear[] = {
         "IPCREMOTEEUID", "IPCREMOTEEGID", "IPCCONNNUM",   "IPCREMOTEPATH", "IPCLOCALPATH",
@@ -241,7 +253,7 @@ static void run_child(serve *s, int cfd, const uds_peer *p)
             setenv_u("TCPLOCALPORT", port);
         }
     }
-    if (dup2(cfd, 0) < 0 || dup2(cfd, 1) < 0) {
+    if (dup2(iofd, 0) < 0 || dup2(iofd, 1) < 0) {
         cli_warn("serve: dup2: %s", strerror(errno));
         _exit(111);
     }
@@ -262,21 +274,7 @@ static void run_child(serve *s, int cfd, const uds_peer *p)
 
 /* ---- --idle-timeout ----------------------------------------------------- */
 
-static void on_idle_check(uds_loop *loop, uint64_t id, void *arg);
-
-/*
- * Client data arrived on the connection (edge-triggered: once per arrival,
- * read by the program or not). Why only a time stamp and no new timer:
- * a chatty client costs one store per event; the one pending timer checks
- * the stamp when it fires and re-arms for the rest.
- */
-static void on_input(uds_loop *loop, int fd, unsigned events, void *arg)
-{
-    (void)fd;
-    (void)events;
-    kid *k = arg;
-    k->last_in = uds_loop_now(loop);
-}
+static void kid_free(serve *s, kid *k);
 
 static void on_kill(uds_loop *loop, uint64_t id, void *arg)
 {
@@ -284,66 +282,80 @@ static void on_kill(uds_loop *loop, uint64_t id, void *arg)
     (void)id;
     kid *k = arg;
     k->kill_timer = 0;
-    /* the pid is still ours: it is reaped (and the record freed) only by us */
+    /* the pid is still ours: it is reaped (and the timer cancelled) only by us */
     if (kill(k->pid, SIGKILL) == 0)
         cli_svc_warn(&k->s->svc, "#%llu pid %ld still running %d s after SIGTERM: SIGKILL sent",
                      (unsigned long long)k->num, (long)k->pid, KILL_GRACE_MS / 1000);
 }
 
 /*
- * Nothing from the client for idle_ms: shut the socket down (for the
- * client, the program and our dup alike: it is one socket), SIGTERM the
- * program and arm the SIGKILL. The slot comes free when the child is
- * reaped.
+ * The forward between the client and the program has ended (both sockets
+ * are closed now, so the program reads EOF). On its idle timeout: SIGTERM
+ * the program and arm the SIGKILL; the slot comes free when the child is
+ * reaped. A record whose child is reaped already goes now.
  */
-static void drop_idle(serve *s, kid *k)
+static void on_fwd_done(uds_fwd *f, int err, int side, const uds_fwd_stats *st, void *arg)
 {
-    k->dropped = 1;
-    uds_loop_unwatch(s->svc.loop, k->wfd); /* our shutdown would be an event */
-    shutdown(k->wfd, SHUT_RDWR);
-    kill(k->pid, SIGTERM);
-    int64_t t = uds_loop_timer(s->svc.loop, KILL_GRACE_MS, on_kill, k);
-    k->kill_timer = t > 0 ? t : 0;
-    cli_svc_warn(&s->svc, "#%llu pid %ld: nothing from the client for %g s: "
-                          "connection shut down, SIGTERM sent",
-                 (unsigned long long)k->num, (long)k->pid, s->idle_ms / 1000.0);
-}
-
-/* The idle timer is due: drop the connection, or wait for the rest. */
-static void on_idle_check(uds_loop *loop, uint64_t id, void *arg)
-{
-    (void)id;
+    (void)f;
+    (void)side;
+    (void)st;
     kid *k = arg;
     serve *s = k->s;
-    k->idle_timer = 0;
-    uint64_t quiet = uds_loop_now(loop) - k->last_in;
-    if (quiet >= s->idle_ms) {
-        drop_idle(s, k);
+    k->fwd = NULL;
+    if (s->exiting) /* the records are freed after the loop */
         return;
+    if (err == -ETIMEDOUT && k->pid > 0 && !k->dropped) {
+        k->dropped = 1;
+        kill(k->pid, SIGTERM);
+        int64_t t = uds_loop_timer(s->svc.loop, KILL_GRACE_MS, on_kill, k);
+        k->kill_timer = t > 0 ? t : 0;
+        cli_svc_warn(&s->svc, "#%llu pid %ld: nothing from the client for %g s: "
+                              "connection shut down, SIGTERM sent",
+                     (unsigned long long)k->num, (long)k->pid, s->idle_ms / 1000.0);
+    } else if (err < 0 && err != -ETIMEDOUT) {
+        cli_svc_info(&s->svc, "#%llu connection ended: %s", (unsigned long long)k->num,
+                     uds_strerror(err));
     }
-    int64_t t = uds_loop_timer(loop, s->idle_ms - quiet, on_idle_check, k);
-    if (t > 0)
-        k->idle_timer = t;
-    else
-        drop_idle(s, k); /* no timer to enforce the timeout: do not keep it */
+    if (k->pid == 0)
+        kid_free(s, k);
+}
+
+/*
+ * Interposes for --idle-timeout: a socketpair of the connection's type,
+ * one end (*child_end) for the program, the other joined to the
+ * connection by a forward that k owns. On success the forward owns fd.
+ * Returns 0 or -errno (then fd is still the caller's and nothing is left).
+ */
+static int interpose(serve *s, kid *k, int fd, int *child_end)
+{
+    int sv[2];
+    int type = uds_sock_type(fd); /* stream or seqpacket; stream for TCP */
+    int r = type < 0 ? type : uds_pair(type, 0, sv);
+    if (r < 0)
+        return r;
+    uds_fwd_opts fo;
+    memset(&fo, 0, sizeof(fo));
+    fo.idle_timeout_ms = (int)s->idle_ms;
+    fo.flags = UDS_FWD_IDLE_SIDE0; /* side 0 is the client */
+    r = uds_fwd_new(&k->fwd, s->svc.loop, fd, sv[0], &fo, on_fwd_done, k);
+    if (r < 0) {
+        k->fwd = NULL;
+        close(sv[0]);
+        close(sv[1]);
+        return r;
+    }
+    *child_end = sv[1];
+    return 0;
 }
 
 /* ---- children ----------------------------------------------------------- */
 
-/* Forgets a child: its watch and dup, its timers, its record (the caller
-   gives its slot back when it was reaped; at exit the slots do not matter). */
+/* Forgets a child: its timer and its record (the caller gives its slot back
+   when it was reaped; the forward, if any, has ended). */
 static void kid_free(serve *s, kid *k)
 {
-    uds_loop *loop = s->svc.loop;
-    if (k->wfd >= 0) {
-        if (!k->dropped)
-            uds_loop_unwatch(loop, k->wfd);
-        close(k->wfd);
-    }
-    if (k->idle_timer)
-        uds_loop_timer_cancel(loop, (uint64_t)k->idle_timer);
     if (k->kill_timer)
-        uds_loop_timer_cancel(loop, (uint64_t)k->kill_timer);
+        uds_loop_timer_cancel(s->svc.loop, (uint64_t)k->kill_timer);
     s->kids[k->idx] = s->kids[--s->nkids];
     s->kids[k->idx]->idx = k->idx;
     free(k);
@@ -352,11 +364,11 @@ static void kid_free(serve *s, kid *k)
 /*
  * SIGCHLD: reaps every exited child (one signal may stand for several)
  * and gives each one's slot back to the acceptor. Bounded: waitpid reports
- * each exited child once.
+ * each exited child once. A child's forward may still be passing its last
+ * output on: its record then stays until the forward ends.
  */
 static void on_sigchld(uds_loop *loop, int signo, void *arg)
 {
-    (void)loop;
     (void)signo;
     serve *s = arg;
     for (;;) {
@@ -377,22 +389,28 @@ static void on_sigchld(uds_loop *loop, int signo, void *arg)
             cli_svc_info(&s->svc, "#%llu pid %ld exited %d", (unsigned long long)k->num,
                          (long)pid, WEXITSTATUS(st));
         uds_acceptor_release(s->acc, k->uid);
-        kid_free(s, k);
+        k->pid = 0;
+        if (k->kill_timer)
+            uds_loop_timer_cancel(loop, (uint64_t)k->kill_timer);
+        k->kill_timer = 0;
+        if (!k->fwd)
+            kid_free(s, k);
     }
 }
 
 /*
  * An admitted connection (rules and limits passed, slot taken): record it,
- * with --idle-timeout start watching a dup of it, fork and exec PROGRAM.
+ * with --idle-timeout interpose a forward, fork and exec PROGRAM.
  * Everything that can fail is done before the fork, so a failure closes
- * the client and gives the slot back, with no child to account for.
+ * the client and gives the slot back, with no child to account for (a
+ * forward made already ends through its done, which frees the record).
  */
 static void on_accept(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 {
     serve *s = arg;
-    uds_loop *loop = s->svc.loop;
     const char *what = NULL;
     int err = 0;
+    int iofd = fd; /* what the program gets as fds 0 and 1 */
     kid *k = NULL;
     if (s->nkids == s->kids_cap) {
         size_t cap = s->kids_cap ? s->kids_cap * 2 : 16;
@@ -412,30 +430,10 @@ static void on_accept(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
     k->s = s;
     k->uid = p->cred.uid;
     k->num = p->seq;
-    k->wfd = -1;
-    if (s->idle_ms) {
-        /* refused rather than served without the timeout it must obey */
-        k->wfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (k->wfd < 0) {
-            err = -errno;
-            what = "cannot keep a copy for --idle-timeout";
-            goto fail;
-        }
-        err = uds_loop_watch(loop, k->wfd, UDS_EV_READ | UDS_EV_EDGE, on_input, k);
-        if (err < 0) {
-            close(k->wfd);
-            k->wfd = -1;
-            what = "cannot watch it for --idle-timeout";
-            goto fail;
-        }
-        k->last_in = uds_loop_now(loop);
-        int64_t t = uds_loop_timer(loop, s->idle_ms, on_idle_check, k);
-        if (t <= 0) {
-            err = (int)t;
-            what = "cannot time it for --idle-timeout";
-            goto fail;
-        }
-        k->idle_timer = t;
+    /* refused rather than served without the timeout it must obey */
+    if (s->idle_ms && (err = interpose(s, k, fd, &iofd)) < 0) {
+        what = "cannot interpose for --idle-timeout";
+        goto fail;
     }
     pid_t pid = fork();
     if (pid < 0) {
@@ -444,8 +442,11 @@ static void on_accept(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
         goto fail;
     }
     if (pid == 0)
-        run_child(s, fd, p);
-    close(fd);
+        run_child(s, fd, iofd, p);
+    if (!k->fwd)
+        close(fd);
+    else
+        close(iofd);
     k->pid = pid;
     k->idx = s->nkids;
     s->kids[s->nkids++] = k;
@@ -455,16 +456,16 @@ static void on_accept(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
                  cli_peer_text(p, who, sizeof(who)), s->prog[0], (long)pid, s->nkids);
     return;
 fail:
-    if (k) {
-        if (k->wfd >= 0) {
-            uds_loop_unwatch(loop, k->wfd);
-            close(k->wfd);
-        }
-        if (k->idle_timer)
-            uds_loop_timer_cancel(loop, (uint64_t)k->idle_timer);
+    if (k && k->fwd) {
+        /* the forward owns fd: closed by it; the record goes with its done */
+        close(iofd);
+        k->idx = s->nkids;
+        s->kids[s->nkids++] = k;
+        uds_fwd_close(k->fwd);
+    } else {
         free(k);
+        close(fd);
     }
-    close(fd);
     uds_acceptor_release(a, p->cred.uid);
     if (err)
         cli_svc_warn(&s->svc, "connection #%llu closed: %s: %s", (unsigned long long)p->seq,
@@ -705,12 +706,22 @@ int cmd_serve(int argc, char **argv)
     }
     uds_acceptor_close(s.acc);
     on_sigchld(s.svc.loop, SIGCHLD, &s); /* what has exited by now */
-    /* the others keep running with their connections; only our copies go */
-    while (s.nkids > 0)
-        kid_free(&s, s.kids[s.nkids - 1]);
-    free(s.kids);
+    /* the others keep running; with --idle-timeout their connections end
+       here (the forwards are ours: the programs read EOF) */
+    s.exiting = 1;
+    for (size_t i = 0; i < s.nkids; i++) {
+        kid *k = s.kids[i];
+        if (k->kill_timer)
+            uds_loop_timer_cancel(s.svc.loop, (uint64_t)k->kill_timer);
+        k->kill_timer = 0;
+        if (k->fwd)
+            uds_fwd_close(k->fwd); /* done comes from cli_svc_free */
+    }
     uds_acceptor_free(s.acc);
     cli_svc_free(&s.svc);
+    for (size_t i = 0; i < s.nkids; i++)
+        free(s.kids[i]);
+    free(s.kids);
     cli_access_free(&s.rules);
     return status;
 usage_out: /* after the rules were parsed: not leaked (LeakSanitizer) */

@@ -859,6 +859,60 @@ static void test_idle_timeout(void **state)
     assert_true(x.done_ms - t0 >= 1200);
 }
 
+/*
+ * UDS_FWD_IDLE_SIDE0 (udsock serve --idle-timeout): what side 1 sends,
+ * in small writes and in bulk (the splice path), does not keep the forward
+ * alive; what side 0 sends does.
+ */
+static void test_idle_side0(void **state)
+{
+    (void)state;
+    struct fx x;
+    uds_fwd_opts o;
+    memset(&o, 0, sizeof(o));
+    o.idle_timeout_ms = 400;
+    o.flags = UDS_FWD_IDLE_SIDE0;
+    /* side 1 talks (small, then bulk), side 0 is silent: ends ~400 ms in */
+    for (int bulk = 0; bulk < 2; bulk++) {
+        size_t sz = bulk ? 65536 : 1;
+        char *buf = calloc(1, 65536);
+        assert_non_null(buf);
+        uint64_t t0 = tu_now_ms();
+        fx_start(&x, UDS_STREAM, UDS_STREAM, &o);
+        int sent = 0;
+        while (!fx_done(&x) && tu_now_ms() - t0 < 4000) {
+            if (send(x.b, buf, sz, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+                sent++;
+            while (recv(x.a, buf, 65536, MSG_DONTWAIT) > 0)
+                ;
+            poll(NULL, 0, 50);
+        }
+        fx_finish(&x, 5000);
+        assert_int_equal(x.err, -ETIMEDOUT);
+        assert_true(sent >= 4);
+        assert_true(x.done_ms - t0 >= 350);
+        assert_true(x.done_ms - t0 < 2500);
+        if (bulk)
+            assert_true(x.st.spliced[1]);
+        free(buf);
+    }
+    /* side 0 talks every 100 ms: kept well past the timeout */
+    uint64_t t0 = tu_now_ms(), quiet = 0;
+    fx_start(&x, UDS_STREAM, UDS_STREAM, &o);
+    char b[8];
+    for (int i = 0; i < 12; i++) {
+        send_all(x.a, "k", 1);
+        assert_int_equal(recv_to(x.b, b, sizeof(b), 5000), 1);
+        quiet = tu_now_ms();
+        poll(NULL, 0, 100);
+    }
+    assert_int_equal(fx_done(&x), 0);
+    fx_finish(&x, 5000);
+    assert_int_equal(x.err, -ETIMEDOUT);
+    assert_true(x.done_ms - quiet >= 350);
+    assert_true(x.done_ms - t0 >= 1200);
+}
+
 static void test_tap_and_close(void **state)
 {
     (void)state;
@@ -997,6 +1051,7 @@ int main(void)
         cmocka_unit_test(test_fds_refused),
         cmocka_unit_test(test_creds_pass),
         cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_idle_side0),
         cmocka_unit_test(test_tap_and_close),
         cmocka_unit_test(test_failure_contract),
         cmocka_unit_test(test_many),
