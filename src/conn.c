@@ -177,7 +177,12 @@ static void deliver(uds_conn *c, const char *data, size_t len, int from_scratch)
     if (used > len)
         used = len;
     size_t rest = len - used;
-    if (rest > c->max_input) {
+    /* More than max_input left over is one message too big only when the
+       application took all it could; one that paused (uds_conn_read_stop,
+       e.g. a server at its in-flight limit) left whole messages behind.
+       Those are kept (no more is read while paused, so the buffer stays
+       under READ_CHUNK + max_input) and offered again by read_start. */
+    if (rest > c->max_input && c->reading) {
         close_now(c, -EMSGSIZE);
         return;
     }

@@ -662,6 +662,80 @@ static void test_conn_limits(void **state)
     free(dir);
 }
 
+/*
+ * Many small pipelined requests in one read, with every reply deferred:
+ * the server pauses at max_inflight with more whole requests still in the
+ * read buffer than max_msg bytes. That rest is not one oversized message;
+ * it must be kept and served once replies go out (the connection used to
+ * be closed with EMSGSIZE and every queued reply lost; found by fuzz_server).
+ */
+struct pipe_later {
+    uds_req *req;
+};
+static void pipe_reply(uds_loop *l, void *arg)
+{
+    (void)l;
+    struct pipe_later *d = arg;
+    uds_req_reply(d->req, "y", 1);
+    free(d);
+}
+static void pipe_handler(uds_server *s, uds_req *req, const void *msg, size_t len, void *arg)
+{
+    (void)s;
+    (void)msg;
+    (void)len;
+    struct pipe_later *d = malloc(sizeof(*d));
+    assert_non_null(d);
+    d->req = req;
+    assert_int_equal(uds_loop_defer(arg, pipe_reply, d), 0);
+}
+static void test_pipelined_rest_over_max_msg(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    uds_server *s;
+    uds_server_opts o;
+    memset(&o, 0, sizeof(o));
+    o.framing = UDS_FRAME_LINE;
+    o.max_msg = 300;
+    o.max_inflight = 8;
+    assert_int_equal(uds_server_new(&s, l, &o, pipe_handler, l), 0);
+    int p[2];
+    assert_int_equal(uds_pair(UDS_STREAM, 0, p), 0);
+    assert_int_equal(uds_server_add_conn(s, p[0]), 0);
+    enum { N = 400 };
+    char req[2 * N];
+    for (int i = 0; i < N; i++) {
+        req[2 * i] = 'x';
+        req[2 * i + 1] = '\n';
+    }
+    assert_int_equal(send(p[1], req, sizeof(req), MSG_NOSIGNAL), (ssize_t)sizeof(req));
+    assert_int_equal(shutdown(p[1], SHUT_WR), 0);
+    assert_int_equal(uds_set_nonblock(p[1], 1), 0);
+    char got[4 * N];
+    size_t glen = 0;
+    int eof = 0;
+    uint64_t end = tu_now_ms() + 10000;
+    while (!eof && tu_now_ms() < end) {
+        uds_loop_run_once(l, 10);
+        ssize_t n = recv(p[1], got + glen, sizeof(got) - glen, MSG_DONTWAIT);
+        if (n > 0)
+            glen += (size_t)n;
+        else if (n == 0)
+            eof = 1;
+        else
+            assert_true(errno == EAGAIN);
+    }
+    assert_true(eof);
+    assert_int_equal(glen, 2 * N); /* N replies "y\n" */
+    for (size_t i = 0; i < glen; i += 2)
+        assert_memory_equal(got + i, "y\n", 2);
+    close(p[1]);
+    uds_server_free(s);
+    uds_loop_free(l);
+}
+
 static void test_half_close(void **state)
 {
     (void)state;
@@ -1490,6 +1564,7 @@ int main(void)
         cmocka_unit_test(test_line_mode),
         cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_half_close),
+        cmocka_unit_test(test_pipelined_rest_over_max_msg),
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_conn_limits),
