@@ -52,12 +52,12 @@ test-asan:
 test-tsan:
 	sh scripts/tsan.sh build-tsan
 
-# libFuzzer smoke: each target runs for a short, bounded time (when clang exists).
+# libFuzzer smoke: each target runs for a short, bounded time (10 s; 5 targets; when clang exists).
 test-fuzz:
 	@if command -v clang >/dev/null 2>&1; then \
 	  $(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DUDS_FUZZ=ON -DUDS_SANITIZE=ON && \
 	  $(CMAKE) --build build-fuzz -j$(JOBS) && \
-	  sh scripts/fuzz-smoke.sh build-fuzz $${FUZZ_SECONDS:-20}; \
+	  sh scripts/fuzz-smoke.sh build-fuzz $${FUZZ_SECONDS:-10}; \
 	else echo "test-fuzz: clang not found, skipping libFuzzer smoke (corpus replay ran in test-plain)"; fi
 
 # The library unit tests under valgrind (leaks, errors, fds left open):

@@ -61,6 +61,11 @@ for i in range(50):
 os._exit(0)
 PYEOF
 for i in 1 2 3; do $PY "$T/vanish.py" "$T/r.sock" 2>/dev/null; done
+# the senders are gone before the relay has read them: wait until it has
+# ended their connections (#2..#4, -v), else the fd count is looked at
+# before the fds ever reached the relay
+vanished() { grep -q '#4 closed' "$T/r.log"; }
+poll_until vanished || fail "relay did not end the vanished senders' connections: $(tail -5 "$T/r.log")"
 for _ in $(seq 250); do [ "$(fdcount $R)" -le "$base" ] && break; sleep 0.02; done
 [ "$(fdcount $R)" = "$base" ] || fail "after vanishing senders the relay holds $(fdcount $R) fds (was $base)"
 kill -0 $R || fail "relay died"
