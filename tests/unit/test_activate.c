@@ -311,6 +311,8 @@ static int manager_socket(const char *path_or_at)
     assert_int_equal(uds_addr_parse(&a, path_or_at), 0);
     assert_int_equal(uds_listen(&l, &a, &o), 0);
     assert_int_equal(uds_set_passcred(l.fd, 1), 0);
+    if (l.dirfd >= 0)
+        close(l.dirfd); /* only the socket is kept */
     return l.fd; /* the test removes the temp dir, file and all */
 }
 

@@ -184,6 +184,8 @@ static void test_symlink_to_socket(void **state)
     assert_int_equal(uds_listen(&l, &a, NULL), 0);
     close(l.fd); /* the real socket is now stale */
     l.fd = -1;
+    close(l.dirfd); /* the listener's pinned directory goes with it */
+    l.dirfd = -1;
     assert_int_equal(symlink(s, p), 0);
     struct snap ss;
     take(&ss, s);
