@@ -3,9 +3,8 @@
 #   make run        build, then start the echo server on the default socket
 #   make test       install missing Debian packages, build, run every test,
 #                   then again under AddressSanitizer + UBSan, then the
-#                   uds_loop_post test under ThreadSanitizer, then fuzz smoke,
-#                   (the valgrind run is `make valgrind`: after the pinned bind
-#                   landed it reports test_acceptor; see tests/stress/README.md)
+#                   uds_loop_post test under ThreadSanitizer, then the unit
+#                   tests under valgrind, then fuzz smoke
 #   make install    install into PREFIX (default /usr/local)
 #   make bench      short benchmark run (see bench/README.md for the full one)
 #   make valgrind   the unit tests under valgrind (tests/stress/README.md)
@@ -36,6 +35,7 @@ test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
+	$(MAKE) test-valgrind
 	$(MAKE) test-fuzz
 
 test-plain: build
@@ -61,7 +61,7 @@ test-fuzz:
 	else echo "test-fuzz: clang not found, skipping libFuzzer smoke (corpus replay ran in test-plain)"; fi
 
 # The library unit tests under valgrind (leaks, errors, fds left open):
-# hardening battery row 7, about 2 minutes here (tests/stress/README.md).
+# hardening battery row 7, about 1 minute here (tests/stress/README.md).
 test-valgrind valgrind: build
 	bash scripts/valgrind.sh $(BUILD)
 

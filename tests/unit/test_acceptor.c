@@ -38,6 +38,9 @@
 #define MAXFD 1024
 #define MAXLOG 256
 
+/* About 4.5 MB (uds_peer holds a uds_addr, paths of any length): every
+   test keeps its ctx in static storage, not on the stack (valgrind takes
+   a frame that large for a stack switch and reports every access). */
 struct ctx {
     uds_loop *loop;
     uds_acceptor *a;
@@ -185,7 +188,7 @@ static void test_batch(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, NULL);
     uds_addr a1 = add_unix(&c, dir, "a.sock");
     uds_addr a2 = add_unix(&c, dir, "b.sock");
@@ -263,7 +266,7 @@ static void test_max_conns(void **state)
     memset(&o, 0, sizeof(o));
     o.max_conns = 3;
     o.name = "test";
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, &o);
     uds_addr a = add_unix(&c, dir, "m.sock");
     int cl[6];
@@ -314,7 +317,7 @@ static void test_per_uid_same(void **state)
     uds_acceptor_opts o;
     memset(&o, 0, sizeof(o));
     o.max_conns_per_uid = 2;
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, &o);
     uds_addr a = add_unix(&c, dir, "u.sock");
     int cl[3];
@@ -378,7 +381,7 @@ static void test_per_uid_two_uids(void **state)
     uds_acceptor_opts o;
     memset(&o, 0, sizeof(o));
     o.max_conns_per_uid = 2;
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, &o);
     /* abstract: no file permissions for the unprivileged clients */
     char name[64];
@@ -456,7 +459,7 @@ static void test_admit_hook(void **state)
     memset(&o, 0, sizeof(o));
     o.admit = admit_even_refused;
     o.admit_arg = &calls;
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, &o);
     uds_addr a = add_unix(&c, dir, "h.sock");
     int cl[4];
@@ -494,7 +497,7 @@ static void test_access_rules(void **state)
     uds_acceptor_opts o;
     memset(&o, 0, sizeof(o));
     o.access = acc;
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, &o);
     uds_addr a = add_unix(&c, dir, "r.sock");
     int fd = client(&a);
@@ -521,7 +524,7 @@ static void test_tcp(void **state)
         memset(&o, 0, sizeof(o));
         o.access = acc;
         o.max_conns_per_uid = 1; /* unix only: does not limit TCP */
-        struct ctx c;
+        static struct ctx c;
         ctx_init(&c, &o);
         uds_addr a;
         uds_listener l;
@@ -610,7 +613,7 @@ static void test_emfile(void **state)
     (void)state;
     TU_VALGRIND_SKIP("RLIMIT_NOFILE is valgrind's, not ours");
     char *dir = tu_tmpdir();
-    struct ctx c;
+    static struct ctx c;
     uds_acceptor_opts o;
     memset(&o, 0, sizeof(o));
     o.emfile_pause_ms = 250; /* long enough to see it paused on a busy VM */
@@ -727,7 +730,7 @@ static void test_log_rate(void **state)
     uds_acceptor_opts o;
     memset(&o, 0, sizeof(o));
     o.max_conns = 1;
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, &o);
     uds_addr a = add_unix(&c, dir, "l.sock");
     enum { FLOOD = 200 };
@@ -796,7 +799,7 @@ static void test_pause_resume(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, NULL);
     uds_addr a = add_unix(&c, dir, "p.sock");
     uds_acceptor_pause(c.a);
@@ -833,7 +836,7 @@ static void test_close(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, NULL);
     const char *path = tu_path(dir, "x.sock");
     uds_addr a = add_unix(&c, dir, "x.sock");
@@ -887,7 +890,7 @@ static void test_add_refuses(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
-    struct ctx c;
+    static struct ctx c;
     ctx_init(&c, NULL);
     /* a datagram socket */
     uds_addr a;
@@ -969,7 +972,7 @@ static void test_server_add_conn(void **state)
     (void)state;
     uds_loop *l;
     uds_server *s;
-    struct ctx logs;
+    static struct ctx logs;
     memset(&logs, 0, sizeof(logs));
     uds_server_opts o;
     memset(&o, 0, sizeof(o));

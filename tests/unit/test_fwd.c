@@ -704,6 +704,15 @@ static void test_fds_pass(void **state)
         send_pipes(x.b, "back", 2, rd);
         recv_pipes(x.a, "back", 2, rd);
     }
+    /* The forward closes its copies right after the sendmsg that passed
+       them, in the same callback, but that may still be running on the
+       loop thread when the receiver has them: one more message through
+       it (read later, in another callback) says those closes are done. */
+    assert_int_equal(write(x.b, "s", 1), 1);
+    struct pollfd spf = {x.a, POLLIN, 0};
+    assert_int_equal(poll(&spf, 1, 5000), 1);
+    char sc;
+    assert_int_equal(read(x.a, &sc, 1), 1);
     /* the forward keeps none of them */
     assert_int_equal(tu_count_fds(), with_fwd);
     shutdown(x.a, SHUT_WR);

@@ -1246,8 +1246,12 @@ static void sigterm_case(int adopt)
     assert_true(pid >= 0);
     if (pid == 0)
         term_child(l.fd, path, rd[1]);
-    if (adopt)
-        close(l.fd); /* the child has it; the file is not ours to remove */
+    if (adopt) {
+        /* the child has it; the file is not ours to remove: close our copy
+           of the socket and of its directory fd, unlink nothing */
+        close(l.fd);
+        close(l.dirfd);
+    }
     char c;
     assert_int_equal(read(rd[0], &c, 1), 1);
     uds_client *cl;
