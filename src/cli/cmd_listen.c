@@ -44,7 +44,8 @@ static const char listen_help[] =
     "  -k, --keep          keep listening; serve several clients at once:\n"
     "                      their input goes to stdout a whole line at a time\n"
     "                      (never mixed inside a line), stdin is sent to every\n"
-    "                      connected client\n"
+    "                      connected client. With --type dgram every sender is\n"
+    "                      heard anyway (as nc -l -k -u): -k changes nothing\n"
     "  -c, --max-clients N with -k: clients at once (default 1000); more are\n"
     "                      accepted and closed at once\n"
     "  -C, --max-per-uid N with -k: clients at once per peer uid (unix\n"
@@ -52,7 +53,9 @@ static const char listen_help[] =
     "      --idle-timeout SEC  with -k: close a client that has sent nothing\n"
     "                      for SEC seconds (default: never)\n"
     "  -t, --type TYPE     stream (default), seqpacket or dgram (print each\n"
-    "                      datagram; stdin goes to the last named sender)\n"
+    "                      datagram; stdin goes to the last named sender, never\n"
+    "                      waiting: what it cannot take now is dropped, and\n"
+    "                      said at most once a second)\n"
     "  -m, --mode MODE     permissions of the socket file, e.g. 0660\n"
     "  -o, --owner USER    owner of the socket file (set before listen)\n"
     "  -g, --group GROUP   group of the socket file (set before listen)\n"
@@ -544,6 +547,7 @@ static struct {
     uds_addr last; /* the most recent sender with an address */
     int stdin_open;
     stdin_src in;
+    cli_dreply dr; /* stdin's datagrams: dropped when they cannot go now */
 } g_d;
 
 /* stdin is read once there is a sender to answer, until its EOF. */
@@ -592,12 +596,8 @@ static void d_stdin_read(void *arg)
         d_stdin_update();
         return;
     }
-    ssize_t r = uds_sendto(g_l.fd, g_d.buf, (size_t)n, &g_d.last);
-    if (r < 0) {
-        char a[UDS_ADDR_STRLEN];
-        cli_warn("send to %s: %s", cli_addr_text(&g_d.last, a, sizeof(a)),
-                 uds_strerror((int)r));
-    }
+    /* never waits: a sender that does not read must not stop the others */
+    cli_dreply_send(&g_d.dr, g_l.fd, g_d.buf, (size_t)n, &g_d.last);
 }
 
 /* SIGINT/SIGTERM/SIGHUP: remove the socket file, then die of the signal. */
@@ -605,6 +605,7 @@ static void d_stop(cli_svc *s, int signo, void *arg)
 {
     (void)s;
     (void)arg;
+    cli_dreply_done(&g_d.dr);
     uds_listener_close(&g_l);
     cli_die_by_signal(signo);
 }
@@ -618,6 +619,8 @@ static int serve_dgram(void)
         cli_die(CLI_FAIL, "out of memory");
     g_d.stdin_open = 1;
     g_d.in.cb = d_stdin_read;
+    cli_dgram_prepare(g_l.fd);
+    cli_dreply_init(&g_d.dr, &g_svc);
     int r = uds_loop_watch(g_svc.loop, g_l.fd, UDS_EV_READ, d_on_sock, NULL);
     if (r == 0)
         r = uds_loop_run(g_svc.loop); /* ends only by signal or a failure */
@@ -719,6 +722,14 @@ int cmd_listen(int argc, char **argv)
         cli_usage_error("listen", "--mode/--owner/--group need a filesystem path");
     if (k_only && !keep)
         cli_usage_error("listen", "--max-clients, --max-per-uid and --idle-timeout go with -k");
+    /* datagrams: every sender is always heard (what nc -l -k -u asks for),
+       so -k is accepted; the limits of -k count and close connections,
+       which datagrams do not have */
+    int dgram = o.type == UDS_DGRAM || a.kind == UDS_ADDR_UDP;
+    if (k_only && dgram)
+        cli_usage_error("listen", "--max-clients, --max-per-uid and --idle-timeout need "
+                        "connections; datagrams have none (--type dgram hears every "
+                        "sender anyway)");
     if (max_per_uid && (a.kind == UDS_ADDR_TCP || a.kind == UDS_ADDR_UDP))
         cli_usage_error("listen", "--max-per-uid needs a unix address (a TCP peer has no uid)");
     if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
@@ -746,8 +757,12 @@ int cmd_listen(int argc, char **argv)
         cli_warn("listening on %s (%s)", cli_addr_text(&g_l.addr, buf, sizeof(buf)),
                  uds_type_name(g_l.type));
     }
-    if (g_l.type == UDS_DGRAM)
+    if (g_l.type == UDS_DGRAM) {
+        if (keep)
+            cli_svc_info(&g_svc, "-k: datagrams from every sender are heard (always so "
+                         "with --type dgram)");
         r = serve_dgram();
+    }
     else if (keep)
         r = serve_many(prog, max_clients, max_per_uid, idle_ms);
     else

@@ -42,8 +42,13 @@ static const char recv_help[] =
     "  -m, --mode MODE       permissions of the socket file, e.g. 0660\n"
     "  -o, --owner USER      owner of the socket file\n"
     "  -g, --group GROUP     group of the socket file\n"
-    "  -v, --verbose         report the bound address and skipped replies\n"
+    "  -v, --verbose         report the bound address and unanswered senders\n"
     "  -h, --help            this text\n"
+    "\n"
+    "\n"
+    "Replies never wait: one that cannot be sent at once (the sender does not\n"
+    "read them, or is gone) is dropped and counted; at most one line a second\n"
+    "on stderr says so.\n"
     "\n"
     "ADDR: /path, unix:PATH, @abstract, udp:HOST:PORT\n"
     "Exit status: 0 ok, 1 runtime failure, 2 usage error.\n";
@@ -238,8 +243,8 @@ int cmd_recv(int argc, char **argv)
     uds_listen_opts o = {0};
     o.type = UDS_DGRAM;
     /* non-blocking, so that a reply to a sender that does not read (its
-       queue full: a unix sendto would wait for it) is skipped instead of
-       stopping recv for every other sender */
+       queue full: a unix sendto would wait for it) is dropped instead of
+       stopping recv for every other sender (cli_dreply_send) */
     o.flags = UDS_NONBLOCK;
     o.owner = (uid_t)-1;
     o.group = (gid_t)-1;
@@ -310,6 +315,9 @@ int cmd_recv(int argc, char **argv)
     cli_svc_interrupted(r);
     if (r < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("bind", text, r));
+    cli_dgram_prepare(g_l.fd);
+    cli_dreply dr;
+    cli_dreply_init(&dr, &g_svc);
     if (cred && (r = uds_set_passcred(g_l.fd, 1)) < 0)
         cli_warn("SO_PASSCRED on %s: %s", text, uds_strerror(r));
     if (verbose) {
@@ -382,16 +390,13 @@ int cmd_recv(int argc, char **argv)
             alen = run_reply(reply, buf, (size_t)n, env, &m, &out);
             ans = out;
         }
-        if (alen > 0 || (echo && alen == 0)) {
-            ssize_t w = uds_sendto(g_l.fd, ans, (size_t)alen, &src);
-            if (w == -EAGAIN) {
-                if (verbose)
-                    cli_warn("reply to %s skipped: its receive queue is full", peer);
-            } else if (w < 0)
-                cli_warn("%s", cli_errtext("reply to", peer, (int)w));
-        }
+        if (alen > 0 || (echo && alen == 0))
+            cli_dreply_send(&dr, g_l.fd, ans, (size_t)alen, &src);
         free(out);
     }
+    cli_dreply_done(&dr);
+    if (verbose && dr.dropped)
+        cli_warn("recv: %llu replies dropped in all", (unsigned long long)dr.dropped);
     free(buf);
     uds_loop_unwatch(g_svc.loop, g_l.fd);
     uds_listener_close(&g_l);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char send_help[] =
@@ -23,7 +24,8 @@ static const char send_help[] =
     "automatic abstract name), so the receiver can answer.\n"
     "\n"
     "  -r, --reply           wait for one reply per datagram and print it\n"
-    "  -T, --timeout SECONDS how long to wait for each reply (default 5)\n"
+    "  -T, --timeout SECONDS how long to wait for each reply, and for room in\n"
+    "                        a receiver's full queue to send (default 5)\n"
     "      --whole           send all of stdin as a single datagram\n"
     "  -w, --wait SECONDS    retry until the receiver appears (0 = forever)\n"
     "      --raw             print replies as they are (no newline added)\n"
@@ -38,7 +40,7 @@ static const char send_help[] =
 static const char *g_name;
 static int g_fd, g_reply, g_timeout_ms = 5000, g_raw;
 static char *g_rbuf;
-static uds_loop *g_loop; /* waits for replies (with --reply) */
+static uds_loop *g_loop; /* waits for room to send, and for replies */
 static int g_ready;      /* 1 a reply is there, -1 the time is up */
 
 /* A reply is there to read. */
@@ -61,11 +63,12 @@ static void on_reply_timeout(uds_loop *loop, uint64_t id, void *arg)
         g_ready = -1;
 }
 
-/* Waits until the socket is readable or timeout_ms has passed: 1 or 0. */
-static int wait_reply(int timeout_ms)
+/* Waits until the socket is readable (UDS_EV_READ) or writable
+   (UDS_EV_WRITE) or timeout_ms has passed: 1 or 0. */
+static int wait_fd(unsigned ev, int timeout_ms)
 {
     g_ready = 0;
-    int r = uds_loop_watch(g_loop, g_fd, UDS_EV_READ, on_reply_ready, NULL);
+    int r = uds_loop_watch(g_loop, g_fd, ev, on_reply_ready, NULL);
     int64_t t = r < 0 ? r : uds_loop_timer(g_loop, (uint64_t)timeout_ms, on_reply_timeout, NULL);
     if (t < 0)
         cli_die(CLI_FAIL, "%s: %s", g_name, uds_strerror((int)t));
@@ -78,17 +81,41 @@ static int wait_reply(int timeout_ms)
     return g_ready == 1;
 }
 
-/* Sends one datagram and, with --reply, prints the answer. 0 or CLI_FAIL. */
+/* The monotonic clock in ms (the loop's own clock is only that of its last
+   round, which may be long ago when stdin was slow). */
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Sends one datagram and, with --reply, prints the answer. 0 or CLI_FAIL.
+ * The socket is non-blocking: a receiver whose queue stays full (it does
+ * not read, or a flood keeps it full) is waited for at most --timeout, as
+ * the reply is, instead of for ever.
+ */
 static int send_one(const char *data, size_t len)
 {
-    ssize_t r = uds_send(g_fd, data, len);
+    ssize_t r;
+    uint64_t t0 = now_ms();
+    while ((r = uds_send(g_fd, data, len)) == -EAGAIN) {
+        uint64_t spent = now_ms() - t0;
+        if (spent >= (uint64_t)g_timeout_ms ||
+            !wait_fd(UDS_EV_WRITE, g_timeout_ms - (int)spent)) {
+            cli_warn("%s: could not send within %.3g s: the receiver's queue is full "
+                     "(it does not read)", g_name, g_timeout_ms / 1000.0);
+            return CLI_FAIL;
+        }
+    }
     if (r < 0) {
         cli_warn("%s", cli_errtext("send to", g_name, (int)r));
         return CLI_FAIL;
     }
     if (!g_reply)
         return 0;
-    if (!wait_reply(g_timeout_ms)) {
+    if (!wait_fd(UDS_EV_READ, g_timeout_ms)) {
         cli_warn("%s: no reply within %.3g s", g_name, g_timeout_ms / 1000.0);
         return CLI_FAIL;
     }
@@ -161,7 +188,7 @@ int cmd_send(int argc, char **argv)
         cli_die(CLI_FAIL, "%s", cli_errtext("connect", g_name, g_fd));
     if (g_reply && !(g_rbuf = malloc(REPLY_BUF)))
         cli_die(CLI_FAIL, "out of memory");
-    if (g_reply && (c = uds_loop_new(&g_loop)) < 0)
+    if ((c = uds_loop_new(&g_loop)) < 0 || (c = uds_set_nonblock(g_fd, 1)) < 0)
         cli_die(CLI_FAIL, "send: %s", uds_strerror(c));
     int status = CLI_OK;
     if (optind < argc) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 static void stop_cb(uds_loop *loop, int signo, void *arg)
@@ -190,4 +191,104 @@ const char *cli_peer_text(const uds_peer *p, char *buf, size_t size)
         return buf;
     }
     return cli_addr_text(&p->addr, buf, size);
+}
+
+/* ---- datagram replies ---------------------------------------------------- */
+
+#define DREPLY_SNDBUF (4 * 1024 * 1024) /* asked for; the kernel doubles it */
+
+/*
+ * Why a large send buffer: on a unix socket every reply still unread by
+ * its receiver is charged to the sender's buffer (each receiver's queue
+ * holds net.unix.max_dgram_qlen + 1 of them), so a peer with many sockets
+ * that never read fills the default 208 KiB with 25 sockets and every
+ * other sender's reply is lost. SO_SNDBUFFORCE (root) or SO_SNDBUF (up to
+ * net.core.wmem_max) raises the number of sockets that takes; the memory
+ * is the kernel's and only used while replies wait unread.
+ */
+void cli_dgram_prepare(int fd)
+{
+    int r = uds_set_nonblock(fd, 1);
+    if (r < 0)
+        cli_die(CLI_FAIL, "non-blocking socket: %s", uds_strerror(r));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != AF_UNIX)
+        return;
+    int cur = 0, want = DREPLY_SNDBUF;
+    sl = sizeof(cur);
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &sl) == 0 && cur >= 2 * want)
+        return;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+}
+
+void cli_dreply_init(cli_dreply *d, cli_svc *s)
+{
+    memset(d, 0, sizeof(*d));
+    d->svc = s;
+    d->rl.burst = 1;
+    d->rl.interval_ms = 1000;
+}
+
+/* The drops the last interval did not say, in one line. */
+static void dreply_summary(cli_dreply *d)
+{
+    if (d->held)
+        cli_warn("%s: %llu more replies dropped in the last second (%llu in all)",
+                 d->svc->cmd, (unsigned long long)d->held, (unsigned long long)d->dropped);
+    d->held = 0;
+}
+
+static void dreply_timer(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    cli_dreply *d = arg;
+    d->timer = 0;
+    uds_ratelimit_flush(&d->rl, uds_loop_now(d->svc->loop));
+    dreply_summary(d);
+}
+
+/*
+ * Why drop rather than wait: a blocking sendto() to a sender whose queue
+ * is full sleeps until that sender reads, which a hostile one never does,
+ * and nobody else is served meanwhile. Why rate-limited: every drop is
+ * caused by a peer, at whatever rate it likes.
+ */
+int cli_dreply_send(cli_dreply *d, int fd, const void *buf, size_t len, const uds_addr *to)
+{
+    ssize_t w = uds_sendto(fd, buf, len, to);
+    if (w >= 0)
+        return 0;
+    d->dropped++;
+    uint64_t now = uds_loop_now(d->svc->loop);
+    if (uds_ratelimit_pass(&d->rl, now, NULL)) {
+        dreply_summary(d);
+        char peer[UDS_ADDR_STRLEN];
+        cli_addr_text(to, peer, sizeof(peer));
+        const char *why = w == -EAGAIN ? "it does not read its replies (its queue or our "
+                                         "send buffer is full)"
+                          : w == -ECONNREFUSED || w == -ENOENT ? "the sender is gone"
+                                                               : uds_strerror((int)w);
+        cli_warn("%s: reply to %s dropped: %s (%llu dropped so far; at most one such "
+                 "line a second)", d->svc->cmd, peer, why, (unsigned long long)d->dropped);
+    } else {
+        d->held++;
+        if (!d->timer) {
+            uint64_t end = uds_ratelimit_end(&d->rl);
+            int64_t t = uds_loop_timer(d->svc->loop, end > now ? end - now : 0,
+                                       dreply_timer, d);
+            d->timer = t > 0 ? t : 0;
+        }
+    }
+    return (int)w;
+}
+
+void cli_dreply_done(cli_dreply *d)
+{
+    if (d->timer > 0)
+        uds_loop_timer_cancel(d->svc->loop, (uint64_t)d->timer);
+    d->timer = 0;
+    dreply_summary(d);
 }

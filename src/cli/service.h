@@ -65,4 +65,32 @@ int cli_addr_env(const uds_addr *a, char *buf, size_t size);
    its address ("tcp:127.0.0.1:5555"), escaped. */
 const char *cli_peer_text(const uds_peer *p, char *buf, size_t size);
 
+/*
+ * Replies on a datagram socket (recv --echo/--reply, listen --type dgram).
+ * A reply never blocks: the socket must be non-blocking (cli_dgram_prepare
+ * makes it so); a reply that cannot go out now (the sender's queue or our
+ * send buffer full, the sender gone) is dropped and counted, and said on
+ * stderr at most once a second, with a summary of the rest.
+ */
+typedef struct cli_dreply {
+    cli_svc *svc;
+    uds_ratelimit rl;  /* one line a second */
+    int64_t timer;     /* pending summary */
+    uint64_t dropped;  /* replies dropped so far */
+    uint64_t held;     /* dropped but not said yet */
+} cli_dreply;
+
+/* Non-blocking, and a unix socket's send buffer as large as allowed (each
+   unread reply holds part of it; see cli_dreply_send). Exits 1 on failure. */
+void cli_dgram_prepare(int fd);
+
+void cli_dreply_init(cli_dreply *d, cli_svc *s);
+
+/* Sends len bytes to `to` without waiting: 0, or -errno when dropped
+   (counted and logged, rate-limited). */
+int cli_dreply_send(cli_dreply *d, int fd, const void *buf, size_t len, const uds_addr *to);
+
+/* Says what is still held back, cancels the summary timer. */
+void cli_dreply_done(cli_dreply *d);
+
 #endif
