@@ -1409,6 +1409,12 @@ typedef struct uds_server_opts {
                                  progress for this long (it does not read) */
     uds_log_cb log;
     void *log_arg;
+    /* Datagram sockets (a datagram is a request, held until answered or
+       dropped): requests over either limit are dropped unanswered, counted
+       in dgram_over_limit and logged at most once a second (0: default). */
+    unsigned max_dgram_inflight; /* unanswered at once, all senders; 4096 */
+    unsigned max_dgram_per_peer; /* unanswered at once from one sender
+                                    address (unix name, ip:port); 32 */
 } uds_server_opts;
 
 /*
@@ -1426,7 +1432,9 @@ int uds_server_new(uds_server **out, uds_loop *loop, const uds_server_opts *opts
  * Datagram sockets (UDS_DGRAM, udp:) work too: each datagram is a request,
  * answered with sendto() to its sender (a unix client must be bound, as
  * uds_connect does); replies that do not fit the socket buffer now are
- * dropped (-EAGAIN from uds_req_reply); no ordering, no per-peer limits.
+ * dropped (-EAGAIN from uds_req_reply, counted in replies_lost); no
+ * ordering; requests in flight limited by max_dgram_inflight and
+ * max_dgram_per_peer (uds_server_opts).
  */
 int uds_server_listen(uds_server *s, const uds_addr *addr,
                       const uds_listen_opts *lopts);
@@ -1473,6 +1481,11 @@ typedef struct uds_server_stats {
     unsigned conns;        /* connections open now */
     size_t queued;         /* reply bytes queued now, all connections */
     size_t max_conn_queued;/* the most ever queued on one connection */
+    uint64_t dgram_over_limit; /* datagram requests dropped: over
+                                  max_dgram_inflight or max_dgram_per_peer */
+    uint64_t replies_lost; /* datagram replies that could not be sent (the
+                              sender does not read, or is gone) */
+    unsigned dgram_inflight; /* datagram requests unanswered now */
 } uds_server_stats;
 void uds_server_stats_get(const uds_server *s, uds_server_stats *out);
 

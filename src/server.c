@@ -28,6 +28,18 @@
 #include <unistd.h>
 
 #define DEF_INFLIGHT 1024
+#define DEF_DGRAM_INFLIGHT 4096 /* datagram requests unanswered, all senders */
+#define DEF_DGRAM_PER_PEER 32   /* ... from one sender address */
+#define PEER_BUCKETS 1024       /* of the per-sender table (chained) */
+
+/* A datagram sender with requests in flight: its address and their count
+   (an entry exists only while the count is above 0). */
+struct dpeer {
+    struct dpeer *next;
+    unsigned n;
+    socklen_t len;
+    unsigned char addr[];
+};
 
 struct sconn;
 
@@ -35,6 +47,7 @@ struct uds_req {
     struct uds_req *next;
     struct sconn *sc;  /* NULL once the connection is gone */
     struct lsock *dg;  /* datagram request: the socket to reply through */
+    struct dpeer *dp;  /* datagram request: its sender's count */
     char *reply;       /* an out-of-order reply waiting for its turn */
     size_t reply_len;
     uds_cred cred;
@@ -87,6 +100,10 @@ struct uds_server {
     int nls;
     struct lsock *zombies;
     unsigned dgram_inflight;
+    struct dpeer **peers;  /* PEER_BUCKETS chains, from the first datagram */
+    uds_ratelimit dgram_rl; /* "over the limit" lines: one a second */
+    unsigned dgram_held;   /* lines that interval did not say */
+    int64_t dgram_rl_timer;
     int deadline_hit;
     struct sconn *conns;
     unsigned nconns;
@@ -204,11 +221,72 @@ static void pump(struct sconn *sc)
         maybe_resume(sc);
 }
 
+/* FNV-1a of a sender's address: its chain in s->peers. */
+static unsigned peer_hash(const void *addr, socklen_t len)
+{
+    const unsigned char *p = addr;
+    uint32_t h = 2166136261u;
+    for (socklen_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h % PEER_BUCKETS;
+}
+
+/*
+ * The count of addr's requests in flight, its entry created at 0 if need be
+ * (NULL: out of memory). Why per address and not per uid: it works for udp:
+ * too, and a sender that binds many names is held by the total limit.
+ */
+static struct dpeer *peer_get(uds_server *s, const void *addr, socklen_t len)
+{
+    if (!s->peers && !(s->peers = calloc(PEER_BUCKETS, sizeof(*s->peers))))
+        return NULL;
+    struct dpeer **pp = &s->peers[peer_hash(addr, len)];
+    for (struct dpeer *p = *pp; p; p = p->next)
+        if (p->len == len && !memcmp(p->addr, addr, len))
+            return p;
+    struct dpeer *p = calloc(1, sizeof(*p) + len);
+    if (!p)
+        return NULL;
+    p->len = len;
+    memcpy(p->addr, addr, len);
+    p->next = *pp;
+    *pp = p;
+    return p;
+}
+
+/* One request of p's less; the entry goes with its last one. */
+static void peer_put(uds_server *s, struct dpeer *p)
+{
+    if (p->n && --p->n)
+        return;
+    struct dpeer **pp = &s->peers[peer_hash(p->addr, p->len)];
+    while (*pp && *pp != p)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = p->next;
+    free(p);
+}
+
+static void free_peers(uds_server *s)
+{
+    if (!s->peers)
+        return;
+    for (unsigned i = 0; i < PEER_BUCKETS; i++)
+        for (struct dpeer *p = s->peers[i], *n; p; p = n) {
+            n = p->next;
+            free(p);
+        }
+    free(s->peers);
+    s->peers = NULL;
+}
+
 /* Lets go of a datagram request; the socket goes with its last one. */
 static void dgram_release(uds_req *r)
 {
     struct lsock *ls = r->dg;
     uds_server *s = ls->s;
+    if (s && r->dp)
+        peer_put(s, r->dp);
     free(r);
     ls->refs--;
     if (s)
@@ -242,6 +320,8 @@ static int dgram_reply(uds_req *r, const void *data, size_t len)
         ret = n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : uds__err()) : 0;
         if (ret == 0)
             ls->s->st.replies++;
+        else
+            ls->s->st.replies_lost++;
     }
     dgram_release(r);
     return ret;
@@ -521,6 +601,70 @@ static void on_accepted(uds_acceptor *a, int fd, const uds_peer *peer, void *arg
     admit(arg, fd, peer, 1);
 }
 
+/* The count of lines the last interval held back, in one line. */
+static void dgram_summary(uds_server *s)
+{
+    if (s->dgram_held)
+        slog(s, UDS_LOG_WARNING,
+             "%u more datagram requests dropped over the in-flight limits in the last "
+             "second (%llu in all)", s->dgram_held,
+             (unsigned long long)s->st.dgram_over_limit);
+    s->dgram_held = 0;
+}
+
+static void dgram_summary_fire(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)id;
+    uds_server *s = arg;
+    s->dgram_rl_timer = 0;
+    uds_ratelimit_flush(&s->dgram_rl, uds_loop_now(loop));
+    dgram_summary(s);
+}
+
+/*
+ * A datagram request over max_dgram_inflight or max_dgram_per_peer: dropped
+ * (the library cannot know what an error answer looks like to the
+ * application), counted, and said at most once a second with a summary of
+ * the rest: the sender picks the rate.
+ */
+static void over_limit(uds_server *s, struct dpeer *dp, const struct sockaddr_storage *from,
+                       socklen_t len)
+{
+    s->st.dgram_over_limit++;
+    int per_peer = dp->n >= s->o.max_dgram_per_peer;
+    if (dp->n == 0)
+        peer_put(s, dp); /* made for this datagram only */
+    if (!s->o.log)
+        return;
+    uint64_t now = uds_loop_now(s->loop);
+    if (!uds_ratelimit_pass(&s->dgram_rl, now, NULL)) {
+        s->dgram_held++;
+        if (!s->dgram_rl_timer) {
+            uint64_t end = uds_ratelimit_end(&s->dgram_rl);
+            int64_t t = uds_loop_timer(s->loop, end > now ? end - now : 0,
+                                       dgram_summary_fire, s);
+            s->dgram_rl_timer = t > 0 ? t : 0;
+        }
+        return;
+    }
+    dgram_summary(s);
+    uds_addr a;
+    char t[UDS_ADDR_STRLEN], who[UDS_ADDR_STRLEN];
+    if (uds_addr_from_sockaddr(&a, (const struct sockaddr *)from, len, SOCK_DGRAM) < 0 ||
+        uds_addr_format(&a, t, sizeof(t)) < 0)
+        snprintf(t, sizeof(t), "(unnamed)");
+    if (uds_escape(t, strlen(t), who, sizeof(who)) < 0)
+        snprintf(who, sizeof(who), "(unprintable)");
+    if (per_peer)
+        slog(s, UDS_LOG_WARNING,
+             "datagram from %s dropped: %u of its requests in flight (max_dgram_per_peer); "
+             "at most one such line a second", who, s->o.max_dgram_per_peer);
+    else
+        slog(s, UDS_LOG_WARNING,
+             "datagram from %s dropped: %u datagram requests in flight (max_dgram_inflight); "
+             "at most one such line a second", who, s->o.max_dgram_inflight);
+}
+
 /* Datagram socket readable: each datagram is one request. */
 static void on_dgram(uds_loop *loop, int fd, unsigned ev, void *arg)
 {
@@ -551,9 +695,22 @@ static void on_dgram(uds_loop *loop, int fd, unsigned ev, void *arg)
             s->st.dropped++;
             continue;
         }
+        struct dpeer *dp = peer_get(s, &from, mh.msg_namelen);
+        if (!dp)
+            return; /* out of memory: the datagrams wait in the kernel */
+        if (s->dgram_inflight >= s->o.max_dgram_inflight ||
+            dp->n >= s->o.max_dgram_per_peer) {
+            over_limit(s, dp, &from, mh.msg_namelen);
+            continue;
+        }
         uds_req *r = calloc(1, sizeof(*r) + mh.msg_namelen);
-        if (!r)
+        if (!r) {
+            if (!dp->n)
+                peer_put(s, dp);
             return;
+        }
+        dp->n++;
+        r->dp = dp;
         r->dg = ls;
         r->peer_len = mh.msg_namelen;
         memcpy(r->peer, &from, mh.msg_namelen);
@@ -791,6 +948,12 @@ int uds_server_new(uds_server **out, uds_loop *loop, const uds_server_opts *opts
         s->o.out_cap = s->o.high_water;
     if (!s->o.max_inflight)
         s->o.max_inflight = DEF_INFLIGHT;
+    if (!s->o.max_dgram_inflight)
+        s->o.max_dgram_inflight = DEF_DGRAM_INFLIGHT;
+    if (!s->o.max_dgram_per_peer)
+        s->o.max_dgram_per_peer = DEF_DGRAM_PER_PEER;
+    s->dgram_rl.burst = 1;
+    s->dgram_rl.interval_ms = 1000;
     s->framer.mode = s->o.framing;
     s->framer.max = s->o.max_msg;
     s->loop = loop;
@@ -839,7 +1002,11 @@ static void cancel_timers(uds_server *s)
         uds_loop_timer_cancel(s->loop, (uint64_t)s->sweep_timer);
     if (s->deadline_timer)
         uds_loop_timer_cancel(s->loop, (uint64_t)s->deadline_timer);
-    s->sweep_timer = s->deadline_timer = 0;
+    if (s->dgram_rl_timer) {
+        uds_loop_timer_cancel(s->loop, (uint64_t)s->dgram_rl_timer);
+        dgram_summary(s); /* said now rather than never */
+    }
+    s->sweep_timer = s->deadline_timer = s->dgram_rl_timer = 0;
 }
 
 /* The server goes away: datagram sockets still referenced by requests are
@@ -921,6 +1088,7 @@ void uds_server_free(uds_server *s)
         free(sc);
     }
     uds_acceptor_free(s->acc);
+    free_peers(s); /* detached requests no longer look at theirs */
     free(s);
 }
 
@@ -931,6 +1099,7 @@ void uds_server_stats_get(const uds_server *s, uds_server_stats *out)
     uds_acceptor_stats_get(s->acc, &as);
     out->refused = as.refused; /* limits, at accept and at add_conn */
     out->conns = s->nconns;
+    out->dgram_inflight = s->dgram_inflight;
     out->queued = 0;
     for (struct sconn *sc = s->conns; sc; sc = sc->next)
         out->queued += uds_conn_queued(sc->conn);

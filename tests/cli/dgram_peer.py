@@ -6,6 +6,7 @@
 #   flood ADDR NSOCK [MSG]  NSOCK sockets (bound to abstract names) send MSG
 #                           (default "hostile") over and over, never
 #                           reading; "ready" after 24 per socket in all
+#   udpflood HOST PORT NSOCK MSG  the same over udp (64 ports, say)
 #   burst ADDR N            one bound socket sends N datagrams, then waits
 #   full NAME               binds @NAME and fills its own queue from a
 #                           second socket until it is full, then waits
@@ -52,6 +53,27 @@ def main():
                 ready()
                 said = True
             time.sleep(0.001)
+    elif mode == "udpflood":
+        host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        msg = sys.argv[5].encode()
+        socks = []
+        for _ in range(n):
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind((host, 0))
+            u.setblocking(False)
+            socks.append(u)
+        sent, said = 0, False
+        while time.monotonic() < end:
+            for u in socks:
+                try:
+                    u.sendto(msg, (host, port))
+                    sent += 1
+                except (BlockingIOError, ConnectionRefusedError):
+                    pass
+            if not said and sent >= 100 * n:
+                ready()
+                said = True
+            time.sleep(0.001)  # ~60000/s: a flood, but the innocent's datagram fits in
     elif mode == "burst":
         target, n = sa(sys.argv[2]), int(sys.argv[3])
         s = bound("b", 0)
@@ -77,7 +99,7 @@ def main():
         while time.monotonic() < end:
             time.sleep(0.2)
     else:
-        sys.exit("usage: dgram_peer.py flood|burst|full ...")
+        sys.exit("usage: dgram_peer.py flood|udpflood|burst|full ...")
 
 
 main()
