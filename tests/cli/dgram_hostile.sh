@@ -4,9 +4,9 @@
 # never block. A hostile peer (dgram_peer.py, uid 65534 when we are root)
 # sends requests and never reads its replies; an innocent `udsock send -r
 # -T 3` must still be answered, well within its timeout, by:
-#   - recv --echo and recv --reply CMD against 64 such sockets (each keeps
-#     11 unread replies charged to recv's send buffer: the default 208 KiB
-#     is full after 25 of them and every other reply was lost);
+#   - recv --echo and recv --reply CMD against 64 (40) such sockets (each
+#     keeps 11 unread replies charged to recv's send buffer: the default
+#     208 KiB is full after 25 of them and every other reply was lost);
 #   - listen --type dgram (also with -k), whose stdin went to the hostile
 #     sender through a blocking sendto that slept for as long as it lived;
 # the drops are said at most once a second (plus a summary line), where
@@ -61,9 +61,14 @@ for how in echo reply; do
     RP=$LAST
     wait_bound "$A" "$RP"
     t0=$(ms)
-    # "ready": 24 requests per socket taken by recv, so its replies fill
-    # their queues (11 each) and, before the fix, its send buffer
-    hostile $how flood "$A" 64
+    # "ready": 24 (--reply, one fork each: 12 from 40 sockets) requests per
+    # socket taken by recv, whose replies fill their queues (11 each: 768
+    # bytes of recv's send buffer apiece, so 540 KB, or 338 KB, of the
+    # default 208 KiB before the fix); they then stay open, never reading
+    case $how in
+    echo) NS=64; hostile $how flood "$A" 64 24 ;;
+    reply) NS=40; hostile $how flood "$A" 40 12 ;;
+    esac
     innocent "$A" "recv --$how"
     [ "$IOUT" = innocent-hello ] || fail "recv --$how: reply '$IOUT'"
     kill "$HPID"
@@ -72,7 +77,7 @@ for how in echo reply; do
     poll_until grep -q 'more replies dropped' "$T/$how.err"
     secs=$((($(ms) - t0 + 999) / 1000))
     bounded_log "$T/$how.err" "$secs" "recv --$how"
-    ok "recv --$how vs 64 sockets that never read (uid $WHO): innocent send -r -T 3 answered in $IMS ms; $DROPS drop lines in ${secs} s"
+    ok "recv --$how vs $NS sockets that never read (uid $WHO): innocent send -r -T 3 answered in $IMS ms; $DROPS drop lines in ${secs} s"
     kill "$RP"
 done
 

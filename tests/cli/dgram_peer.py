@@ -3,9 +3,10 @@
 # cli.dgram_server (a helper, not a test). ADDR: /path or @abstract. Each
 # mode prints "ready" (flushed) once its harm is done, then keeps its
 # sockets open, never reading, until killed (at most LIFE seconds, 60).
-#   flood ADDR NSOCK [MSG]  NSOCK sockets (bound to abstract names) send MSG
-#                           (default "hostile") over and over, never
-#                           reading; "ready" after 24 per socket in all
+#   flood ADDR NSOCK [PER]  NSOCK sockets (bound to abstract names) send
+#                           PER * NSOCK datagrams (default PER 24) in turn,
+#                           never reading, then wait: what they were
+#                           answered stays queued to them
 #   udpflood HOST PORT NSOCK MSG  the same over udp (64 ports, say)
 #   burst ADDR N            one bound socket sends N datagrams, then waits
 #   full NAME               binds @NAME and fills its own queue from a
@@ -38,21 +39,22 @@ def main():
     mode, end = sys.argv[1], time.monotonic() + LIFE
     if mode == "flood":
         target, n = sa(sys.argv[2]), int(sys.argv[3])
-        msg = (sys.argv[4] if len(sys.argv) > 4 else "hostile").encode()
+        per = int(sys.argv[4]) if len(sys.argv) > 4 else 24
         socks = [bound("f", i) for i in range(n)]
-        sent = [0] * n
-        said = False
-        while time.monotonic() < end:
+        sent = [0] * n  # each socket sends exactly PER (each then holds
+        while time.monotonic() < end and min(sent) < per:  # min(PER, 11) replies)
             for i, s in enumerate(socks):
+                if sent[i] >= per:
+                    continue
                 try:
-                    s.sendto(msg, target)
+                    s.sendto(b"hostile", target)
                     sent[i] += 1
                 except (BlockingIOError, ConnectionRefusedError, FileNotFoundError):
                     pass
-            if not said and sum(sent) >= 24 * n:
-                ready()
-                said = True
             time.sleep(0.001)
+        ready()
+        while time.monotonic() < end:
+            time.sleep(0.2)
     elif mode == "udpflood":
         host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         msg = sys.argv[5].encode()
