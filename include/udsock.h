@@ -1660,11 +1660,15 @@ void uds_activation_free(uds_activation *a);
 int uds_socket_check(int fd, int type, int family, int listening);
 
 /*
- * Finds an inherited fd by name (LISTEN_FDNAMES) and checks it with
- * uds_socket_check(fd, type, family, -1). name NULL takes the first fd.
- * Returns the fd (still owned by the caller, not duplicated), or:
+ * Finds an inherited fd by name (LISTEN_FDNAMES) that passes
+ * uds_socket_check(fd, type, family, -1): every fd of that name is tried
+ * in order (systemd gives all sockets of one unit the unit's name, e.g.
+ * "x.socket:x.socket" for a stream and a datagram socket), the first
+ * match wins. name NULL: every inherited fd is a candidate. Returns the
+ * fd (still owned by the caller, not duplicated), or:
  *   -ENOENT  no fd has that name (or nothing was inherited)
- *   and the errors of uds_socket_check() for the fd found.
+ *   and the error of uds_socket_check() for the first fd of that name
+ *   when none of them matches.
  */
 int uds_activation_fd(const uds_activation *a, const char *name, int type,
                       int family);
@@ -1692,7 +1696,9 @@ int uds_activation_listener(const uds_activation *a, uds_listener *l,
  * running under a manager that wants it), or:
  *   -EINVAL        state NULL/empty, or NOTIFY_SOCKET empty
  *   -EAFNOSUPPORT  NOTIFY_SOCKET is neither a path nor @name (e.g. vsock:)
- *   -ENAMETOOLONG  the name does not fit in sun_path
+ *   -ENAMETOOLONG  the name does not fit in sun_path (a path over 107
+ *                  bytes; an @name over 107 bytes after the '@', which
+ *                  stands for the leading NUL)
  *   -EAGAIN        the manager's socket stayed full for 1 s
  *   -errno of socket()/sendmsg() (-ECONNREFUSED if nobody listens there)
  */
