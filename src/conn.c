@@ -102,7 +102,8 @@ static void update_watch(uds_conn *c)
     unsigned m = 0;
     if (c->reading && !c->eof && !c->ending)
         m |= UDS_EV_READ;
-    if ((c->write_blocked && c->out.bytes > 0) || c->hook_write)
+    /* out.head, not out.bytes: a queued empty packet is 0 bytes */
+    if ((c->write_blocked && c->out.head) || c->hook_write)
         m |= UDS_EV_WRITE;
     if (m == c->mask)
         return;
@@ -465,12 +466,12 @@ static void io_cb(uds_loop *loop, int fd, unsigned events, void *arg)
     uds_conn *c = arg;
     /* HUP too: a hung-up peer with only EV_WRITE asked must end in EPIPE
        here, not be reported again and again by a level-triggered loop */
-    if ((events & (UDS_EV_WRITE | UDS_EV_ERROR | UDS_EV_HUP)) && c->out.bytes > 0) {
+    if ((events & (UDS_EV_WRITE | UDS_EV_ERROR | UDS_EV_HUP)) && c->out.head) {
         c->write_blocked = 0;
         do_flush(c);
     }
     /* the hook writes behind the queue, never beside it */
-    if (c->hook_write && !c->closing && c->out.bytes == 0 &&
+    if (c->hook_write && !c->closing && !c->out.head &&
         (events & (UDS_EV_WRITE | UDS_EV_ERROR | UDS_EV_HUP)))
         c->hooks->writable(c, c->hook_arg);
     if (c->closing || !(c->mask & UDS_EV_READ))

@@ -8,6 +8,10 @@
 #     empty packets pass as empty packets, both directions)
 #   - and through a relay from seqpacket to a LEN32 stream server (an empty
 #     packet is an empty frame and back)
+#   - a hostile peer (uid 65534) that floods the server with empty messages
+#     and never reads the replies: an innocent client is still answered
+#     (within 5 s; the time is printed), and the server's VmRSS grows by
+#     less than 64 MiB (before/after printed)
 # Before the fix the empty request ended the connection: the later answers
 # were lost and the client saw the server hang up.
 set -u
@@ -57,6 +61,48 @@ bg "$U" relay --type seqpacket --target-type stream --target-frame len32 "$T/r2.
 RELAY2=$LAST
 wait_listen "$T/r2.sock" "$RELAY2"
 check "through a seqpacket -> LEN32 stream relay" "$T/r2.sock" --pipeline
+
+# a flood of empty messages from another user, who never reads the replies
+if [ "$(id -u)" = 0 ]; then
+    A=@udsock-empty-pkt-$$-$RANDOM
+    start_calc hostile "$A" --seqpacket
+    HC=$LAST
+    rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+    rss0=$(rss "$HC")
+    ready_open flood
+    setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("\0" + sys.argv[1][1:])
+s.setblocking(False)
+n, end = 0, time.monotonic() + 3
+while n < 100000 and time.monotonic() < end:
+    try:
+        s.send(b"")
+        n += 1
+    except BlockingIOError:
+        time.sleep(0.001)
+os.write(7, b"%d\n" % n)
+os.close(7)
+time.sleep(60)  # holds the connection, never reads
+' "$A" 7>"$T/flood.ready" {RFD}<&- &
+    FLOOD=$!
+    PIDS+=($FLOOD)
+    wait_ready "$FLOOD" "the flooding peer"
+    sent=$READY_LINE
+    [ "${sent:-0}" -gt 0 ] || fail "flood: nothing sent"
+    t0=$(date +%s%N)
+    got=$(timeout 20 "$cli" --seqpacket --timeout 5000 "$A" "sum 40 2" "" "upper x" 2>&1)
+    t1=$(date +%s%N)
+    ms=$(((t1 - t0) / 1000000))
+    [ "$got" = "$(printf '42\n%s\nX' "$unknown")" ] || fail "flood: the innocent client got '$got'"
+    [ "$ms" -lt 5000 ] || fail "flood: the innocent client took $ms ms"
+    rss1=$(rss "$HC")
+    [ $((rss1 - rss0)) -lt 65536 ] || fail "flood: calc_server VmRSS $rss0 -> $rss1 kB"
+    kill "$FLOOD"; wait "$FLOOD" 2>/dev/null
+    kill -TERM "$HC"; wait "$HC" || fail "calc_server (flooded) exit status $?"
+    ok "flood of $sent empty messages from uid 65534 that never reads: innocent client answered in $ms ms, calc_server VmRSS $rss0 -> $rss1 kB"
+fi
 
 kill -0 "$RELAY" && kill -0 "$RELAY2" || fail "a relay exited"
 kill -TERM "$SEQ"

@@ -54,6 +54,7 @@ struct rx {
     size_t len[16];
     char first[16]; /* first byte of each non-empty message */
     int n, eof, err;
+    size_t total, last; /* every message, and the last one's length */
 };
 
 static void rx_pump(int fd, struct rx *r)
@@ -67,9 +68,13 @@ static void rx_pump(int fd, struct rx *r)
             r->eof = 1;
         } else if (n < 0) {
             r->err = errno;
-        } else if (r->n < 16) {
-            r->first[r->n] = n ? buf[0] : 0;
-            r->len[r->n++] = (size_t)n;
+        } else {
+            r->total++;
+            r->last = (size_t)n;
+            if (r->n < 16) {
+                r->first[r->n] = n ? buf[0] : 0;
+                r->len[r->n++] = (size_t)n;
+            }
         }
     }
 }
@@ -342,6 +347,48 @@ static void test_conn_empty_with_fd(void **state)
     uds_loop_free(loop);
 }
 
+/* The forwarder's direct write (uds__conn_writev_now) of an empty packet
+   into a full socket: EAGAIN must queue it like any other packet, not
+   count it as sent because 0 of 0 bytes went (it was dropped). */
+static void test_conn_empty_eagain(void **state)
+{
+    (void)state;
+    uds_loop *loop;
+    assert_int_equal(uds_loop_new(&loop), 0);
+    int p[2];
+    assert_int_equal(uds_pair(SOCK_SEQPACKET, 0, p), 0);
+    mark_peer(p[1]);
+    struct cx x;
+    memset(&x, 0, sizeof(x));
+    x.fd_in = -1;
+    uds_conn *c;
+    assert_int_equal(uds_conn_new(&c, loop, p[0], NULL, &cx_cbs, &x), 0);
+    int full = 0;
+    for (int i = 0; i < 100000; i++) { /* fill the peer's queue, behind the conn's back */
+        if (send(p[0], "f", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+            assert_true(errno == EAGAIN);
+            full = i;
+            break;
+        }
+    }
+    assert_true(full > 0);
+    struct iovec none = {NULL, 0};
+    assert_true(uds__conn_writev_now(c, &none, 1) >= 0);
+    assert_int_equal(uds_conn_shutdown(c), 0);
+    struct rx r;
+    memset(&r, 0, sizeof(r));
+    drive(loop, &r.eof, p[1], &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.eof, 1);
+    assert_int_equal(r.total, (size_t)full + 1);
+    assert_int_equal(r.last, 0);
+    uds_conn_close(c);
+    for (int i = 0; i < 10; i++)
+        uds_loop_run_once(loop, 0);
+    close(p[1]);
+    uds_loop_free(loop);
+}
+
 /* ---- uds_server --------------------------------------------------------- */
 
 static void echo(uds_server *s, uds_req *req, const void *msg, size_t len, void *arg)
@@ -569,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_conn_creds),
         cmocka_unit_test(test_conn_fallback),
         cmocka_unit_test(test_conn_empty_with_fd),
+        cmocka_unit_test(test_conn_empty_eagain),
         cmocka_unit_test(test_server),
         cmocka_unit_test(test_client),
         cmocka_unit_test(test_fwd_packets),
