@@ -340,10 +340,10 @@ static void test_conn_empty_with_fd(void **state)
     assert_int_equal(ch, 'z');
     close(rxx.fd_in);
     close(q[1]);
-    uds_conn_close(b);
-    uds_conn_close(a);
-    for (int i = 0; i < 10; i++)
-        uds_loop_run_once(loop, 0);
+    /* b ends itself at EOF (cx_eof), and a at the EOF b's close brings */
+    drive(loop, &rxx.closed, -1, NULL);
+    drive(loop, &tx.closed, -1, NULL);
+    assert_true(rxx.closed && tx.closed);
     uds_loop_free(loop);
 }
 
@@ -382,10 +382,10 @@ static void test_conn_empty_eagain(void **state)
     assert_int_equal(r.eof, 1);
     assert_int_equal(r.total, (size_t)full + 1);
     assert_int_equal(r.last, 0);
-    uds_conn_close(c);
-    for (int i = 0; i < 10; i++)
-        uds_loop_run_once(loop, 0);
-    close(p[1]);
+    close(p[1]); /* the conn ends at this EOF (cx_eof) */
+    p[1] = -1;
+    drive(loop, &x.closed, -1, NULL);
+    assert_true(x.closed);
     uds_loop_free(loop);
 }
 
