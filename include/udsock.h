@@ -806,8 +806,10 @@ typedef struct uds_frame {
  * 0 if the frame is not complete yet (out->need says how much is needed);
  * -EMSGSIZE if the frame is or will be larger than the maximum; UDS_EFRAME
  * for a malformed header; -EINVAL for bad arguments. Never allocates.
- * In PACKET mode buf is taken as one whole message: returns len (which
- * must be > 0; an empty datagram is handled by the caller) or -EMSGSIZE.
+ * In PACKET mode buf is taken as one whole message: returns len, or
+ * -EMSGSIZE; an empty message (len 0) returns 0 with out->len 0 and
+ * out->need 0 (a packet is never incomplete, so in this mode 0 means the
+ * empty message, which uses no input).
  * Call it in a loop to take every frame out of one read.
  */
 int uds_frame_decode(const uds_framer *f, const void *buf, size_t len,
@@ -873,11 +875,20 @@ typedef struct uds_conn_cbs {
      * Data arrived. Stream: `data` is everything buffered so far; return
      * how many bytes you consumed, the rest is kept and offered again with
      * more data (or after uds_conn_read_start). Packet sockets: one call
-     * per message, the return value is ignored. Required.
+     * per message, the return value is ignored; an empty message is a call
+     * with len 0 (SEQPACKET too: it is not end of stream, see on_eof).
+     * Required.
      */
     size_t (*on_data)(uds_conn *c, const void *data, size_t len, void *arg);
     /* The peer shut down its sending side (EOF). Writing still works.
-       NULL: the connection is closed at EOF. */
+       NULL: the connection is closed at EOF. SEQPACKET: end of stream is
+       a read that dequeues no message, told from an empty message by the
+       control message the kernel attaches to every message once
+       SO_TIMESTAMP is on, which uds_conn_new sets on a SEQPACKET socket
+       (leave it on). Where the socket refuses it, a 0-byte read while the
+       peer has not shut down is an empty message, and after its shutdown
+       end of stream (an empty message sent just before a shutdown is then
+       taken for the end). */
     void (*on_eof)(uds_conn *c, void *arg);
     /* The output queue went from above high_water to below half of it. */
     void (*on_drain)(uds_conn *c, void *arg);
@@ -984,13 +995,13 @@ int uds_conn_write_owned(uds_conn *c, void *data, size_t len,
  * it (EPERM, ESRCH for a pid that has exited), the data and fds are sent
  * without it and the kernel supplies ours (once per write, never in a
  * loop). On a stream the credentials cover every byte of this write and
- * no other. Stream and seqpacket data must be at least 1 byte when fds or
- * cred are attached (an empty seqpacket message reads as end of stream);
- * datagrams may be empty. nfds 0 and cred NULL is uds_conn_writev. A peer
+ * no other. Stream data must be at least 1 byte when fds or cred are
+ * attached; packets (seqpacket, datagram) may be empty. nfds 0 and cred
+ * NULL is uds_conn_writev. A peer
  * that refuses fds (SO_PASSRIGHTS off) makes the send fail: the connection
  * closes with -EPERM (its fds closed). Does not need UDS_CONN_FDS (that
  * flag is about receiving). Returns as uds_conn_write, or -EINVAL (too
- * many fds, fds NULL, empty data with fds or cred), -EBADF (a negative fd),
+ * many fds, fds NULL, empty stream data with fds or cred), -EBADF (a negative fd),
  * -EAFNOSUPPORT (not a unix socket).
  */
 int uds_conn_write_anc(uds_conn *c, const struct iovec *iov, int iovcnt,
@@ -1281,7 +1292,10 @@ void uds_connect_cancel(uds_connect_op *op);
  *     boundaries; framed stream sides (UDS_FRAME_LEN32, UDS_FRAME_LINE)
  *     are decoded into messages and re-encoded for the other side, so a
  *     line client can talk to a length-prefixed or seqpacket server; a raw
- *     stream read becomes one message on a packet side;
+ *     stream read becomes one message on a packet side; an empty message
+ *     (an empty packet, LEN32 frame or line) stays one: an empty packet,
+ *     a 4-byte zero header, an empty line, and nothing on a raw stream
+ *     side (which has no boundaries to keep);
  *   - EOF from one side becomes shutdown(SHUT_WR) on the other once
  *     everything before it is written (a datagram side has no EOF);
  *   - backpressure both ways: a side is read only while the other side's
@@ -1517,7 +1531,10 @@ void uds_req_close(uds_req *req);
  * Blocking use: uds_client_call. Pipelined use: uds_client_send many, then
  * uds_client_recv the responses in order. With a loop: watch
  * uds_client_fd and call send/flush/recv with timeout_ms 0 (they then
- * return -EAGAIN instead of waiting). Not thread-safe.
+ * return -EAGAIN instead of waiting). Not thread-safe. Requests and
+ * responses may be empty; on SEQPACKET an empty response is a response
+ * (the socket gets SO_TIMESTAMP to tell it from end of stream, as
+ * uds_conn_cbs.on_eof explains).
  */
 typedef struct uds_client uds_client;
 
@@ -1656,11 +1673,15 @@ void uds_activation_free(uds_activation *a);
 int uds_socket_check(int fd, int type, int family, int listening);
 
 /*
- * Finds an inherited fd by name (LISTEN_FDNAMES) and checks it with
- * uds_socket_check(fd, type, family, -1). name NULL takes the first fd.
- * Returns the fd (still owned by the caller, not duplicated), or:
+ * Finds an inherited fd by name (LISTEN_FDNAMES) that passes
+ * uds_socket_check(fd, type, family, -1): every fd of that name is tried
+ * in order (systemd gives all sockets of one unit the unit's name, e.g.
+ * "x.socket:x.socket" for a stream and a datagram socket), the first
+ * match wins. name NULL: every inherited fd is a candidate. Returns the
+ * fd (still owned by the caller, not duplicated), or:
  *   -ENOENT  no fd has that name (or nothing was inherited)
- *   and the errors of uds_socket_check() for the fd found.
+ *   and the error of uds_socket_check() for the first fd of that name
+ *   when none of them matches.
  */
 int uds_activation_fd(const uds_activation *a, const char *name, int type,
                       int family);
@@ -1688,7 +1709,9 @@ int uds_activation_listener(const uds_activation *a, uds_listener *l,
  * running under a manager that wants it), or:
  *   -EINVAL        state NULL/empty, or NOTIFY_SOCKET empty
  *   -EAFNOSUPPORT  NOTIFY_SOCKET is neither a path nor @name (e.g. vsock:)
- *   -ENAMETOOLONG  the name does not fit in sun_path
+ *   -ENAMETOOLONG  the name does not fit in sun_path (a path over 107
+ *                  bytes; an @name over 107 bytes after the '@', which
+ *                  stands for the leading NUL)
  *   -EAGAIN        the manager's socket stayed full for 1 s
  *   -errno of socket()/sendmsg() (-ECONNREFUSED if nobody listens there)
  */

@@ -168,18 +168,30 @@ int uds_socket_check(int fd, int type, int family, int listening)
     return 0;
 }
 
+/*
+ * Every fd of that name is a candidate, not only the first: systemd names
+ * each socket of a unit after the unit unless FileDescriptorName= says
+ * otherwise, so "x.socket:x.socket" (a stream and a datagram socket) is
+ * the usual case, and the caller tells them apart by type and family.
+ * The first fd that matches wins; when none does, the first candidate's
+ * mismatch is the answer (-EPROTOTYPE, -EAFNOSUPPORT...).
+ */
 int uds_activation_fd(const uds_activation *a, const char *name, int type, int family)
 {
     if (!a)
         return -EINVAL;
+    int first_err = -ENOENT;
     for (int i = 0; i < a->count; i++) {
         if (name && strcmp(a->names[i], name) != 0)
             continue;
         int fd = UDS_LISTEN_FDS_START + i;
         int r = uds_socket_check(fd, type, family, -1);
-        return r < 0 ? r : fd;
+        if (r == 0)
+            return fd;
+        if (first_err == -ENOENT)
+            first_err = r;
     }
-    return -ENOENT;
+    return first_err;
 }
 
 int uds_activation_listener(const uds_activation *a, uds_listener *l, const char *name, int type)
@@ -207,8 +219,11 @@ int uds_activation_listener(const uds_activation *a, uds_listener *l, const char
 
 /*
  * Turns NOTIFY_SOCKET's value into a sockaddr_un. A path keeps its NUL
- * (length counted without it, as the kernel accepts); "@name" becomes an
- * abstract address whose length counts exactly the name's bytes.
+ * (length counted without it, as the kernel accepts): at most 107 bytes.
+ * "@name" becomes an abstract address whose length counts exactly the
+ * name's bytes: the '@' takes the place of the leading NUL, so the name
+ * may fill the other 107 bytes of sun_path (the limit uds_addr_parse
+ * applies to abstract names too).
  */
 static int notify_addr(const char *e, struct sockaddr_un *un, socklen_t *len)
 {
@@ -219,7 +234,7 @@ static int notify_addr(const char *e, struct sockaddr_un *un, socklen_t *len)
         return -EINVAL;
     if (e[0] != '/' && e[0] != '@')
         return -EAFNOSUPPORT; /* e.g. "vsock:..." of newer systemd */
-    if (n >= sizeof(un->sun_path))
+    if (n > sizeof(un->sun_path) - (e[0] == '/' ? 1 : 0))
         return -ENAMETOOLONG;
     memcpy(un->sun_path, e, n);
     if (e[0] == '@')

@@ -131,6 +131,8 @@ int uds__outq_copy(uds__outq *q, const struct iovec *iov, int n, int coalesce)
         q->tail = t;
     }
     for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len == 0)
+            continue; /* an empty packet's iov may be {NULL, 0}: no memcpy */
         memcpy(t->data + t->len, iov[i].iov_base, iov[i].iov_len);
         t->len += iov[i].iov_len;
     }
@@ -182,6 +184,8 @@ int uds__outq_anc(uds__outq *q, const struct iovec *iov, int n, const int *fds,
     t->data = ctl + cred_sp + fds_sp;
     t->cap = len; /* full: nothing coalesces into it */
     for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len == 0)
+            continue; /* an empty packet's iov may be {NULL, 0}: no memcpy */
         memcpy(t->data + t->len, iov[i].iov_base, iov[i].iov_len);
         t->len += iov[i].iov_len;
     }

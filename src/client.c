@@ -27,6 +27,7 @@ struct uds_client {
     int fd;
     int packets;
     int dgram;            /* responses can be lost: no skipping after timeouts */
+    int pkt_mark;         /* SEQPACKET marked: uds__pkt_eof (io.c) */
     int eof;
     int err;              /* sticky protocol error */
     unsigned spin_us;
@@ -86,6 +87,7 @@ int uds_client_from_fd(uds_client **out, int fd, const uds_client_opts *opts)
     c->fd = fd;
     c->packets = type == SOCK_SEQPACKET || type == SOCK_DGRAM;
     c->dgram = type == SOCK_DGRAM;
+    c->pkt_mark = type == SOCK_SEQPACKET && uds__pkt_mark(fd) == 1;
     c->spin_us = opts ? opts->spin_us : 0;
     size_t max = opts && opts->max_msg ? opts->max_msg : UDS_FRAME_DEFAULT_MAX;
     if (max > UDS_FRAME_LIMIT)
@@ -156,12 +158,19 @@ static int read_some(uds_client *c, int flags)
         c->in_len += (size_t)n;
         return 1;
     }
+    /* recvmsg without a control buffer: on a marked SEQPACKET socket a
+       message then sets MSG_CTRUNC and end of stream does not, which is how
+       an empty response is told from the end (uds__pkt_eof) */
     char *rec = c->in + c->in_len;
-    ssize_t n = UDS__RETRY(recv(c->fd, rec + UDS_FRAME_HDR_LEN, c->wire.max + 1,
-                                flags));
+    struct iovec iov = {rec + UDS_FRAME_HDR_LEN, c->wire.max + 1};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    ssize_t n = UDS__RETRY(recvmsg(c->fd, &mh, flags | MSG_CMSG_CLOEXEC));
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uds__err();
-    if (n == 0 && !c->dgram) { /* SEQPACKET end; an empty datagram is a message */
+    if (!c->dgram && uds__pkt_eof(c->fd, n, &mh, c->pkt_mark)) {
         c->eof = 1;
         return 0;
     }

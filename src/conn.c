@@ -42,6 +42,8 @@ struct uds_conn {
     uint8_t mask;       /* events currently asked of the loop */
     unsigned packets : 1;       /* SEQPACKET/DGRAM: a read is a message */
     unsigned dgram : 1;         /* DGRAM: a 0-byte read is an empty message */
+    unsigned pkt_mark : 1;      /* SEQPACKET marked: uds__pkt_eof tells a 0
+                                   read from end of stream (io.c) */
     unsigned reading : 1;       /* the application wants input */
     unsigned eof : 1;           /* the peer shut down its side */
     unsigned closing : 1;       /* fd closed, free pending */
@@ -100,7 +102,8 @@ static void update_watch(uds_conn *c)
     unsigned m = 0;
     if (c->reading && !c->eof && !c->ending)
         m |= UDS_EV_READ;
-    if ((c->write_blocked && c->out.bytes > 0) || c->hook_write)
+    /* out.head, not out.bytes: a queued empty packet is 0 bytes */
+    if ((c->write_blocked && c->out.head) || c->hook_write)
         m |= UDS_EV_WRITE;
     if (m == c->mask)
         return;
@@ -229,7 +232,8 @@ static void close_fds(const int *fds, size_t n)
 }
 
 /* Room for the most a unix socket can attach to one read: SCM_MAX_FD fds
-   (the kernel never puts two SCM_RIGHTS sets into one read) and one ucred. */
+   (the kernel never puts two SCM_RIGHTS sets into one read), one ucred and,
+   on a marked SEQPACKET socket, the timestamp (UDS__PKT_CTL). */
 #define ANC_CTL_FDS CMSG_SPACE(UDS_MAX_FDS * sizeof(int))
 #define ANC_CTL_CRED CMSG_SPACE(sizeof(struct ucred))
 
@@ -252,17 +256,19 @@ static void close_fds(const int *fds, size_t n)
  *    truncation the same way (dbus CVE-2020-12049 is the leak it avoids).
  *    With credentials only, MSG_CTRUNC just says fds were refused: the
  *    bytes and credentials are still good, the connection goes on.
- * Returns the bytes read (0: end of stream, or an empty datagram), or
- * -errno (-EAGAIN, -EMSGSIZE, the socket error). *cut is set when fds came:
+ * Returns the bytes read (0 with *eof set: end of stream; 0 without: an
+ * empty datagram or SEQPACKET message), or -errno (-EAGAIN, -EMSGSIZE, the
+ * socket error). *cut is set when fds came:
  * the kernel ends a stream read after the segment that carried them, so a
  * short read does not mean the socket is drained. The caller checks
  * c->closing first: on_anc may have closed the connection.
  */
-static ssize_t read_anc(uds_conn *c, char *buf, size_t space, size_t at, int *cut)
+static ssize_t read_anc(uds_conn *c, char *buf, size_t space, size_t at, int *cut,
+                        int *eof)
 {
     union {
         struct cmsghdr h;
-        char b[ANC_CTL_FDS + ANC_CTL_CRED];
+        char b[ANC_CTL_FDS + ANC_CTL_CRED + UDS__PKT_CTL];
     } ctl;
     int fds[UDS_MAX_FDS];
     struct iovec iov = {buf, space};
@@ -271,7 +277,8 @@ static ssize_t read_anc(uds_conn *c, char *buf, size_t space, size_t at, int *cu
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
     mh.msg_control = ctl.b;
-    mh.msg_controllen = c->anc_fds ? sizeof(ctl.b) : ANC_CTL_CRED;
+    mh.msg_controllen = (c->anc_fds ? ANC_CTL_FDS + ANC_CTL_CRED : ANC_CTL_CRED) +
+                        (c->pkt_mark ? UDS__PKT_CTL : 0);
     ssize_t n = UDS__RETRY(recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : uds__err();
@@ -315,7 +322,8 @@ static ssize_t read_anc(uds_conn *c, char *buf, size_t space, size_t at, int *cu
         close_fds(fds, anc.nfds);
         return -EMSGSIZE;
     }
-    if (n == 0 && !c->dgram) { /* end of stream: nothing to go with */
+    *eof = n == 0 && (!c->packets || (!c->dgram && uds__pkt_eof(c->fd, n, &mh, c->pkt_mark)));
+    if (*eof) { /* end of stream: nothing to go with */
         close_fds(fds, anc.nfds);
         return 0;
     }
@@ -364,9 +372,9 @@ static void read_stream(uds_conn *c)
             space = c->in_cap - c->in_len;
         }
         ssize_t n;
-        int cut = 0;
+        int cut = 0, eof = 0;
         if (c->anc_read) {
-            n = read_anc(c, buf, space, scratch ? 0 : c->in_len, &cut);
+            n = read_anc(c, buf, space, scratch ? 0 : c->in_len, &cut, &eof);
             if (c->closing)
                 return;
             if (n < 0) {
@@ -409,9 +417,10 @@ static void read_packets(uds_conn *c)
             return;
         }
         ssize_t n;
+        int eof = 0;
         if (c->anc_read) { /* one recvmsg per message, its own anc */
             int cut = 0;
-            n = read_anc(c, buf, space, 0, &cut);
+            n = read_anc(c, buf, space, 0, &cut, &eof);
             if (c->closing)
                 return;
             if (n < 0) {
@@ -420,6 +429,9 @@ static void read_packets(uds_conn *c)
                 return;
             }
         } else {
+            /* no control buffer: on a marked socket a message then shows
+               as MSG_CTRUNC (uds__pkt_eof), and fds a peer sent are
+               discarded by the kernel */
             struct iovec iov = {buf, space};
             struct msghdr mh;
             memset(&mh, 0, sizeof(mh));
@@ -435,8 +447,9 @@ static void read_packets(uds_conn *c)
                 close_now(c, -EMSGSIZE);
                 return;
             }
+            eof = !c->dgram && uds__pkt_eof(c->fd, n, &mh, c->pkt_mark);
         }
-        if (n == 0 && !c->dgram) { /* SEQPACKET: 0 is end of stream */
+        if (eof) { /* SEQPACKET end; a 0 read may be an empty message */
             on_eof(c);
             return;
         }
@@ -453,12 +466,12 @@ static void io_cb(uds_loop *loop, int fd, unsigned events, void *arg)
     uds_conn *c = arg;
     /* HUP too: a hung-up peer with only EV_WRITE asked must end in EPIPE
        here, not be reported again and again by a level-triggered loop */
-    if ((events & (UDS_EV_WRITE | UDS_EV_ERROR | UDS_EV_HUP)) && c->out.bytes > 0) {
+    if ((events & (UDS_EV_WRITE | UDS_EV_ERROR | UDS_EV_HUP)) && c->out.head) {
         c->write_blocked = 0;
         do_flush(c);
     }
     /* the hook writes behind the queue, never beside it */
-    if (c->hook_write && !c->closing && c->out.bytes == 0 &&
+    if (c->hook_write && !c->closing && !c->out.head &&
         (events & (UDS_EV_WRITE | UDS_EV_ERROR | UDS_EV_HUP)))
         c->hooks->writable(c, c->hook_arg);
     if (c->closing || !(c->mask & UDS_EV_READ))
@@ -558,6 +571,8 @@ static int conn_make(uds_conn **out, uds_loop *loop, int fd, const uds_conn_opts
     }
     if ((!si || si->family == AF_UNIX) && set_passrights(fd, c->anc_fds))
         c->fam_known = c->is_unix = 1;
+    if (type == SOCK_SEQPACKET)
+        c->pkt_mark = uds__pkt_mark(fd) == 1;
     c->mask = UDS_EV_READ;
     *out = c;
     return 0;
@@ -643,6 +658,7 @@ int uds__conn_writev_now(uds_conn *c, const struct iovec *iov, int iovcnt)
     mh.msg_iov = (struct iovec *)iov;
     mh.msg_iovlen = (size_t)iovcnt;
     ssize_t w = UDS__RETRY(sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT));
+    int took = w >= 0; /* a packet, even an empty one, went whole */
     if (w < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             r = uds__err();
@@ -652,7 +668,7 @@ int uds__conn_writev_now(uds_conn *c, const struct iovec *iov, int iovcnt)
         w = 0;
     }
     c->sent += (uint64_t)w;
-    if ((size_t)w == len || (c->packets && w > 0))
+    if (took && ((size_t)w == len || c->packets))
         return 0;
     /* the rest waits for EV_WRITE, in order */
     struct iovec rest[8];
@@ -706,7 +722,7 @@ int uds_conn_write_anc(uds_conn *c, const struct iovec *iov, int iovcnt,
     for (size_t i = 0; i < nfds; i++)
         if (fds[i] < 0)
             return -EBADF;
-    if (len == 0 && !c->dgram) /* stream: rides on a byte; seqpacket: 0 = EOF */
+    if (len == 0 && !c->packets) /* stream: rides on a byte; a packet may be empty */
         return -EINVAL;
     if (c->closing || c->ending || c->shut_pending)
         return UDS_ECLOSED;

@@ -64,8 +64,13 @@ int uds_frame_decode(const uds_framer *f, const void *buf, size_t len,
         return (int)used;
     }
     case UDS_FRAME_PACKET:
-        if (len == 0)
-            return -EINVAL;
+        /* an empty packet is an empty message, not an error: it uses no
+           bytes, so it is the one 0 return of this mode (a packet is never
+           incomplete), with data and len describing it */
+        if (len == 0) {
+            out->data = buf;
+            return 0;
+        }
         if (len > max)
             return -EMSGSIZE;
         out->data = p;

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 /*
@@ -146,13 +148,29 @@ void uds__conn_forget(uds_conn *c);
 #define UDS__FEAT_PROCFD 0x10u
 #define UDS__FEAT_PEERPIDFD 0x02u
 #define UDS__FEAT_PIDFD_OPEN 0x04u
+/*   UDS__FEAT_PKTMARK     SO_TIMESTAMP on SEQPACKET sockets, so that every
+ *                         message read carries a control message and an
+ *                         empty message is told from end of stream (io.c,
+ *                         uds__pkt_mark); cleared (a test seam, or a socket
+ *                         that refuses it): the poll(POLLRDHUP) rule */
+#define UDS__FEAT_PKTMARK 0x20u
 #define UDS__FEAT_ALL (UDS__FEAT_PASSRIGHTS | UDS__FEAT_PEERPIDFD | UDS__FEAT_PIDFD_OPEN | \
-                       UDS__FEAT_SOCKDIAG | UDS__FEAT_PROCFD)
+                       UDS__FEAT_SOCKDIAG | UDS__FEAT_PROCFD | UDS__FEAT_PKTMARK)
 extern unsigned uds__features;
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77 /* asm-generic/socket.h, Linux 6.5 */
 #endif
+
+/* Empty SEQPACKET messages (io.c). uds__pkt_mark asks the kernel to attach
+   a control message to every message read from fd (1: it did, 0: it will
+   not, the fallback rule applies); UDS__PKT_CTL is the room that takes in
+   a control buffer. uds__pkt_eof says whether recvmsg's result n with the
+   msghdr it filled in is end of stream rather than a message (marked:
+   whether fd was marked). */
+#define UDS__PKT_CTL CMSG_SPACE(sizeof(struct timeval))
+int uds__pkt_mark(int fd);
+int uds__pkt_eof(int fd, ssize_t n, const struct msghdr *mh, int marked);
 
 /* uds_peer_pidfd for a peer whose SO_PEERCRED the caller has just read
    (the acceptor: the rules read it): no second getsockopt (pidfd.c). */

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -413,6 +414,53 @@ int uds_set_passcred(int fd, int on)
 {
     int v = on ? 1 : 0;
     return setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, sizeof(v)) < 0 ? uds__err() : 0;
+}
+
+/* ---- empty SEQPACKET messages ------------------------------------------- */
+
+/*
+ * Why this is needed, and the rule (checked on Linux 6.18, tests/unit/
+ * test_empty_pkt.c): a
+ * SEQPACKET unix socket returns 0 from recvmsg both for an empty message
+ * and, once the peer has shut down and the queue is empty, for end of
+ * stream. msg_flags is 0 in both cases (no MSG_EOR), msg_namelen is the
+ * sender's address length, which is 0 for an unbound sender, and poll()
+ * shows POLLRDHUP (POLLHUP after close) in both cases as soon as the peer
+ * has shut down, even while empty messages it sent before are still
+ * queued. What differs is whether a message was dequeued at all, and the
+ * kernel reports that only through ancillary data: with SO_TIMESTAMP on,
+ * every dequeued message carries an SCM_TIMESTAMP control message (or
+ * sets MSG_CTRUNC when the caller gave no room for it), and end of stream
+ * carries nothing. SO_TIMESTAMP rather than SO_PASSCRED (which works the
+ * same way) because SO_PASSCRED makes the kernel autobind an unbound
+ * socket on its next send, a name the application never asked for.
+ */
+int uds__pkt_mark(int fd)
+{
+    if (!(__atomic_load_n(&uds__features, __ATOMIC_RELAXED) & UDS__FEAT_PKTMARK))
+        return 0;
+    int v = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &v, sizeof(v)) == 0;
+}
+
+/*
+ * End of stream or an empty message, for a read of n bytes (see above).
+ * A marked socket: a message always leaves a control message or
+ * MSG_CTRUNC behind. An unmarked one (the fallback): a 0 read while the
+ * peer has not shut down (no POLLRDHUP after the read; shutdown is never
+ * undone, so none during it either) is an empty message; after the peer's
+ * shutdown a 0 is taken as the end, so an empty message sent right before
+ * the shutdown can be lost there.
+ */
+int uds__pkt_eof(int fd, ssize_t n, const struct msghdr *mh, int marked)
+{
+    if (n != 0)
+        return 0;
+    if (marked)
+        return mh->msg_controllen == 0 && !(mh->msg_flags & MSG_CTRUNC);
+    struct pollfd p = {fd, POLLRDHUP, 0};
+    int r = UDS__RETRY(poll(&p, 1, 0));
+    return r != 0 && (r < 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)));
 }
 
 /* ---- datagrams ---------------------------------------------------------- */

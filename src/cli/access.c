@@ -12,16 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Decimal id, no sign, no trailing junk, fits 32 bits minus the -1 value. */
+/*
+ * Decimal id: digits only (no sign, no space, no trailing junk), fitting
+ * 32 bits minus the -1 value, which chown() and the kernel take for "no
+ * id" (so 4294967295 would be silently ignored, and a wider number would
+ * wrap onto a real id). 1: not a number (a name, maybe), 0: *out set,
+ * -ERANGE: all digits but out of range.
+ */
 static int parse_num(const char *s, unsigned *out)
 {
-    if (!*s || *s < '0' || *s > '9')
-        return -EINVAL;
+    if (!*s)
+        return 1;
+    for (const char *q = s; *q; q++)
+        if (*q < '0' || *q > '9')
+            return 1;
     char *end;
     errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v >= 0xffffffffUL)
-        return -EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v >= 0xffffffffULL)
+        return -ERANGE;
     *out = (unsigned)v;
     return 0;
 }
@@ -29,9 +38,11 @@ static int parse_num(const char *s, unsigned *out)
 int cli_parse_uid(const char *s, uid_t *out)
 {
     unsigned v;
-    if (parse_num(s, &v) == 0) {
-        *out = (uid_t)v;
-        return 0;
+    int r = parse_num(s, &v);
+    if (r <= 0) {
+        if (r == 0)
+            *out = (uid_t)v;
+        return r;
     }
     struct passwd *pw = getpwnam(s);
     if (!pw)
@@ -43,9 +54,11 @@ int cli_parse_uid(const char *s, uid_t *out)
 int cli_parse_gid(const char *s, gid_t *out)
 {
     unsigned v;
-    if (parse_num(s, &v) == 0) {
-        *out = (gid_t)v;
-        return 0;
+    int r = parse_num(s, &v);
+    if (r <= 0) {
+        if (r == 0)
+            *out = (gid_t)v;
+        return r;
     }
     struct group *gr = getgrnam(s);
     if (!gr)

@@ -52,8 +52,11 @@ int cli_access_check(const cli_access *a, int fd, uds_cred *cred, const char **w
 void cli_access_free(cli_access *a);
 
 /*
- * Parses a user as a number or a name; the same for a group.
- * Return 0 or -EINVAL. Used for --owner/--group as well.
+ * Parses a user as a number or a name; the same for a group. A number is
+ * digits only and at most 4294967294 ((uid_t)-1 means "no id" to the
+ * kernel). Return 0, -ERANGE (all digits, out of range) or -EINVAL (no
+ * such name). The one parser for ids: the rules, and --owner/--group of
+ * every command (cli_opt_user/cli_opt_group).
  */
 int cli_parse_uid(const char *s, uid_t *out);
 int cli_parse_gid(const char *s, gid_t *out);

@@ -24,6 +24,7 @@
  * the exact bytes (a string, plus a _hex field with the raw bytes).
  */
 #include "cli.h"
+#include "opts.h"
 #include "service.h"
 
 #include <ctype.h>
@@ -1131,7 +1132,7 @@ int cmd_ls(int argc, char **argv)
             break;
         case O_DEPTH:
             depth = (int)strtol(optarg, &end, 10);
-            if (!*optarg || *end || depth < 0 || depth > 64)
+            if (!cli_is_decimal(optarg) || *end || depth < 0 || depth > 64)
                 cli_die(CLI_USAGE, "ls: bad --depth '%s' (0..64)", optarg);
             break;
         default:

@@ -143,7 +143,7 @@ static int parse_uint(const char *s, unsigned *out)
     char *end;
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
-    if (!*s || *end || errno || v > 1000000 || *s == '-')
+    if (!cli_is_decimal(s) || *end || errno || v > 1000000)
         return -1;
     *out = (unsigned)v;
     return 0;
@@ -156,19 +156,17 @@ static int parse_listen_opt(int opt, const char *arg, uds_listen_opts *lo)
     case 'm': {
         char *end;
         unsigned long m = strtoul(arg, &end, 8);
-        if (!*arg || *end || m > 07777)
+        if (!cli_is_decimal(arg) || strpbrk(arg, "89") || *end || m > 07777)
             cli_die(CLI_USAGE, "serve: bad --mode '%s' (expected octal, e.g. 0660)", arg);
         lo->mode = (unsigned)m;
         return 1;
     }
     case 'o':
-        if (cli_parse_uid(arg, &lo->owner) < 0)
-            cli_die(CLI_USAGE, "serve: unknown user '%s'", arg);
+        lo->owner = cli_opt_user("serve", arg);
         lo->set_owner = 1;
         return 1;
     case 'g':
-        if (cli_parse_gid(arg, &lo->group) < 0)
-            cli_die(CLI_USAGE, "serve: unknown group '%s'", arg);
+        lo->group = cli_opt_group("serve", arg);
         lo->set_owner = 1;
         return 1;
     }

@@ -3,6 +3,7 @@
  * (see opts.h).
  */
 #include "opts.h"
+#include "access.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,53 +46,78 @@ int cli_opt_type(const char *cmd, const char *text)
     return t;
 }
 
+/*
+ * The shape every number on the command line must have before strtoul or
+ * strtod sees it: they skip leading white space and take a sign ('+', and
+ * '-' which strtoul then wraps), strtod also hex, exponents, "inf" and
+ * "nan", so ' 5', '+5', '0x10' or '1e3' would pass for numbers. Digits
+ * only (frac: one '.' allowed among them, with a digit on at least one
+ * side). Returns where the number ends (the caller checks what follows),
+ * or NULL when text does not start with a plain number.
+ */
+static const char *plain_number(const char *text, int frac)
+{
+    const char *p = text;
+    int digits = 0, dot = 0;
+    for (;; p++) {
+        if (*p >= '0' && *p <= '9') {
+            digits++;
+        } else if (*p == '.' && frac && !dot) {
+            dot = 1;
+        } else {
+            break;
+        }
+    }
+    return digits ? p : NULL;
+}
+
+int cli_is_decimal(const char *text)
+{
+    const char *e = plain_number(text, 0);
+    return e && !*e;
+}
+
 unsigned cli_opt_mode(const char *cmd, const char *text)
 {
     char *end;
     errno = 0;
     unsigned long m = strtoul(text, &end, 8);
-    if (!*text || *end || errno || m > 07777)
+    if (!cli_is_decimal(text) || strpbrk(text, "89") || *end || errno || m > 07777)
         cli_usage_error(cmd, "bad --mode '%s': expected octal permissions such as 0660", text);
     return (unsigned)m;
 }
 
-/* All digits? (then a name lookup is not needed) */
-static int numeric(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
-    return 1;
-}
-
+/* --owner/--group through the rules' parser (access.c), so every command
+   takes the same ids and refuses the same ones, naming option and value. */
 uid_t cli_opt_user(const char *cmd, const char *text)
 {
-    if (numeric(text))
-        return (uid_t)strtoul(text, NULL, 10);
-    struct passwd *pw = getpwnam(text);
-    if (!pw)
-        cli_usage_error(cmd, "unknown user '%s'", text);
-    return pw->pw_uid;
+    uid_t u;
+    int r = cli_parse_uid(text, &u);
+    if (r == -ERANGE)
+        cli_usage_error(cmd, "bad --owner '%s': a uid is at most 4294967294", text);
+    if (r < 0)
+        cli_usage_error(cmd, "bad --owner '%s': no such user", text);
+    return u;
 }
 
 gid_t cli_opt_group(const char *cmd, const char *text)
 {
-    if (numeric(text))
-        return (gid_t)strtoul(text, NULL, 10);
-    struct group *gr = getgrnam(text);
-    if (!gr)
-        cli_usage_error(cmd, "unknown group '%s'", text);
-    return gr->gr_gid;
+    gid_t g;
+    int r = cli_parse_gid(text, &g);
+    if (r == -ERANGE)
+        cli_usage_error(cmd, "bad --group '%s': a gid is at most 4294967294", text);
+    if (r < 0)
+        cli_usage_error(cmd, "bad --group '%s': no such group", text);
+    return g;
 }
 
 int cli_opt_seconds_ms(const char *cmd, const char *opt, const char *text)
 {
     char *end;
     errno = 0;
+    const char *plain = plain_number(text, 1);
     double s = strtod(text, &end);
-    if (!*text || *end || errno || !(s >= 0) || s > 2000000.0)
+    if (!plain || *plain || *end || errno || !(s >= 0) || s > 2000000.0)
         cli_usage_error(cmd, "bad %s '%s': expected seconds (e.g. 5 or 0.5)", opt, text);
     return (int)lround(s * 1000.0);
 }
@@ -101,7 +127,7 @@ long cli_opt_count(const char *cmd, const char *opt, const char *text)
     char *end;
     errno = 0;
     long n = strtol(text, &end, 10);
-    if (!*text || *end || errno || n < 1)
+    if (!cli_is_decimal(text) || *end || errno || n < 1)
         cli_usage_error(cmd, "bad %s '%s': expected a number >= 1", opt, text);
     return n;
 }
@@ -149,8 +175,9 @@ uint64_t cli_parse_size(const char *s)
 {
     char *end;
     errno = 0;
+    const char *plain = plain_number(s, 1);
     double v = strtod(s, &end);
-    if (end == s || errno || !(v >= 0))
+    if (!plain || end != plain || errno || !(v >= 0))
         return 0;
     uint64_t mul = 1;
     switch (*end) {

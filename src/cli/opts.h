@@ -25,13 +25,18 @@ void cli_usage_error(const char *cmd, const char *fmt, ...)
  */
 void cli_bad_option(const char *cmd, char **argv) __attribute__((noreturn));
 
+/* Nonzero if text is one or more decimal digits and nothing else (no
+   space, no sign): the shape every count the CLI takes must have. Every
+   number parser here checks this shape first (see opts.c). */
+int cli_is_decimal(const char *text);
 /* --type: "stream", "seqpacket", "dgram"; exits 2 otherwise. */
 int cli_opt_type(const char *cmd, const char *text);
 /* --mode: octal permission bits (at most 07777); exits 2 otherwise. */
 unsigned cli_opt_mode(const char *cmd, const char *text);
-/* --owner: user name or numeric uid; exits 2 if unknown. */
+/* --owner: user name or numeric uid (cli_parse_uid); exits 2 if unknown or
+   out of range, naming the option and the value. */
 uid_t cli_opt_user(const char *cmd, const char *text);
-/* --group: group name or numeric gid; exits 2 if unknown. */
+/* --group: the same for a group name or numeric gid. */
 gid_t cli_opt_group(const char *cmd, const char *text);
 /* Seconds, fractions allowed ("1.5"), >= 0; returns milliseconds. Exits 2. */
 int cli_opt_seconds_ms(const char *cmd, const char *opt, const char *text);

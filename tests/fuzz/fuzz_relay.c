@@ -5,7 +5,8 @@
  *
  *   byte 0: bits 0-1 framing of side 0, bits 2-3 of side 1 (raw, len32,
  *           line, packet = SOCK_SEQPACKET); bit 4 UDS_FWD_NO_SPLICE; bit 5
- *           a tap; bit 6 side 0's traffic repeated 40 times (bulk: splice)
+ *           a tap; bit 6 side 0's traffic repeated 40 times (bulk: splice);
+ *           bit 7 a packet side sends an empty packet after each packet
  *   byte 1: bits 0-2 max_msg (default or 16..65536); bits 3-7 the size of
  *           the packets a packet side sends
  *   byte 2: where the rest is split: side 0's traffic, then side 1's
@@ -13,7 +14,9 @@
  * The oracle is a model of the documented behaviour, per direction: the
  * source's traffic is decoded (its framing, max_msg) into messages and
  * re-encoded for the destination (or, from a raw side, any split into
- * non-empty messages whose concatenation is the input). Traffic that
+ * non-empty messages whose concatenation is the input). An empty message
+ * is an empty packet, an empty LEN32 frame or an empty line on the other
+ * side, and nothing at all on a raw stream side. Traffic that
  * breaks a rule (bad or cut LEN32 header, a message over max_msg, a
  * newline in a message for a line side) must end the forward with
  * UDS_EFRAME or -EMSGSIZE from that source's side, after delivering a
@@ -54,6 +57,7 @@ struct expect {
     const uint8_t *src;   /* the source's traffic */
     size_t srclen;
     size_t pkt;           /* packet size of a packet source */
+    int empties;          /* a packet source: an empty packet after each */
     /* message sources: the exact bytes (or packets) the destination gets */
     uint8_t *bytes;
     size_t blen;
@@ -79,6 +83,7 @@ struct sender {
     const uint8_t *p;
     size_t len, off, pkt;
     int shut;
+    int empties, empty_next; /* an empty packet after each packet */
 };
 
 static void need(void *p)
@@ -95,8 +100,6 @@ static int expect_msg(struct expect *e, const uint8_t *m, size_t n)
     if (e->kd == K_LINE && n && memchr(m, '\n', n))
         return -1;
     if (e->kd == K_PACKET) {
-        if (n == 0)
-            return -2; /* an empty packet reads as EOF: not checkable */
         if (e->np == e->pcap) {
             e->pcap = e->pcap * 2 + 64;
             need(e->plen = realloc(e->plen, e->pcap * sizeof(size_t)));
@@ -120,31 +123,28 @@ static int expect_msg(struct expect *e, const uint8_t *m, size_t n)
     return 0;
 }
 
-/*
- * The model of one direction. Returns -2 when the input cannot be checked
- * (an empty message for a packet destination).
- */
-static int model(struct expect *e)
+/* The model of one direction. */
+static void model(struct expect *e)
 {
     if (e->ks == K_RAW) {
         if (e->kd == K_LINE && e->srclen && memchr(e->src, '\n', e->srclen))
             e->must_fail = 1;
         else if (e->kd != K_RAW && e->srclen > e->max)
             e->may_fail = 1; /* one read may be larger than max_msg */
-        return 0;
+        return;
     }
     if (e->ks == K_PACKET) {
         for (size_t off = 0; off < e->srclen; off += e->pkt) {
             size_t n = e->srclen - off < e->pkt ? e->srclen - off : e->pkt;
             int r = n > e->max ? -1 : expect_msg(e, e->src + off, n);
-            if (r == -2)
-                return -2;
+            if (r == 0 && e->empties)
+                r = expect_msg(e, e->src + off, 0);
             if (r < 0) {
                 e->must_fail = 1;
-                return 0;
+                return;
             }
         }
-        return 0;
+        return;
     }
     uds_framer f = {e->ks == K_LEN32 ? UDS_FRAME_LEN32 : UDS_FRAME_LINE, e->max};
     size_t off = 0;
@@ -153,16 +153,13 @@ static int model(struct expect *e)
         int r = uds_frame_decode(&f, e->src + off, e->srclen - off, &fr);
         if (r < 0) {
             e->must_fail = 1;
-            return 0;
+            return;
         }
         if (r == 0)
             break;
-        int m = expect_msg(e, fr.data, fr.len);
-        if (m == -2)
-            return -2;
-        if (m < 0) {
+        if (expect_msg(e, fr.data, fr.len) < 0) {
             e->must_fail = 1;
-            return 0;
+            return;
         }
         off += (size_t)r;
     }
@@ -174,12 +171,9 @@ static int model(struct expect *e)
         const uint8_t *p = e->src + off;
         size_t n = p[rest - 1] == '\r' ? rest - 1 : rest;
         int m = n > e->max ? -1 : expect_msg(e, p, n);
-        if (m == -2)
-            return -2;
         if (m < 0)
             e->must_fail = 1;
     }
-    return 0;
 }
 
 /* Checks what arrived for one direction; complete: the forward ended well. */
@@ -237,18 +231,22 @@ static void check(const struct expect *e, const struct got *g, int complete)
 /* Sends what it can; shuts the sending side once all is out. */
 static void pump_send(struct sender *s)
 {
-    while (s->off < s->len) {
+    while (s->off < s->len || s->empty_next) {
         size_t n = s->len - s->off;
         if (s->kind == K_PACKET && n > s->pkt)
             n = s->pkt;
+        if (s->empty_next)
+            n = 0;
         ssize_t w = send(s->fd, s->p + s->off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 return;
             s->off = s->len; /* the forward has gone: nothing more to send */
+            s->empty_next = 0;
             break;
         }
         s->off += (size_t)w;
+        s->empty_next = s->empties && n > 0;
     }
     if (!s->shut) {
         shutdown(s->fd, SHUT_WR);
@@ -256,7 +254,10 @@ static void pump_send(struct sender *s)
     }
 }
 
-/* Reads what is there; a packet end keeps boundaries. */
+/* Reads what is there; a packet end keeps boundaries. A packet end has
+   SO_TIMESTAMP on (set by the caller), so a message read without room for
+   control data sets MSG_CTRUNC, even an empty one, and end of stream does
+   not: how an empty packet is told from EOF. */
 static void pump_recv(int fd, int kind, struct got *g)
 {
     while (!g->eof) {
@@ -264,10 +265,15 @@ static void pump_recv(int fd, int kind, struct got *g)
             g->cap = g->cap * 2 + 65536;
             need(g->b = realloc(g->b, g->cap));
         }
-        ssize_t n = recv(fd, g->b + g->len, g->cap - g->len, MSG_DONTWAIT);
+        struct iovec iov = {g->b + g->len, g->cap - g->len};
+        struct msghdr mh;
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        if (n <= 0) {
+        if (n < 0 || (n == 0 && (kind != K_PACKET || !(mh.msg_flags & MSG_CTRUNC)))) {
             g->eof = n == 0 ? 1 : 2;
             return;
         }
@@ -356,13 +362,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct expect e[2];
     memset(e, 0, sizeof(e));
-    e[0] = (struct expect){.ks = k[0], .kd = k[1], .max = emax, .src = t0, .srclen = l0, .pkt = pkt};
+    int empties = (data[0] & 0x80) != 0;
+    e[0] = (struct expect){.ks = k[0], .kd = k[1], .max = emax, .src = t0, .srclen = l0,
+                           .pkt = pkt, .empties = empties};
     e[1] = (struct expect){.ks = k[1], .kd = k[0], .max = emax, .src = in + split,
-                           .srclen = len - split, .pkt = pkt};
-    if (model(&e[0]) == -2 || model(&e[1]) == -2) {
-        free(e[0].bytes), free(e[0].plen), free(e[1].bytes), free(e[1].plen), free(big);
-        return 0;
-    }
+                           .srclen = len - split, .pkt = pkt, .empties = empties};
+    model(&e[0]);
+    model(&e[1]);
 
     int a[2], b[2]; /* a[0]: forward side 0, a[1] the client; b[0] side 1, b[1] the target */
     if (uds_pair(k[0] == K_PACKET ? SOCK_SEQPACKET : SOCK_STREAM, 0, a) < 0 ||
@@ -370,6 +376,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     uds_set_nonblock(a[0], 1);
     uds_set_nonblock(b[0], 1);
+    int one = 1;
+    if ((k[0] == K_PACKET && setsockopt(a[1], SOL_SOCKET, SO_TIMESTAMP, &one, sizeof(one)) < 0) ||
+        (k[1] == K_PACKET && setsockopt(b[1], SOL_SOCKET, SO_TIMESTAMP, &one, sizeof(one)) < 0))
+        abort();
     static const int fm[4] = {UDS_FRAME_RAW, UDS_FRAME_LEN32, UDS_FRAME_LINE, UDS_FRAME_RAW};
     uds_fwd_opts o;
     memset(&o, 0, sizeof(o));
@@ -388,8 +398,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (uds_fwd_new(&f, loop, a[0], b[0], &o, on_done, &res) < 0)
         abort();
 
-    struct sender s0 = {a[1], k[0], t0, l0, 0, pkt, 0};
-    struct sender s1 = {b[1], k[1], in + split, len - split, 0, pkt, 0};
+    struct sender s0 = {a[1], k[0], t0, l0, 0, pkt, 0, empties && k[0] == K_PACKET, 0};
+    struct sender s1 = {b[1], k[1], in + split, len - split, 0, pkt, 0,
+                        empties && k[1] == K_PACKET, 0};
     struct got g0, g1; /* g0: what the target got (dir 0), g1: the client (dir 1) */
     memset(&g0, 0, sizeof(g0));
     memset(&g1, 0, sizeof(g1));

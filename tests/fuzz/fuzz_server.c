@@ -5,9 +5,13 @@
  * the input, in order, up to the first bad frame; and afterwards a good
  * client on a fresh connection is still served, and no fd is left open.
  * Byte 0:
- *   bit 0    framing of a stream connection: LEN32 or LINE
+ *   bit 0    framing of a stream connection: LEN32 or LINE; on a SEQPACKET
+ *            connection: an empty packet (an empty request, answered with
+ *            an empty reply) after each packet
  *   bit 1    a SEQPACKET connection instead (PACKET framing); the input is
- *            sent as packets of 1 + 16 * (bits 4-7) bytes
+ *            sent as packets of 1 + 16 * (bits 4-7) bytes. Replies are then
+ *            compared as messages (each as a LEN32 record), so an empty
+ *            reply counts, and must not be taken for the end
  *   bit 2    every fifth request is dropped (uds_req_drop): no reply, and
  *            the replies after it still come, in order
  *   bit 3    the peer goes away right after sending (replies pending,
@@ -64,22 +68,57 @@ static void echo(uds_server *s, uds_req *req, const void *msg, size_t len, void 
     uds_req_reply(req, msg, len);
 }
 
-/* Sends what the socket takes now (whole packets on a packet socket). */
-static void send_some(int fd, const uint8_t *in, size_t len, size_t *off, size_t pkt)
+/* Sends what the socket takes now (whole packets on a packet socket, and
+   an empty one after each when empties is set). */
+static void send_some(int fd, const uint8_t *in, size_t len, size_t *off, size_t pkt,
+                      int empties, int *empty_next)
 {
-    while (*off < len) {
+    while (*off < len || *empty_next) {
         size_t n = len - *off;
         if (pkt && n > pkt)
             n = pkt;
+        if (*empty_next)
+            n = 0;
         ssize_t w = send(fd, in + *off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w <= 0) {
+        if (w < 0 || (w == 0 && n > 0)) {
             if (w < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
             *off = len; /* the server has gone: nothing more to send */
+            *empty_next = 0;
             return;
         }
         *off += (size_t)w;
+        *empty_next = empties && n > 0;
     }
+}
+
+/* One read of the peer: what is there now, appended to got (a packet as a
+   LEN32 record). 1 = read something, 0 = nothing now, -1 = end of stream
+   or an error. The packet socket has SO_TIMESTAMP on, so a message read
+   without room for control data sets MSG_CTRUNC, even an empty one, and
+   end of stream does not. */
+static int read_some(int fd, int packets, uint8_t *got, size_t *glen, size_t cap)
+{
+    size_t hdr = packets ? 4 : 0;
+    if (cap - *glen < hdr + 1)
+        return -1;
+    struct iovec iov = {got + *glen + hdr, cap - *glen - hdr};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (n == 0 && !(packets && (mh.msg_flags & MSG_CTRUNC)))
+        return -1;
+    if (packets) {
+        uint8_t *h = got + *glen;
+        h[0] = (uint8_t)(n >> 24), h[1] = (uint8_t)(n >> 16), h[2] = (uint8_t)(n >> 8);
+        h[3] = (uint8_t)n;
+    }
+    *glen += hdr + (size_t)n;
+    return 1;
 }
 
 /* Which of fds 0..63 are open: a run must leave the same set behind. */
@@ -102,16 +141,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fd_snapshot(fds_before);
     int packets = (data[0] & 2) != 0, vanish = (data[0] & 8) != 0;
     size_t pkt = packets ? 1 + 16 * (size_t)(data[0] >> 4) : 0;
+    int empties = packets && (data[0] & 1);
     uds_framer f = {packets ? UDS_FRAME_PACKET : data[0] & 1 ? UDS_FRAME_LINE : UDS_FRAME_LEN32,
                     MAX_MSG};
+    uds_framer rf = {UDS_FRAME_LEN32, MAX_MSG}; /* replies of a packet connection */
     const uint8_t *in = data + 1;
     size_t len = size - 1;
     nreq = 0;
     drop_fifth = (data[0] & 4) != 0;
 
     /* expected output: the frames the codec accepts, re-encoded, without
-       the dropped ones */
-    uint8_t *want = malloc(len * 2 + 16);
+       the dropped ones (a packet connection's as LEN32 records, empty
+       requests answered with empty replies) */
+    size_t wcap = len * 9 + 16;
+    uint8_t *want = malloc(wcap);
     size_t wlen = 0, off = 0;
     for (unsigned k = 1;; k++) {
         uds_frame fr;
@@ -121,8 +164,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int r = uds_frame_decode(&f, in + off, n, &fr);
         if (r <= 0)
             break;
-        if (!(drop_fifth && k % 5 == 0)) {
-            ssize_t e = uds_frame_encode(&f, fr.data, fr.len, want + wlen, len * 2 + 16 - wlen);
+        for (int e2 = 0; e2 <= empties; e2++) {
+            if (e2)
+                k++, fr.len = 0; /* the empty request after the packet */
+            if (drop_fifth && k % 5 == 0)
+                continue;
+            ssize_t e = uds_frame_encode(packets ? &rf : &f, fr.data, fr.len, want + wlen,
+                                         wcap - wlen);
             if (e < 0)
                 abort();
             wlen += (size_t)e;
@@ -146,10 +194,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
        (EOF on our side) */
     uint8_t *got = malloc(wlen + 65536);
     size_t glen = 0, sent = 0;
-    int shut = 0;
+    int shut = 0, empty_next = 0;
+    if (packets) {
+        int one = 1;
+        if (setsockopt(p[1], SOL_SOCKET, SO_TIMESTAMP, &one, sizeof(one)) < 0)
+            abort();
+    }
     for (int round = 0; round < 200000; round++) {
-        send_some(p[1], in, len, &sent, pkt);
-        if (sent == len && !shut) {
+        send_some(p[1], in, len, &sent, pkt, empties, &empty_next);
+        if (sent == len && !empty_next && !shut) {
             shutdown(p[1], SHUT_WR);
             shut = 1;
             if (vanish) {
@@ -165,12 +218,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             continue;
         }
-        ssize_t n = recv(p[1], got + glen, wlen + 65536 - glen, MSG_DONTWAIT);
-        if (n == 0 && shut)
-            break;
-        if (n > 0)
-            glen += (size_t)n;
-        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+        int n;
+        while ((n = read_some(p[1], packets, got, &glen, wlen + 65536)) > 0)
+            ;
+        if (n < 0 && shut)
             break;
     }
     uds_server_stats st;

@@ -226,6 +226,60 @@ static void test_two_sockets(void **state)
     free(dir);
 }
 
+/*
+ * One unit, two sockets, one name: systemd names every socket of a unit
+ * after the unit ("x.socket:x.socket"). Asking for the datagram one must
+ * find fd 4, not fail on fd 3 (it returned -EPROTOTYPE).
+ */
+static void child_same_name(const char *dir)
+{
+    uds_addr sa, da;
+    uds_listener ls, ld;
+    uds_listen_opts dopt = {.type = UDS_DGRAM};
+    uds_listen_opts sopt = {0};
+    CHILD_CHECK(uds_addr_parse(&sa, tu_path(dir, "s.sock")) == 0);
+    CHILD_CHECK(uds_addr_parse(&da, tu_path(dir, "d.sock")) == 0);
+    free_low_fds(10);
+    CHILD_CHECK(uds_listen(&ls, &sa, &sopt) == 0);
+    CHILD_CHECK(uds_listen(&ld, &da, &dopt) == 0);
+    int s = fcntl(ls.fd, F_DUPFD, 20), d = fcntl(ld.fd, F_DUPFD, 20);
+    CHILD_CHECK(s >= 20 && d >= 20);
+    close(ls.fd);
+    close(ld.fd);
+    place_fd(s, 3);
+    place_fd(d, 4);
+    set_pid_env(getpid());
+    setenv("LISTEN_FDS", "2", 1);
+    setenv("LISTEN_FDNAMES", "x.socket:x.socket", 1);
+    uds_activation a;
+    CHILD_CHECK(uds_activation_get(&a, UDS_ACT_UNSET_ENV) == 2);
+    CHILD_CHECK(uds_activation_fd(&a, "x.socket", UDS_DGRAM, AF_UNIX) == 4);
+    CHILD_CHECK(uds_activation_fd(&a, "x.socket", UDS_STREAM, AF_UNIX) == 3);
+    CHILD_CHECK(uds_activation_fd(&a, "x.socket", 0, 0) == 3);
+    CHILD_CHECK(uds_activation_fd(&a, NULL, UDS_DGRAM, 0) == 4);
+    /* none of that name matches: the first one's mismatch */
+    CHILD_CHECK(uds_activation_fd(&a, "x.socket", UDS_SEQPACKET, 0) == -EPROTOTYPE);
+    CHILD_CHECK(uds_activation_fd(&a, "x.socket", UDS_STREAM, AF_INET) == -EAFNOSUPPORT);
+    CHILD_CHECK(uds_activation_fd(&a, "y.socket", 0, 0) == -ENOENT);
+    uds_listener dl;
+    CHILD_CHECK(uds_activation_listener(&a, &dl, "x.socket", UDS_DGRAM) == 0);
+    CHILD_CHECK(dl.fd == 4 && dl.type == UDS_DGRAM);
+    uds_listener_close(&dl);
+    close(3);
+    uds_activation_free(&a);
+}
+
+static void test_same_name(void **state)
+{
+    (void)state;
+    clear_env();
+    char *dir = tu_tmpdir();
+    assert_non_null(dir);
+    run_child(child_same_name, dir);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 /* Without LISTEN_FDNAMES every fd is "unknown"; a name count mismatch and a
    closed fd are refused. */
 static void child_names_and_bad_fd(const char *dir)
@@ -432,6 +486,31 @@ static void test_notify_abstract(void **state)
     clear_env();
 }
 
+/* An abstract name may fill all 107 bytes after its leading NUL (the '@'
+   of NOTIFY_SOCKET): such a manager socket is reachable (it was refused
+   with -ENAMETOOLONG); one byte more cannot be. */
+static void test_notify_abstract_full(void **state)
+{
+    (void)state;
+    clear_env();
+    char name[110];
+    memset(name, 'n', sizeof(name));
+    int k = snprintf(name, sizeof(name), "@udsock-test-notify-%ld-%llu-", (long)getpid(),
+                     (unsigned long long)tu_now_ms());
+    name[k] = 'n'; /* snprintf's NUL: padded on to the full length */
+    name[108] = '\0';  /* '@' + 107 */
+    int m = manager_socket(name);
+    setenv("NOTIFY_SOCKET", name, 1);
+    assert_int_equal(uds_notify_ready(), 1);
+    expect_notification(m, "READY=1");
+    name[108] = 'n';
+    name[109] = '\0'; /* '@' + 108: does not fit */
+    setenv("NOTIFY_SOCKET", name, 1);
+    assert_int_equal(uds_notify_ready(), -ENAMETOOLONG);
+    close(m);
+    clear_env();
+}
+
 static void test_ready_fd(void **state)
 {
     (void)state;
@@ -466,11 +545,13 @@ int main(void)
         cmocka_unit_test(test_wrong_pid_ignored),
         cmocka_unit_test(test_malformed_env),
         cmocka_unit_test(test_two_sockets),
+        cmocka_unit_test(test_same_name),
         cmocka_unit_test(test_names_and_bad_fd),
         cmocka_unit_test(test_socket_check),
         cmocka_unit_test(test_notify_path),
         cmocka_unit_test(test_notify_full),
         cmocka_unit_test(test_notify_abstract),
+        cmocka_unit_test(test_notify_abstract_full),
         cmocka_unit_test(test_ready_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -186,6 +186,26 @@ static void test_packet(void **state)
     assert_int_equal(uds_frame_encode(&f, "ab", 2, out, sizeof(out)), 2);
 }
 
+/* An empty packet is an empty message (it was -EINVAL, which a caller
+   that closes on codec errors took for a bad peer). */
+static void test_packet_empty(void **state)
+{
+    (void)state;
+    uds_framer f = {UDS_FRAME_PACKET, 4};
+    uds_frame fr;
+    const char b[1] = {'x'};
+    fr.len = 99;
+    fr.need = 99;
+    assert_int_equal(uds_frame_decode(&f, b, 0, &fr), 0);
+    assert_ptr_equal(fr.data, b);
+    assert_int_equal(fr.len, 0);
+    assert_int_equal(fr.need, 0);
+    assert_int_equal(uds_frame_decode(&f, NULL, 0, &fr), 0);
+    assert_int_equal(fr.len, 0);
+    char out[1];
+    assert_int_equal(uds_frame_encode(&f, NULL, 0, out, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_len32_limits),
         cmocka_unit_test(test_line_limits),
         cmocka_unit_test(test_packet),
+        cmocka_unit_test(test_packet_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
