@@ -215,6 +215,8 @@ typedef struct dpeer {
 } dpeer;
 
 #define DG_SLOTS 64
+#define UID_SHARES 256
+#define BENCH_MEM_PER_UID (BENCH_MEM_BUDGET / 2)
 
 struct bsrv {
     cli_svc svc;
@@ -222,6 +224,10 @@ struct bsrv {
     uds_acceptor *acc;
     int tcp, seqpacket, stopping;
     size_t mem;             /* message buffer bytes charged */
+    struct {
+        uid_t uid;
+        size_t bytes;       /* 0: a free entry */
+    } shares[UID_SHARES];
     unsigned threads, rr;
     bconn *conns;
     bhold *holds;
@@ -266,13 +272,52 @@ static int ack_send(int fd, int status, uint64_t limit, const char *why)
     return send(fd, &a, sizeof(a), MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(a);
 }
 
-/* Charges n bytes to the budget (fork mode has none). 1 ok, 0 over it. */
-static int mem_take(bsrv *s, size_t n)
+/*
+ * Charges n bytes of message buffers to the budget: all sessions together
+ * at most BENCH_MEM_BUDGET, one user's (a unix uid; TCP peers share one
+ * share) at most half of it, so another user is still served. Fork mode
+ * has none. 0 ok, else the reason (static text).
+ */
+static const char *mem_take(bsrv *s, uid_t uid, size_t n)
 {
-    if (!s->o->private_addr && (n > BENCH_MEM_BUDGET || s->mem > BENCH_MEM_BUDGET - n))
-        return 0;
+    if (s->o->private_addr) {
+        s->mem += n;
+        return NULL;
+    }
+    if (n > BENCH_MEM_BUDGET || s->mem > BENCH_MEM_BUDGET - n)
+        return "busy: message memory budget spent";
+    int free_i = -1;
+    for (int i = 0; i < UID_SHARES; i++) {
+        if (s->shares[i].bytes && s->shares[i].uid == uid) {
+            if (s->shares[i].bytes + n > BENCH_MEM_PER_UID)
+                return "busy: this user's memory share is spent";
+            s->shares[i].bytes += n;
+            s->mem += n;
+            return NULL;
+        }
+        if (!s->shares[i].bytes && free_i < 0)
+            free_i = i;
+    }
+    if (n > BENCH_MEM_PER_UID)
+        return "busy: this user's memory share is spent";
+    if (free_i < 0)
+        return "busy: too many users";
+    s->shares[free_i].uid = uid;
+    s->shares[free_i].bytes = n;
     s->mem += n;
-    return 1;
+    return NULL;
+}
+
+static void mem_give(bsrv *s, uid_t uid, size_t n)
+{
+    if (!n)
+        return;
+    s->mem -= n;
+    for (int i = 0; i < UID_SHARES; i++)
+        if (s->shares[i].bytes && s->shares[i].uid == uid) {
+            s->shares[i].bytes -= n;
+            return;
+        }
 }
 
 static uint64_t spin_of(const bsrv *s, const bench_hello *h)
@@ -342,7 +387,7 @@ static void conn_close(bconn *c, int linger0)
     }
     if (c->state == ST_RR)
         s->rr--;
-    s->mem -= c->charged;
+    mem_give(s, c->uid, c->charged);
     c->charged = 0;
     if (c->slot)
         uds_acceptor_release(s->acc, c->uid);
@@ -452,7 +497,7 @@ static void job_done(uds_loop *loop, void *arg)
         j->next->prev = j->prev;
     pthread_mutex_unlock(&s->jobs_mu);
     s->threads--;
-    s->mem -= j->charged;
+    mem_give(s, j->uid, j->charged);
     uds_acceptor_release(s->acc, j->uid);
     pthread_mutex_destroy(&j->mu);
     free(j);
@@ -697,8 +742,9 @@ static void hello_done(bconn *c)
         }
         size_t need = h->mode == BM_PINGPONG ? (h->size ? h->size : 1)
                                              : (h->size > 262144 ? h->size : 262144);
-        if (!mem_take(s, need))
-            return refuse(c, ENOBUFS, BENCH_MEM_BUDGET, "busy: message memory budget spent");
+        const char *no = mem_take(s, c->uid, need);
+        if (no)
+            return refuse(c, ENOBUFS, BENCH_MEM_BUDGET, no);
         c->charged = need;
         if (!ack_send(c->fd, 0, 0, NULL)) {
             conn_close(c, 0);
@@ -725,8 +771,9 @@ static void hello_done(bconn *c)
             cap = 4096;
         if (cap < size)
             cap = size;
-        if (!mem_take(s, 2 * cap))
-            return refuse(c, ENOBUFS, BENCH_MEM_BUDGET, "busy: message memory budget spent");
+        const char *no = mem_take(s, c->uid, 2 * cap);
+        if (no)
+            return refuse(c, ENOBUFS, BENCH_MEM_BUDGET, no);
         c->charged = 2 * cap;
         c->in = malloc(cap);
         c->out = malloc(cap);
@@ -754,7 +801,7 @@ static void hello_done(bconn *c)
             conn_close(c, 0);
             return;
         }
-        if (!h->size || !mem_take(s, h->size)) {
+        if (!h->size || mem_take(s, c->uid, h->size)) {
             conn_close(c, 1);
             return;
         }
