@@ -931,16 +931,18 @@ static void on_accept(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
     uds_set_bufsizes(fd, s->o->sndbuf, s->o->rcvbuf);
     if (s->tcp)
         bench_nodelay(fd);
-    if (uds_loop_watch(s->svc.loop, fd, UDS_EV_READ, conn_io, c) < 0) {
-        close(fd);
-        uds_acceptor_release(a, p->cred.uid);
-        free(c);
-        return;
-    }
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
+    /* the hello (or the EOF of a plain connect) is usually there already:
+       taking it now saves the watch, a wakeup and the unwatch per
+       connection, which is what `connect` measures */
+    hello_io(c);
+    if (c->closed || c->state == ST_REQ_WRITE) /* done, handed on, or watched for output */
+        return;
+    if (uds_loop_watch(s->svc.loop, c->fd, UDS_EV_READ, conn_io, c) < 0)
+        conn_close(c, 0);
 }
 
 /* TCP (and UDP): the kernel names no user, so by default only the loopback. */

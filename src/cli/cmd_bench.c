@@ -980,6 +980,7 @@ static int run_forked(const bench_opts *o, const char *transport)
         so.rcvbuf = o->rcvbuf;
         so.private_addr = 1;
         so.access = o->rules.rules;
+        l.owns_path = 0; /* the parent removes the file, not us */
         if (o->lib) {
             bench_lib_serve(&l, &so, maxsize > UDS_FRAME_DEFAULT_MAX ? maxsize : 0, 0);
             _exit(1);

@@ -84,7 +84,7 @@ def main():
         forever()
     elif cmd == "hold":
         s = conn(a)
-        s.sendall(hello(HOLD, 0, clients=int(sys.argv[3]), batch=0x1234, flags=0x5678))
+        s.sendall(hello(HOLD, 0, clients=int(sys.argv[3])))  # no token: an old server checks batch <= 1024
         say("ready")
         say("answer", *answer(s, 5))
         forever()
