@@ -210,7 +210,7 @@ typedef struct dpeer {
     int used;
     struct sockaddr_storage ss;
     socklen_t sl;
-    uint32_t mode, size;
+    uint32_t mode, size, batch;
     uint64_t count, t0, last_ms;
 } dpeer;
 
@@ -982,17 +982,31 @@ static int dpeer_find(bsrv *s, const struct sockaddr_storage *ss, socklen_t sl)
     return -1;
 }
 
-/* Slot size for recvmmsg: the largest datagram a session announced. */
+/*
+ * recvmmsg slots: as large as the largest datagram a session announced, as
+ * many as the largest batch a dgram session asked for (1 while there are
+ * only pingpong sessions: one recvmsg per round trip, as a blocking server
+ * would do).
+ */
 static void dslots_update(bsrv *s)
 {
     size_t m = 4096;
-    for (unsigned i = 0; i < BENCH_DGRAM_PEERS; i++)
-        if (s->peers[i].used && s->peers[i].size > m)
-            m = s->peers[i].size;
+    unsigned b = 1;
+    for (unsigned i = 0; i < BENCH_DGRAM_PEERS; i++) {
+        const dpeer *d = &s->peers[i];
+        if (!d->used)
+            continue;
+        if (d->size > m)
+            m = d->size;
+        if (d->mode == BM_DGRAM && d->batch > b)
+            b = d->batch;
+    }
     if (m > BENCH_DGRAM_MAX)
         m = BENCH_DGRAM_MAX;
     s->dslot = m;
     s->dslots = (unsigned)(BENCH_DGRAM_MAX / m);
+    if (s->dslots > b)
+        s->dslots = b;
     if (s->dslots > DG_SLOTS)
         s->dslots = DG_SLOTS;
     if (s->dslots < 1)
@@ -1082,6 +1096,7 @@ static void dgram_hello(bsrv *s, const bench_hello *h, const struct sockaddr_sto
     d->sl = sl;
     d->mode = h->mode;
     d->size = h->size;
+    d->batch = h->batch;
     d->last_ms = uds_loop_now(s->svc.loop);
     s->last_peer = i;
     dslots_update(s);
@@ -1115,7 +1130,14 @@ static void dgram_io(uds_loop *loop, int fd, unsigned ev, void *arg)
             mm[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
         }
     }
-    int k = recvmmsg(fd, mm, n, MSG_DONTWAIT, NULL);
+    int k;
+    if (n == 1) {
+        ssize_t r = recvmsg(fd, &mm[0].msg_hdr, MSG_DONTWAIT);
+        mm[0].msg_len = r < 0 ? 0 : (unsigned)r;
+        k = r < 0 ? -1 : 1;
+    } else {
+        k = recvmmsg(fd, mm, n, MSG_DONTWAIT, NULL);
+    }
     if (k <= 0)
         return;
     uint64_t now = uds_loop_now(loop);
