@@ -1105,6 +1105,13 @@ static void dgram_hello(bsrv *s, const bench_hello *h, const struct sockaddr_sto
     dsend(s, &a, sizeof(a), ss, sl); /* the client starts once we listen for it */
 }
 
+/*
+ * Reads what is queued, in rounds of up to dslots datagrams: while only
+ * dgram sessions' datagrams come (counted, never answered) it goes on until
+ * the queue is empty, up to 64 rounds, as a blocking reader would; after
+ * an answered one (a pingpong echo, a hello) it returns to the loop, so a
+ * round trip costs one read.
+ */
 static void dgram_io(uds_loop *loop, int fd, unsigned ev, void *arg)
 {
     (void)ev;
@@ -1116,67 +1123,75 @@ static void dgram_io(uds_loop *loop, int fd, unsigned ev, void *arg)
         char buf[CMSG_SPACE(sizeof(struct ucred))];
         struct cmsghdr align;
     } ctl[DG_SLOTS];
-    unsigned n = s->dslots;
-    for (unsigned i = 0; i < n; i++) {
-        iov[i].iov_base = s->dbuf + (size_t)i * s->dslot;
-        iov[i].iov_len = s->dslot;
-        memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
-        mm[i].msg_hdr.msg_iov = &iov[i];
-        mm[i].msg_hdr.msg_iovlen = 1;
-        mm[i].msg_hdr.msg_name = &names[i];
-        mm[i].msg_hdr.msg_namelen = sizeof(names[i]);
-        if (!s->udp) {
-            mm[i].msg_hdr.msg_control = ctl[i].buf;
-            mm[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
-        }
-    }
-    int k;
-    if (n == 1) {
-        ssize_t r = recvmsg(fd, &mm[0].msg_hdr, MSG_DONTWAIT);
-        mm[0].msg_len = r < 0 ? 0 : (unsigned)r;
-        k = r < 0 ? -1 : 1;
-    } else {
-        k = recvmmsg(fd, mm, n, MSG_DONTWAIT, NULL);
-    }
-    if (k <= 0)
-        return;
-    uint64_t now = uds_loop_now(loop);
-    s->activity++;
-    for (int i = 0; i < k; i++) {
-        struct msghdr *m = &mm[i].msg_hdr;
-        const struct sockaddr_storage *ss = &names[i];
-        socklen_t sl = m->msg_namelen;
-        size_t len = mm[i].msg_len;
-        bench_hello h;
-        if (len == sizeof(h) && !(m->msg_flags & MSG_TRUNC)) {
-            memcpy(&h, iov[i].iov_base, sizeof(h));
-            if (h.magic == BENCH_MAGIC) {
-                uds_cred cred, *cp = NULL;
-                for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm))
-                    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS) {
-                        struct ucred uc;
-                        memcpy(&uc, CMSG_DATA(cm), sizeof(uc));
-                        cred.pid = uc.pid;
-                        cred.uid = uc.uid;
-                        cred.gid = uc.gid;
-                        cp = &cred;
-                    }
-                dgram_hello(s, &h, ss, sl, cp);
-                continue;
+    for (int round = 0; round < 64; round++) {
+        unsigned n = s->dslots;
+        for (unsigned i = 0; i < n; i++) {
+            iov[i].iov_base = s->dbuf + (size_t)i * s->dslot;
+            iov[i].iov_len = s->dslot;
+            memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
+            mm[i].msg_hdr.msg_iov = &iov[i];
+            mm[i].msg_hdr.msg_iovlen = 1;
+            mm[i].msg_hdr.msg_name = &names[i];
+            mm[i].msg_hdr.msg_namelen = sizeof(names[i]);
+            if (!s->udp) {
+                mm[i].msg_hdr.msg_control = ctl[i].buf;
+                mm[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
             }
         }
-        int p = dpeer_find(s, ss, sl);
-        if (p < 0)
-            continue; /* no session: dropped */
-        dpeer *d = &s->peers[p];
-        d->last_ms = now;
-        if (d->mode == BM_DGRAM) {
-            if (!d->t0)
-                d->t0 = bench_now_ns();
-            d->count++;
-        } else if (!(m->msg_flags & MSG_TRUNC)) {
-            dsend(s, iov[i].iov_base, len, ss, sl);
+        int k;
+        if (n == 1) {
+            ssize_t r = recvmsg(fd, &mm[0].msg_hdr, MSG_DONTWAIT);
+            mm[0].msg_len = r < 0 ? 0 : (unsigned)r;
+            k = r < 0 ? -1 : 1;
+        } else {
+            k = recvmmsg(fd, mm, n, MSG_DONTWAIT, NULL);
         }
+        if (k <= 0)
+            return;
+        uint64_t now = uds_loop_now(loop);
+        int answered = 0;
+        s->activity++;
+        for (int i = 0; i < k; i++) {
+            struct msghdr *m = &mm[i].msg_hdr;
+            const struct sockaddr_storage *ss = &names[i];
+            socklen_t sl = m->msg_namelen;
+            size_t len = mm[i].msg_len;
+            bench_hello h;
+            if (len == sizeof(h) && !(m->msg_flags & MSG_TRUNC)) {
+                memcpy(&h, iov[i].iov_base, sizeof(h));
+                if (h.magic == BENCH_MAGIC) {
+                    uds_cred cred, *cp = NULL;
+                    for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm))
+                        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS) {
+                            struct ucred uc;
+                            memcpy(&uc, CMSG_DATA(cm), sizeof(uc));
+                            cred.pid = uc.pid;
+                            cred.uid = uc.uid;
+                            cred.gid = uc.gid;
+                            cp = &cred;
+                        }
+                    dgram_hello(s, &h, ss, sl, cp);
+                    answered = 1;
+                    continue;
+                }
+            }
+            int p = dpeer_find(s, ss, sl);
+            if (p < 0)
+                continue; /* no session: dropped */
+            dpeer *d = &s->peers[p];
+            d->last_ms = now;
+            if (d->mode == BM_DGRAM) {
+                if (!d->t0)
+                    d->t0 = bench_now_ns();
+                d->count++;
+            } else {
+                if (!(m->msg_flags & MSG_TRUNC))
+                    dsend(s, iov[i].iov_base, len, ss, sl);
+                answered = 1;
+            }
+        }
+        if (answered || (n > 1 && (unsigned)k < n))
+            return; /* answered, or the queue is empty */
     }
 }
 
