@@ -50,13 +50,15 @@ enum bench_mode {
 #define BENCH_MEM_BUDGET (256u << 20) /* message buffers of all sessions together */
 #define BENCH_MAX_THREADS 32u     /* pingpong/stream sessions at once */
 #define BENCH_MAX_RR 1024u        /* rr connections at once */
-#define BENCH_MAX_CONNS 16384u    /* connections held at once, all kinds */
+#define BENCH_MAX_CONNS 24576u    /* connections held at once, all kinds */
+#define BENCH_MAX_CONNS_PER_UID 12288u /* ... by one unix uid */
 #define BENCH_HOLD_MAX 10000u     /* clients of one hold session */
 #define BENCH_CONNECT_MAX (1u << 20) /* connect --size */
 #define BENCH_DGRAM_MAX (4u << 20) /* datagram size */
 #define BENCH_DGRAM_PEERS 256u    /* datagram sessions at once */
 #define BENCH_MAX_SPIN_US 10000u  /* a hello's spin is cut to this */
 #define BENCH_LIB_MAX_CONNS 64u   /* rr --server (library server): connections */
+#define BENCH_LIB_MAX_CONNS_PER_UID 32u /* ... of one unix uid */
 #define BENCH_LIB_MAX_MSG (1u << 20) /* rr --server: largest request */
 #define BENCH_LIB_OUT_CAP (2u << 20) /* rr --server: queued replies per connection */
 

@@ -83,6 +83,7 @@ int bench_lib_serve(uds_listener *l, const bench_srv_opts *o, size_t max_msg,
     memset(&so, 0, sizeof(so));
     so.max_msg = max_msg;
     so.max_conns = max_conns;
+    so.max_conns_per_uid = max_conns / 2; /* room for another user */
     if (!o->private_addr)
         so.out_cap = BENCH_LIB_OUT_CAP > 2 * max_msg ? BENCH_LIB_OUT_CAP : 2 * max_msg + 65536;
     so.idle_timeout_ms = BENCH_IDLE_MS;

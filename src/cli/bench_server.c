@@ -1327,6 +1327,7 @@ int bench_serve(uds_listener *l, const bench_srv_opts *o)
         uds_acceptor_opts ao;
         memset(&ao, 0, sizeof(ao));
         ao.max_conns = BENCH_MAX_CONNS;
+        ao.max_conns_per_uid = o->private_addr ? 0 : BENCH_MAX_CONNS_PER_UID;
         ao.access = s->tcp ? NULL : o->access;
         ao.admit = admit_tcp;
         ao.admit_arg = s;

@@ -117,12 +117,18 @@ def main():
     elif cmd == "bigframe":
         k, size = int(sys.argv[3]), int(sys.argv[4])
         ss = []
+        refused = 0
         for _ in range(k):
-            s = conn(a)
-            s.sendall(struct.pack(">I", size))
+            try:
+                s = conn(a)
+                s.sendall(struct.pack(">I", size))
+            except OSError:
+                refused += 1  # over a limit: closed by the server
+                continue
             s.setblocking(False)
             ss.append(s)
         say("ready")
+        say("refused %d" % refused)
         chunk = b"\0" * 65536
         while True:
             _, w, _ = select.select([], ss, [], 1)

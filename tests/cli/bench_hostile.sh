@@ -15,7 +15,9 @@
 #   5. silent connections                  (was: 10 s each, one by one);
 #      the server must end them itself (hello deadline, 5 s)
 #   6. 64 MiB frames from 8 connections to `bench rr --server` (was: 2 MB
-#      -> 526 MB): VmRSS stays under RSS_MAX; and 64 MiB pingpong hellos
+#      -> 526 MB): VmRSS stays under RSS_MAX; 40 connections of 1 MiB
+#      frames (more than one user may hold): under RSS_LIB, and another
+#      user is still served; and 64 MiB pingpong hellos
 #      to the core server stop at that user's half of the memory budget,
 #      with the reason told
 #   7. by default (no --allow-uid) another user is refused, and an
@@ -37,8 +39,9 @@ HP="$(cd "$(dirname "$0")" && pwd)/bench_hostile.py"
 AS=(setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" "$HP")
 LIM=8000        # ms for an innocent client (a silent peer cost 10 s each before)
 RSS_MAX=65536   # KiB: the library server under 8 x 64 MiB frames
+RSS_LIB=204800  # KiB: 64 connections x (1 MiB in + 2 MiB out) + the process (docs/udsock.1)
 if is_asan; then
-    LIM=20000 RSS_MAX=262144
+    LIM=20000 RSS_MAX=262144 RSS_LIB=524288
 fi
 # the option exists only where other users are refused by default
 ALLOW=()
@@ -163,6 +166,20 @@ start_attacker big bigframe "$L" 8 $((64 << 20)) && {
     [ "$r" -gt "$peak" ] && peak=$r
     echo "6-lib-64MiB: library server VmRSS $r0 KiB before, peak $peak KiB (bound $RSS_MAX KiB)"
     [ "$peak" -le "$RSS_MAX" ] || bad 6-lib-64MiB "VmRSS $peak KiB > $RSS_MAX KiB"
+    stop_pid "$APID"
+}
+# 6c. more connections of 1 MiB frames than one user may hold (32 of 64):
+# the memory stays within the stated bound and another user is served
+start_attacker big2 bigframe "$L" 40 $((1000 << 10)) && {
+    peak=0
+    for ((i = 0; i < 30; i++)); do
+        r=$(rss_kb "$LP")
+        [ "$r" -gt "$peak" ] && peak=$r
+        sleep 0.1
+    done
+    innocent 6-lib-1MiB-x40 "$U" bench rr --client "$L" -n 500
+    echo "6-lib-1MiB-x40: library server VmRSS peak $peak KiB (bound $RSS_LIB KiB)"
+    [ "$peak" -le "$RSS_LIB" ] || bad 6-lib-1MiB-x40 "VmRSS $peak KiB > $RSS_LIB KiB"
     stop_pid "$APID"
 }
 kill -0 "$LP" 2>/dev/null || bad server "the library server died: $(cat "$T/lsrv.err")"
