@@ -31,6 +31,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,7 @@ typedef struct dpeer {
     struct sockaddr_storage ss;
     socklen_t sl;
     uint32_t mode, size, batch;
+    uid_t uid;
     uint64_t count, t0, last_ms;
 } dpeer;
 
@@ -224,9 +226,10 @@ struct bsrv {
     uds_acceptor *acc;
     int tcp, seqpacket, stopping;
     size_t mem;             /* message buffer bytes charged */
-    struct {
+    struct share {
         uid_t uid;
-        size_t bytes;       /* 0: a free entry */
+        size_t bytes;       /* message buffers */
+        unsigned threads, rr, dgram; /* sessions; all 0: a free entry */
     } shares[UID_SHARES];
     unsigned threads, rr;
     bconn *conns;
@@ -273,10 +276,32 @@ static int ack_send(int fd, int status, uint64_t limit, const char *why)
 }
 
 /*
- * Charges n bytes of message buffers to the budget: all sessions together
- * at most BENCH_MEM_BUDGET, one user's (a unix uid; TCP peers share one
- * share) at most half of it, so another user is still served. Fork mode
- * has none. 0 ok, else the reason (static text).
+ * What one user holds (a unix uid; all TCP/UDP peers share one entry): at
+ * most half of each limit, so another user is still served. create: make
+ * the entry if there is none (NULL when the table is full).
+ */
+static struct share *share_of(bsrv *s, uid_t uid, int create)
+{
+    struct share *free_e = NULL;
+    for (int i = 0; i < UID_SHARES; i++) {
+        struct share *e = &s->shares[i];
+        int used = e->bytes || e->threads || e->rr || e->dgram;
+        if (used && e->uid == uid)
+            return e;
+        if (!used && !free_e)
+            free_e = e;
+    }
+    if (!create || !free_e)
+        return NULL;
+    memset(free_e, 0, sizeof(*free_e));
+    free_e->uid = uid;
+    return free_e;
+}
+
+/*
+ * Charges n bytes of message buffers: all sessions together at most
+ * BENCH_MEM_BUDGET, one user at most half of it. Fork mode has no budget.
+ * NULL ok, else the reason (static text).
  */
 static const char *mem_take(bsrv *s, uid_t uid, size_t n)
 {
@@ -286,24 +311,12 @@ static const char *mem_take(bsrv *s, uid_t uid, size_t n)
     }
     if (n > BENCH_MEM_BUDGET || s->mem > BENCH_MEM_BUDGET - n)
         return "busy: message memory budget spent";
-    int free_i = -1;
-    for (int i = 0; i < UID_SHARES; i++) {
-        if (s->shares[i].bytes && s->shares[i].uid == uid) {
-            if (s->shares[i].bytes + n > BENCH_MEM_PER_UID)
-                return "busy: this user's memory share is spent";
-            s->shares[i].bytes += n;
-            s->mem += n;
-            return NULL;
-        }
-        if (!s->shares[i].bytes && free_i < 0)
-            free_i = i;
-    }
-    if (n > BENCH_MEM_PER_UID)
-        return "busy: this user's memory share is spent";
-    if (free_i < 0)
+    struct share *e = share_of(s, uid, 1);
+    if (!e)
         return "busy: too many users";
-    s->shares[free_i].uid = uid;
-    s->shares[free_i].bytes = n;
+    if (n > BENCH_MEM_PER_UID || e->bytes > BENCH_MEM_PER_UID - n)
+        return "busy: this user's memory share is spent";
+    e->bytes += n;
     s->mem += n;
     return NULL;
 }
@@ -313,11 +326,31 @@ static void mem_give(bsrv *s, uid_t uid, size_t n)
     if (!n)
         return;
     s->mem -= n;
-    for (int i = 0; i < UID_SHARES; i++)
-        if (s->shares[i].bytes && s->shares[i].uid == uid) {
-            s->shares[i].bytes -= n;
-            return;
-        }
+    struct share *e = share_of(s, uid, 0);
+    if (e && e->bytes >= n)
+        e->bytes -= n;
+}
+
+/* One more session of a kind for uid, within the limit and half of it per
+   user (fork mode: none). 1 taken, 0 refused. */
+static int count_take(bsrv *s, uid_t uid, size_t field, unsigned total, unsigned limit)
+{
+    struct share *e = share_of(s, uid, 1);
+    if (!e)
+        return 0;
+    unsigned *n = (unsigned *)((char *)e + field);
+    if (!s->o->private_addr && (total >= limit || *n >= limit / 2))
+        return 0;
+    (*n)++;
+    return 1;
+}
+
+static void count_give(bsrv *s, uid_t uid, size_t field)
+{
+    struct share *e = share_of(s, uid, 0);
+    unsigned *n = e ? (unsigned *)((char *)e + field) : NULL;
+    if (n && *n)
+        (*n)--;
 }
 
 static uint64_t spin_of(const bsrv *s, const bench_hello *h)
@@ -385,8 +418,10 @@ static void conn_close(bconn *c, int linger0)
         close(c->fd);
         c->fd = -1;
     }
-    if (c->state == ST_RR)
+    if (c->state == ST_RR) {
         s->rr--;
+        count_give(s, c->uid, offsetof(struct share, rr));
+    }
     mem_give(s, c->uid, c->charged);
     c->charged = 0;
     if (c->slot)
@@ -497,6 +532,7 @@ static void job_done(uds_loop *loop, void *arg)
         j->next->prev = j->prev;
     pthread_mutex_unlock(&s->jobs_mu);
     s->threads--;
+    count_give(s, j->uid, offsetof(struct share, threads));
     mem_give(s, j->uid, j->charged);
     uds_acceptor_release(s->acc, j->uid);
     pthread_mutex_destroy(&j->mu);
@@ -736,32 +772,35 @@ static void hello_done(bconn *c)
     switch (h->mode) {
     case BM_PINGPONG:
     case BM_STREAM: {
-        if (!priv && s->threads >= BENCH_MAX_THREADS) {
-            snprintf(why, sizeof(why), "busy: %u sessions running", BENCH_MAX_THREADS);
+        const size_t tf = offsetof(struct share, threads);
+        if (!count_take(s, c->uid, tf, s->threads, BENCH_MAX_THREADS)) {
+            snprintf(why, sizeof(why), "busy: sessions (%u, half per user)", BENCH_MAX_THREADS);
             return refuse(c, EBUSY, BENCH_MAX_THREADS, why);
         }
         size_t need = h->mode == BM_PINGPONG ? (h->size ? h->size : 1)
                                              : (h->size > 262144 ? h->size : 262144);
         const char *no = mem_take(s, c->uid, need);
-        if (no)
+        if (no) {
+            count_give(s, c->uid, tf);
             return refuse(c, ENOBUFS, BENCH_MEM_BUDGET, no);
-        c->charged = need;
-        if (!ack_send(c->fd, 0, 0, NULL)) {
-            conn_close(c, 0);
-            return;
         }
-        if (job_start(c, spin_of(s, h)) < 0)
+        c->charged = need;
+        if (!ack_send(c->fd, 0, 0, NULL) || job_start(c, spin_of(s, h)) < 0) {
+            count_give(s, c->uid, tf);
             conn_close(c, 0);
-        return;
+        }
+        return; /* job_done gives the count back */
     }
     case BM_RR: {
         size_t size = h->size ? h->size : 1;
         if (h->pipeline > 65536)
             return refuse(c, EINVAL, 65536, "pipeline over the limit of 65536");
-        if (!priv && s->rr >= BENCH_MAX_RR) {
-            snprintf(why, sizeof(why), "busy: %u rr connections", BENCH_MAX_RR);
+        if (!count_take(s, c->uid, offsetof(struct share, rr), s->rr, BENCH_MAX_RR)) {
+            snprintf(why, sizeof(why), "busy: rr connections (%u, half per user)", BENCH_MAX_RR);
             return refuse(c, EBUSY, BENCH_MAX_RR, why);
         }
+        c->state = ST_RR; /* from here on conn_close gives the count back */
+        s->rr++;
         /* room for the pipeline, within bounds: a larger backlog simply
            waits in the kernel's socket buffer */
         size_t cap = size * (h->pipeline ? h->pipeline : 1);
@@ -785,10 +824,8 @@ static void hello_done(bconn *c)
         }
         c->cap = cap;
         c->esize = size;
-        c->state = ST_RR;
         c->spin_ns = spin_of(s, h);
         c->deadline = now + BENCH_IDLE_MS;
-        s->rr++;
         return;
     }
     case BM_CONNECT:
@@ -1015,6 +1052,7 @@ static void dslots_update(bsrv *s)
 
 static void dpeer_end(bsrv *s, int i)
 {
+    count_give(s, s->peers[i].uid, offsetof(struct share, dgram));
     s->peers[i].used = 0;
     s->npeers--;
     dslots_update(s);
@@ -1076,21 +1114,24 @@ static void dgram_hello(bsrv *s, const bench_hello *h, const struct sockaddr_sto
         snprintf(why, sizeof(why), "size over the limit of %u bytes", BENCH_DGRAM_MAX);
         return dgram_refuse(s, ss, sl, EMSGSIZE, BENCH_DGRAM_MAX, why, who);
     }
-    if (i < 0) {
-        for (unsigned k = 0; k < BENCH_DGRAM_PEERS; k++)
-            if (!s->peers[k].used) {
-                i = (int)k;
-                break;
-            }
-        if (i < 0) {
-            char why[48];
-            snprintf(why, sizeof(why), "busy: %u datagram sessions", BENCH_DGRAM_PEERS);
-            return dgram_refuse(s, ss, sl, EBUSY, BENCH_DGRAM_PEERS, why, who);
+    uid_t uid = cred ? cred->uid : (uid_t)-1;
+    if (i >= 0) /* a new hello from the same address: a fresh session */
+        dpeer_end(s, i);
+    i = -1;
+    for (unsigned k = 0; k < BENCH_DGRAM_PEERS; k++)
+        if (!s->peers[k].used) {
+            i = (int)k;
+            break;
         }
-        s->npeers++;
+    if (i < 0 || !count_take(s, uid, offsetof(struct share, dgram), s->npeers, BENCH_DGRAM_PEERS)) {
+        char why[48];
+        snprintf(why, sizeof(why), "busy: datagram sessions (%u, half per user)", BENCH_DGRAM_PEERS);
+        return dgram_refuse(s, ss, sl, EBUSY, BENCH_DGRAM_PEERS, why, who);
     }
+    s->npeers++;
     dpeer *d = &s->peers[i];
     memset(d, 0, sizeof(*d));
+    d->uid = uid;
     d->used = 1;
     memcpy(&d->ss, ss, sl);
     d->sl = sl;

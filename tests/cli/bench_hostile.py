@@ -4,7 +4,8 @@
 # setpriv. ADDR is @NAME (abstract) or a path. Each attack prints "ready"
 # (flushed) once it is in place, then what it saw, and stays until killed
 # unless said otherwise.
-#   pingpong ADDR       a pingpong hello, then silence
+#   pingpong ADDR [N]   N (1) connections: a pingpong hello, then silence;
+#                       prints each one's answer
 #   hold ADDR N         a hold hello asking for N clients; prints the answer
 #   connect ADDR        a connect hello (control connection), then silence
 #   dgram ADDR          one BM_DGRAM hello from a bound datagram socket,
@@ -78,9 +79,18 @@ def forever():
 def main():
     cmd, a = sys.argv[1], sys.argv[2]
     if cmd == "pingpong":
-        s = conn(a)
-        s.sendall(hello(PINGPONG))
+        keep = []
+        for _ in range(int(sys.argv[3]) if len(sys.argv) > 3 else 1):
+            try:
+                s = conn(a)
+                s.sendall(hello(PINGPONG))
+                keep.append(s)
+            except OSError:
+                pass
         say("ready")
+        for s in keep:  # what each was told (an old server says nothing)
+            say("answer", *answer(s, 0.5))
+        say("answered")
         forever()
     elif cmd == "hold":
         s = conn(a)

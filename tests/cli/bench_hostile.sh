@@ -6,7 +6,8 @@
 # server without that option, i.e. before the fix, every user got in
 # anyway); beside each attack an innocent client (this uid) must complete
 # its benchmark within LIM ms:
-#   1. a pingpong hello, then silence     (was: every other client blocked)
+#   1. pingpong hellos, then silence     (was: every other client blocked);
+#      more than one user's half of the sessions are refused, saying why
 #   2. a hold hello asking 100 000 clients (was: wedged for good) — and the
 #      attacker is told why it is refused
 #   3. a connect hello                     (was: everyone else's connections
@@ -88,9 +89,14 @@ wait_listen "$A" "$SP"
 echo "core server VmRSS at start: $(rss_kb "$SP") KiB"
 PP=("$U" bench pingpong --client "$A" -n 2000)
 
-# 1. pingpong hello, then silence
-start_attacker pp pingpong "$A" && {
+# 1. pingpong hellos, then silence: 20 of them, more than one user may
+# run at once (16 of 32), so the last are refused, saying why
+start_attacker pp pingpong "$A" 20 && {
     innocent 1-pingpong-silent "${PP[@]}"
+    poll_until grep -q '^answered' "$T/pp.out"
+    echo "1-pingpong-silent: attacker sessions admitted $(grep -c '^answer ok' "$T/pp.out"), refused $(grep -c '^answer refused' "$T/pp.out")"
+    grep -q '^answer refused busy: sessions' "$T/pp.out" ||
+        bad 1-pingpong-silent "20 silent sessions of one user were not limited: $(sort "$T/pp.out" | uniq -c)"
     stop_pid "$APID"
 }
 
