@@ -10,8 +10,8 @@
  *     every hello is read on that loop with a deadline (BENCH_HELLO_MS);
  *   - sessions run side by side: pingpong and stream each in a thread of
  *     their own running the same blocking, spinning code as before (that is
- *     what they measure), with SO_RCVTIMEO/SO_SNDTIMEO so a silent peer
- *     ends its session after BENCH_IDLE_MS; rr echo connections, connect
+ *     what they measure); a session that moves no message for
+ *     BENCH_IDLE_MS is shut down from the loop; rr echo connections, connect
  *     requests, hold sessions and datagram peers are served on the loop;
  *   - every size and count a hello asks for is checked against a limit, and
  *     all message buffers together against BENCH_MEM_BUDGET; a refusal is
@@ -37,7 +37,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -203,6 +202,10 @@ struct bjob {
     int seqpacket;
     uid_t uid;
     size_t charged;
+    uint64_t progress;  /* bumped by the thread per message (relaxed atomic) */
+    uint64_t seen;      /* loop thread: progress at seen_ms */
+    uint64_t seen_ms;
+    int ended;          /* loop thread: shut down for idleness */
     bjob *next, *prev;
 };
 
@@ -475,9 +478,17 @@ static void hold_end(bhold *h)
 
 /* ---- threads: pingpong and stream ----------------------------------------- */
 
-/* Echo size-byte messages until EOF, an error or BENCH_IDLE_MS of silence
-   (SO_RCVTIMEO makes the blocking recv fail with EAGAIN). */
-static void serve_pingpong(int c, const bench_hello *h, uint64_t spin_ns, int seqpacket)
+/* The thread's sign of life for the sweep (no syscall, no timer on the
+   measured path: a receive timeout would arm one per blocking recv). */
+static void job_alive(uint64_t *progress)
+{
+    __atomic_store_n(progress, __atomic_load_n(progress, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+/* Echo size-byte messages until EOF or an error; a session silent for
+   BENCH_IDLE_MS is shut down by the sweep, which ends the blocking recv. */
+static void serve_pingpong(int c, const bench_hello *h, uint64_t spin_ns, int seqpacket,
+                           uint64_t *progress)
 {
     size_t size = h->size ? h->size : 1;
     char *buf = malloc(size);
@@ -490,12 +501,13 @@ static void serve_pingpong(int c, const bench_hello *h, uint64_t spin_ns, int se
             break;
         if (uds_write_all(c, buf, (size_t)n) < 0)
             break;
+        job_alive(progress);
     }
     free(buf);
 }
 
 /* Read until EOF, then say how many bytes came and over how long. */
-static void serve_stream(int c, const bench_hello *h)
+static void serve_stream(int c, const bench_hello *h, uint64_t *progress)
 {
     size_t cap = h->size > 262144 ? h->size : 262144;
     char *buf = malloc(cap);
@@ -511,6 +523,7 @@ static void serve_stream(int c, const bench_hello *h)
         if (!t0)
             t0 = bench_now_ns();
         rep.count += (uint64_t)n;
+        job_alive(progress);
     }
     rep.ns = t0 ? bench_now_ns() - t0 : 0;
     (void)uds_write_all(c, &rep, sizeof(rep));
@@ -543,9 +556,9 @@ static void *job_main(void *arg)
 {
     bjob *j = arg;
     if (j->h.mode == BM_PINGPONG)
-        serve_pingpong(j->fd, &j->h, j->spin_ns, j->seqpacket);
+        serve_pingpong(j->fd, &j->h, j->spin_ns, j->seqpacket, &j->progress);
     else
-        serve_stream(j->fd, &j->h);
+        serve_stream(j->fd, &j->h, &j->progress);
     pthread_mutex_lock(&j->mu);
     close(j->fd);
     j->fd = -1;
@@ -575,10 +588,8 @@ static int job_start(bconn *c, uint64_t spin_ns)
     j->uid = c->uid;
     j->charged = c->charged;
     pthread_mutex_init(&j->mu, NULL);
+    j->seen_ms = uds_loop_now(s->svc.loop);
     uds_loop_unwatch(s->svc.loop, c->fd);
-    struct timeval tv = {BENCH_IDLE_MS / 1000, (BENCH_IDLE_MS % 1000) * 1000};
-    (void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     uds_set_nonblock(c->fd, 0);
     pthread_mutex_lock(&s->jobs_mu);
     j->next = s->jobs;
@@ -1253,6 +1264,23 @@ static void sweep_cb(uds_loop *loop, uint64_t id, void *arg)
         else
             conn_close(c, c->state == ST_REQ_READ || c->state == ST_REQ_WRITE);
     }
+    /* threads: no message for BENCH_IDLE_MS (a peer that neither sends nor
+       reads its echoes) -> shutdown, which ends its blocking recv or send */
+    pthread_mutex_lock(&s->jobs_mu);
+    for (bjob *j = s->jobs; j; j = j->next) {
+        uint64_t p = __atomic_load_n(&j->progress, __ATOMIC_RELAXED);
+        if (p != j->seen) {
+            j->seen = p;
+            j->seen_ms = now;
+        } else if (!j->ended && now - j->seen_ms >= BENCH_IDLE_MS) {
+            j->ended = 1;
+            pthread_mutex_lock(&j->mu);
+            if (j->fd >= 0)
+                shutdown(j->fd, SHUT_RDWR);
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    pthread_mutex_unlock(&s->jobs_mu);
     if (s->peers)
         for (unsigned i = 0; i < BENCH_DGRAM_PEERS; i++)
             if (s->peers[i].used && now - s->peers[i].last_ms >= BENCH_IDLE_MS)

@@ -5,7 +5,9 @@
 # (flushed) once it is in place, then what it saw, and stays until killed
 # unless said otherwise.
 #   pingpong ADDR [N]   N (1) connections: a pingpong hello, then silence;
-#                       prints each one's answer
+#                       prints each one's answer, then "closed MS" as the
+#                       server ends the admitted ones, "left K" and exits
+#                       (all ended, or 30 s)
 #   hold ADDR N         a hold hello asking for N clients; prints the answer
 #   connect ADDR        a connect hello (control connection), then silence
 #   dgram ADDR          one BM_DGRAM hello from a bound datagram socket,
@@ -88,10 +90,26 @@ def main():
             except OSError:
                 pass
         say("ready")
+        t0 = time.monotonic()
+        admitted = []
         for s in keep:  # what each was told (an old server says nothing)
-            say("answer", *answer(s, 0.5))
+            st = answer(s, 0.5)
+            say("answer", *st)
+            if st[0] in ("ok", "none"):
+                admitted.append(s)
         say("answered")
-        forever()
+        # then silence: the server must end the admitted sessions itself
+        while admitted and time.monotonic() - t0 < 30:
+            r, _, _ = select.select(admitted, [], [], 1)
+            for s in r:
+                try:
+                    d = s.recv(4096)
+                except OSError:
+                    d = b""
+                if not d:
+                    say("closed %d" % int((time.monotonic() - t0) * 1000))
+                    admitted.remove(s)
+        say("left %d" % len(admitted))
     elif cmd == "hold":
         s = conn(a)
         s.sendall(hello(HOLD, 0, clients=int(sys.argv[3])))  # no token: an old server checks batch <= 1024

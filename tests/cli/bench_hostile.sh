@@ -7,7 +7,8 @@
 # anyway); beside each attack an innocent client (this uid) must complete
 # its benchmark within LIM ms:
 #   1. pingpong hellos, then silence     (was: every other client blocked);
-#      more than one user's half of the sessions are refused, saying why
+#      more than one user's half of the sessions are refused, saying why,
+#      and the admitted ones are ended after 10 s of silence
 #   2. a hold hello asking 100 000 clients (was: wedged for good) — and the
 #      attacker is told why it is refused
 #   3. a connect hello                     (was: everyone else's connections
@@ -97,7 +98,11 @@ start_attacker pp pingpong "$A" 20 && {
     echo "1-pingpong-silent: attacker sessions admitted $(grep -c '^answer ok' "$T/pp.out"), refused $(grep -c '^answer refused' "$T/pp.out")"
     grep -q '^answer refused busy: sessions' "$T/pp.out" ||
         bad 1-pingpong-silent "20 silent sessions of one user were not limited: $(sort "$T/pp.out" | uniq -c)"
-    stop_pid "$APID"
+    wait "$APID" 2>/dev/null # it leaves when all are ended, or after 30 s
+    last=$(awk '/^closed/ { m = $2 } END { print m + 0 }' "$T/pp.out")
+    echo "1-pingpong-silent: the server ended $(grep -c '^closed' "$T/pp.out") silent sessions, the last after $last ms ($(grep '^left' "$T/pp.out"))"
+    grep -q '^left 0' "$T/pp.out" && [ "$(grep -c '^closed' "$T/pp.out")" -gt 0 ] ||
+        bad 1-pingpong-silent "silent sessions were not ended (idle timeout 10 s): $(tail -3 "$T/pp.out")"
 }
 
 # 2. hold of 100 000
