@@ -1097,6 +1097,18 @@ int uds_access_active(const uds_access *a);
 int uds_access_check(const uds_access *a, int fd, uds_cred *cred,
                      const char **why);
 
+/*
+ * Judges a sender known only by credentials that came with a message
+ * (SCM_CREDENTIALS of a datagram; no connection to ask for more), with the
+ * same order. No supplementary groups are known: allow-gid matches the
+ * primary gid only, and a deny-gid rule that the primary gid does not
+ * match refuses anyway (fail closed: -ENODATA, "cannot read the peer's
+ * groups"). Returns 1, 0 (*why as above) or -EINVAL (cred NULL or uid
+ * (uid_t)-1 while rules are set). a NULL or without rules: 1.
+ */
+int uds_access_check_cred(const uds_access *a, const uds_cred *cred,
+                          const char **why);
+
 /* Frees the rules. NULL is a no-op. */
 void uds_access_free(uds_access *a);
 

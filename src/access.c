@@ -250,3 +250,38 @@ out:
     free(heap);
     return ret;
 }
+
+/*
+ * The same decision for a sender known only by the credentials that came
+ * with its message (a datagram's SCM_CREDENTIALS): no supplementary groups
+ * exist there, so a deny-gid rule that did not match the primary gid
+ * cannot be ruled out and refuses (fails closed), and allow-gid looks at
+ * the primary gid only.
+ */
+int uds_access_check_cred(const uds_access *a, const uds_cred *cred, const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    *why = "";
+    if (!uds_access_active(a))
+        return 1;
+    if (!cred || cred->uid == (uid_t)-1) {
+        *why = "no credentials: the access rules need a peer uid";
+        return -EINVAL;
+    }
+    if (has(&a->l[UDS_DENY_UID], cred->uid) || has(&a->l[UDS_DENY_GID], cred->gid)) {
+        *why = "denied";
+        return 0;
+    }
+    if (a->l[UDS_DENY_GID].n) {
+        *why = "cannot read the peer's groups";
+        return -ENODATA;
+    }
+    if (!a->l[UDS_ALLOW_UID].n && !a->l[UDS_ALLOW_GID].n)
+        return 1;
+    if (has(&a->l[UDS_ALLOW_UID], cred->uid) || has(&a->l[UDS_ALLOW_GID], cred->gid))
+        return 1;
+    *why = "not allowed";
+    return 0;
+}

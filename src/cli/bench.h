@@ -5,7 +5,13 @@
  * The two ends talk a tiny protocol so that one bench server can serve
  * every mode and a client can measure a server started elsewhere
  * (`udsock bench MODE --server ADDR` / `--client ADDR`): each session
- * starts with a fixed 32-byte hello from the client that says what follows.
+ * starts with a fixed 32-byte hello from the client that says what follows,
+ * answered by a 64-byte bench_ack (admitted, or refused and why) before
+ * anything else. Two kinds of connection carry a hello but get no ack: a
+ * connect request (BM_CONNECT with BC_REQUEST: the request follows at
+ * once, its echo is the answer) and a hold member (BM_JOIN: one of the
+ * idle connections of the hold session its token names). A connection
+ * that ends before sending a byte is a plain connect (connect --size 0).
  */
 #ifndef UDS_CLI_BENCH_H
 #define UDS_CLI_BENCH_H
@@ -25,12 +31,36 @@ enum bench_mode {
     BM_CONNECT = 4,  /* control connection: accept+close until it ends */
     BM_DGRAM = 5,    /* count datagrams until an END hello */
     BM_END = 6,      /* datagram: end of a BM_DGRAM burst */
-    BM_HOLD = 7      /* control connection: hold `clients` idle connections */
+    BM_HOLD = 7,     /* control connection: hold `clients` idle connections */
+    BM_JOIN = 8      /* one idle connection of the hold session `token` */
 };
+
+#define BC_REQUEST 1u /* BM_CONNECT flags: this connection carries one request */
 
 #define BENCH_MAGIC 0x42534455u /* "UDSB" little-endian */
 #define BENCH_MAX_SIZE (64u << 20) /* largest message a bench server accepts */
-#define BENCH_MAX_CLIENTS 100000u
+#define BENCH_MAX_CLIENTS 100000u  /* what the client may ask for (-c) */
+
+/*
+ * The server's limits (`udsock bench --server`, docs/udsock.1): a hello
+ * asking for more is refused with a bench_ack saying which limit.
+ */
+#define BENCH_HELLO_MS 5000u      /* a connection's hello must be complete by then */
+#define BENCH_IDLE_MS 10000u      /* a session with no traffic that long ends */
+#define BENCH_MEM_BUDGET (256u << 20) /* message buffers of all sessions together */
+#define BENCH_MAX_THREADS 32u     /* pingpong/stream sessions at once */
+#define BENCH_MAX_RR 1024u        /* rr connections at once */
+#define BENCH_MAX_CONNS 24576u    /* connections held at once, all kinds */
+#define BENCH_MAX_CONNS_PER_UID 12288u /* ... by one unix uid */
+#define BENCH_HOLD_MAX 10000u     /* clients of one hold session */
+#define BENCH_CONNECT_MAX (1u << 20) /* connect --size */
+#define BENCH_DGRAM_MAX (4u << 20) /* datagram size */
+#define BENCH_DGRAM_PEERS 256u    /* datagram sessions at once */
+#define BENCH_MAX_SPIN_US 10000u  /* a hello's spin is cut to this */
+#define BENCH_LIB_MAX_CONNS 64u   /* rr --server (library server): connections */
+#define BENCH_LIB_MAX_CONNS_PER_UID 32u /* ... of one unix uid */
+#define BENCH_LIB_MAX_MSG (1u << 20) /* rr --server: largest request */
+#define BENCH_LIB_OUT_CAP (2u << 20) /* rr --server: queued replies per connection */
 
 /* Host byte order: both ends are on this machine (unix or loopback). */
 typedef struct bench_hello {
@@ -40,9 +70,17 @@ typedef struct bench_hello {
     uint32_t spin_us;  /* server-side busy-poll before blocking */
     uint32_t clients;  /* BM_RR / BM_HOLD: connections that make up the session */
     uint32_t pipeline; /* BM_RR: requests in flight per connection */
-    uint32_t batch;    /* BM_DGRAM: recvmmsg batch */
-    uint32_t flags;    /* BM_CONNECT: 1 = one request/response per connection */
+    uint32_t batch;    /* BM_DGRAM: recvmmsg batch; BM_HOLD/BM_JOIN: token, low half */
+    uint32_t flags;    /* BM_CONNECT: BC_REQUEST; BM_HOLD/BM_JOIN: token, high half */
 } bench_hello;
+
+/* The answer to a hello: status 0 admitted, else an errno value and why. */
+typedef struct bench_ack {
+    uint32_t magic;
+    uint32_t status;
+    uint64_t limit;    /* the limit that refused it, if one did */
+    char why[48];      /* NUL-terminated */
+} bench_ack;
 
 /* The server's answer to a stream / dgram session (and hold). */
 typedef struct bench_report {
@@ -117,13 +155,20 @@ const char *bench_placement(const bench_row *r, char *buf, size_t size);
 typedef struct bench_srv_opts {
     int spin_us;        /* if > 0, overrides the hello's spin */
     int sndbuf, rcvbuf; /* applied to each accepted connection (0: leave) */
-    int nodelay;        /* TCP_NODELAY on accepted connections */
-    int once;           /* serve one session then return */
+    const uds_access *access; /* unix peers (borrowed); NULL: everyone */
+    int allow_remote;   /* TCP/UDP: also peers not on the loopback */
+    int private_addr;   /* fork mode: sizes as the client asked (no budget) */
+    const char *name;   /* log prefix ("bench") */
 } bench_srv_opts;
 
 /*
- * Serves sessions on a listener (stream/seqpacket) or bound datagram socket
- * until killed, or after one session if opts->once. Returns 0 or -errno.
+ * Serves sessions on a listener (stream/seqpacket) or bound datagram
+ * socket on a uds_loop until SIGINT/SIGTERM/SIGHUP: connections through a
+ * uds_acceptor (the access rules, or loopback-only for TCP), every hello
+ * within BENCH_HELLO_MS, sessions side by side within the limits above
+ * (pingpong and stream each in a thread of their own, blocking as before;
+ * rr, connect, hold and datagrams on the loop). Takes l (closed at the
+ * end). Returns 0 or -errno.
  */
 int bench_serve(uds_listener *l, const bench_srv_opts *opts);
 
@@ -139,11 +184,15 @@ typedef struct bench_rr_params {
 } bench_rr_params;
 
 /*
- * Serves forever an echo on the listening socket lfd with uds_server on a
- * uds_loop (what `rr --impl lib` measures). Spins up to spin_us polling
- * the loop after the last request before blocking. Returns -errno only.
+ * Serves an echo with uds_server on a uds_loop (what `rr --impl lib`
+ * measures) on listener l (taken), until SIGINT/SIGTERM/SIGHUP, through a
+ * uds_acceptor with o's access rules (TCP: loopback only unless
+ * o->allow_remote). max_msg: the largest request; max_conns: 0 none.
+ * Spins up to spin_us polling the loop after the last request before
+ * blocking. Returns 0 or -errno.
  */
-int bench_lib_serve(int lfd, int spin_us, size_t max_msg);
+int bench_lib_serve(uds_listener *l, const bench_srv_opts *o, size_t max_msg,
+                    unsigned max_conns);
 /* Measures request/response with uds_client connections into *row. */
 void bench_lib_rr(const uds_addr *a, int type, const bench_rr_params *p, bench_row *row);
 
@@ -159,5 +208,9 @@ int bench_pin(int cpu);
 void bench_nodelay(int fd);
 /* The process's resident set size in bytes (from /proc/self/statm). */
 uint64_t bench_rss(void);
+/* 1 if the connected or sending peer sa is on the loopback (or unix). */
+int bench_is_loopback(const struct sockaddr *sa);
+/* A random 64-bit token (getrandom; the clock if that fails). */
+uint64_t bench_token(void);
 
 #endif

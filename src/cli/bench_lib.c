@@ -10,12 +10,14 @@
  * request before blocking in epoll_wait.
  */
 #include "bench.h"
+#include "service.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static void echo_cb(uds_server *s, uds_req *req, const void *msg, size_t len, void *arg)
@@ -25,40 +27,113 @@ static void echo_cb(uds_server *s, uds_req *req, const void *msg, size_t len, vo
     (void)uds_req_reply(req, msg, len);
 }
 
-int bench_lib_serve(int lfd, int spin_us, size_t max_msg)
+typedef struct lib_srv {
+    cli_svc svc;
+    uds_server *srv;
+    uds_acceptor *acc;
+    const bench_srv_opts *o;
+    int stopping;
+} lib_srv;
+
+/* Judged by our acceptor (access rules, loopback), counted by the server's
+   own limits (uds_server_add_conn): our slot is given back at once. */
+static void lib_accept(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 {
-    uds_loop *loop;
-    int r = uds_loop_new(&loop);
-    if (r < 0)
-        return r;
+    lib_srv *ls = arg;
+    if (uds_server_add_conn(ls->srv, fd) < 0)
+        close(fd);
+    uds_acceptor_release(a, p->cred.uid);
+}
+
+static int lib_admit(uds_acceptor *a, int fd, const uds_peer *p, const char **why, void *arg)
+{
+    (void)a;
+    (void)fd;
+    lib_srv *ls = arg;
+    if (p->is_unix || ls->o->allow_remote || bench_is_loopback(&p->addr.u.sa))
+        return 0;
+    *why = "not on the loopback (--allow-remote)";
+    return -EPERM;
+}
+
+static void lib_stop(cli_svc *svc, int signo, void *arg)
+{
+    (void)signo;
+    lib_srv *ls = arg;
+    ls->stopping = 1;
+    uds_acceptor_close(ls->acc);
+    uds_loop_stop(svc->loop);
+}
+
+/*
+ * The library's echo server, bounded: requests up to max_msg, at most
+ * max_conns connections, replies queued per connection up to
+ * BENCH_LIB_OUT_CAP (unless private: fork mode), and the server's own
+ * timeouts for silent, half-sent and non-reading peers.
+ */
+int bench_lib_serve(uds_listener *l, const bench_srv_opts *o, size_t max_msg,
+                    unsigned max_conns)
+{
+    lib_srv ls;
+    memset(&ls, 0, sizeof(ls));
+    ls.o = o;
+    cli_svc_init(&ls.svc, o->name ? o->name : "bench", lib_stop, &ls);
+    uds_loop *loop = ls.svc.loop;
     uds_server_opts so;
     memset(&so, 0, sizeof(so));
-    so.max_msg = max_msg > UDS_FRAME_DEFAULT_MAX ? max_msg : 0;
-    uds_server *s;
-    r = uds_server_new(&s, loop, &so, echo_cb, NULL);
+    so.max_msg = max_msg;
+    so.max_conns = max_conns;
+    so.max_conns_per_uid = max_conns / 2; /* room for another user */
+    if (!o->private_addr)
+        so.out_cap = BENCH_LIB_OUT_CAP > 2 * max_msg ? BENCH_LIB_OUT_CAP : 2 * max_msg + 65536;
+    so.idle_timeout_ms = BENCH_IDLE_MS;
+    so.msg_timeout_ms = BENCH_HELLO_MS;
+    so.send_timeout_ms = BENCH_IDLE_MS;
+    so.log = cli_svc_log;
+    so.log_arg = &ls.svc;
+    int r = uds_server_new(&ls.srv, loop, &so, echo_cb, NULL);
+    if (r == 0) {
+        uds_acceptor_opts ao;
+        memset(&ao, 0, sizeof(ao));
+        ao.access = l->addr.kind == UDS_ADDR_TCP ? NULL : o->access;
+        ao.admit = lib_admit;
+        ao.admit_arg = &ls;
+        ao.log = cli_svc_log;
+        ao.log_arg = &ls.svc;
+        r = uds_acceptor_new(&ls.acc, loop, &ao, lib_accept, &ls);
+    }
     if (r == 0)
-        r = uds_server_adopt(s, lfd);
+        r = uds_acceptor_add(ls.acc, l);
     if (r < 0)
-        return r;
-    uint64_t spin_ns = (uint64_t)(spin_us > 0 ? spin_us : 0) * 1000u;
-    for (;;) {
+        uds_listener_close(l);
+    uint64_t spin_ns = (uint64_t)(o->spin_us > 0 ? o->spin_us : 0) * 1000u;
+    while (r == 0 && !ls.stopping) {
         if (spin_ns) {
             uds_server_stats st;
-            uds_server_stats_get(s, &st);
+            uds_server_stats_get(ls.srv, &st);
             uint64_t seen = st.requests, t0 = bench_now_ns();
-            while (bench_now_ns() - t0 < spin_ns) {
-                if ((r = uds_loop_run_once(loop, 0)) < 0)
-                    return r;
-                uds_server_stats_get(s, &st);
+            while (!ls.stopping && bench_now_ns() - t0 < spin_ns) {
+                int k = uds_loop_run_once(loop, 0);
+                if (k < 0) {
+                    r = k;
+                    break;
+                }
+                uds_server_stats_get(ls.srv, &st);
                 if (st.requests != seen) { /* progress: the spin window restarts */
                     seen = st.requests;
                     t0 = bench_now_ns();
                 }
             }
         }
-        if ((r = uds_loop_run_once(loop, -1)) < 0)
-            return r;
+        if (r == 0 && !ls.stopping)
+            r = uds_loop_run_once(loop, -1);
+        if (r > 0)
+            r = 0;
     }
+    uds_acceptor_free(ls.acc);
+    uds_server_free(ls.srv);
+    cli_svc_free(&ls.svc);
+    return r;
 }
 
 typedef struct lib_cli {

@@ -11,6 +11,7 @@
  * ADDR only the measuring end runs, against such a server elsewhere.
  * The wire protocol between the two ends is in bench.h.
  */
+#include "access.h"
 #include "bench.h"
 #include "cli.h"
 #include "opts.h"
@@ -54,6 +55,8 @@ typedef struct bench_opts {
     int lib;         /* rr/hold: the library's uds_server / uds_client */
     const char *server_addr, *client_addr;
     int fmt;
+    cli_access rules;   /* --server: --allow-uid/--allow-gid/--deny-* */
+    int allow_remote;   /* --server on TCP/UDP: peers off the loopback too */
 } bench_opts;
 
 static char *zeros;            /* a large zero buffer to send from */
@@ -112,6 +115,9 @@ static void usage(FILE *f)
         "                        the core socket calls (core)\n"
         "      --server ADDR     run only the serving end on ADDR (until killed)\n"
         "      --client ADDR     run only the measuring end, against such a server\n"
+        "      --allow-uid LIST, --allow-gid LIST, --deny-uid LIST, --deny-gid LIST\n"
+        "                        --server: who may connect besides our own uid (unix)\n"
+        "      --allow-remote    --server on tcp:/udp:: peers off the loopback too\n"
         "      --json | --csv    machine-readable output (default: a table)\n");
 }
 
@@ -207,6 +213,32 @@ static int readable(int fd, int ms)
     return r > 0;
 }
 
+/*
+ * Reads the server's bench_ack that answers a hello. 0 admitted; otherwise
+ * the row's note says why (the server's reason when it refused).
+ */
+static int read_ack(int fd, int type, bench_row *r)
+{
+    bench_ack a;
+    memset(&a, 0, sizeof(a));
+    ssize_t n = -ETIMEDOUT;
+    if (readable(fd, 10000))
+        n = type == UDS_STREAM ? bench_recv_exact(fd, &a, sizeof(a), 0)
+                               : recv(fd, &a, sizeof(a), 0);
+    if (n != (ssize_t)sizeof(a) || a.magic != BENCH_MAGIC) {
+        note(r, "no answer from the server", n < 0 ? (int)n : -ECONNRESET);
+        return -1;
+    }
+    if (a.status) {
+        a.why[sizeof(a.why) - 1] = 0;
+        char what[80];
+        snprintf(what, sizeof(what), "server refused: %s", a.why);
+        note(r, what, -(int)a.status);
+        return -1;
+    }
+    return 0;
+}
+
 /* Round trips of one size-byte message; the histogram holds each one. */
 static void run_pingpong(const uds_addr *a, int type, size_t size, const bench_opts *o,
                          bench_row *r)
@@ -228,13 +260,9 @@ static void run_pingpong(const uds_addr *a, int type, size_t size, const bench_o
         note(r, "send hello", -EPIPE);
         goto out;
     }
-    if (type == UDS_DGRAM) { /* the server acks so we know it listens for us */
-        bench_hello ack;
-        if (!readable(fd, 5000) || recv(fd, &ack, sizeof(ack), 0) != (ssize_t)sizeof(ack)) {
-            note(r, "no answer from the server", -ETIMEDOUT);
-            goto out;
-        }
-    }
+    /* the server's answer (datagrams: also that it now listens for us) */
+    if (read_ack(fd, type, r) < 0)
+        goto out;
     memset(buf, 0x5a, size);
     uint64_t t0 = bench_now_ns(), now = t0, ops = 0, warm = (uint64_t)o->warmup;
     uint64_t tstart = t0;
@@ -288,6 +316,10 @@ static void run_stream(const uds_addr *a, int type, size_t size, const bench_opt
     if (uds_write_all(fd, &h, sizeof(h)) < 0) {
         close(fd);
         return note(r, "send hello", -EPIPE);
+    }
+    if (read_ack(fd, type, r) < 0) {
+        close(fd);
+        return;
     }
     size_t chunk = size ? size : 65536;
     const char *buf = zeros;
@@ -410,6 +442,9 @@ static void run_rr(const uds_addr *a, int type, size_t size, const bench_opts *o
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = opened};
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
+    for (unsigned i = 0; i < n; i++) /* every connection is answered */
+        if (read_ack(cs[i].fd, type, r) < 0)
+            goto out;
     uint64_t t0 = bench_now_ns(), now = t0, ops = 0, issued_stop = 0, inflight = 0;
     uint64_t tstart = t0, warm = (uint64_t)o->warmup;
     int issue = 1;
@@ -520,6 +555,11 @@ static void run_connect(const uds_addr *a, int type, size_t size, const bench_op
         note(r, "send hello", -EPIPE);
         goto out;
     }
+    if (read_ack(ctrl, type, r) < 0)
+        goto out;
+    /* each request names itself: a hello, then the request, in one write */
+    h.flags = BC_REQUEST;
+    struct iovec req[2] = {{&h, sizeof(h)}, {buf, size}};
     bench_hist_init(hist);
     memset(buf, 0, size ? size : 1);
     uds_connect_opts co;
@@ -535,8 +575,10 @@ static void run_connect(const uds_addr *a, int type, size_t size, const bench_op
             break;
         }
         if (size) {
-            if (uds_write_all(fd, buf, size) < 0 ||
-                bench_recv_exact(fd, buf, size, 0) != (ssize_t)size) {
+            int wr = type == UDS_STREAM ? (uds_writev_all(fd, req, 2) < 0 ? -1 : 0)
+                                        : (uds_send(fd, &h, sizeof(h)) < 0 ||
+                                           uds_send(fd, buf, size) < 0) ? -1 : 0;
+            if (wr < 0 || bench_recv_exact(fd, buf, size, 0) != (ssize_t)size) {
                 close(fd);
                 note(r, "request", -ECONNRESET);
                 break;
@@ -583,11 +625,12 @@ static void run_dgram(const uds_addr *a, size_t size, int batch, const bench_opt
         mm[i].msg_hdr.msg_iov = &iov;
         mm[i].msg_hdr.msg_iovlen = 1;
     }
-    if (uds_send(fd, &h, sizeof(h)) < 0 || !readable(fd, 5000) ||
-        recv(fd, &h, sizeof(h), 0) != sizeof(h)) {
-        note(r, "no answer from the server", -ETIMEDOUT);
+    if (uds_send(fd, &h, sizeof(h)) < 0) {
+        note(r, "send hello", -EPIPE);
         goto out;
     }
+    if (read_ack(fd, UDS_DGRAM, r) < 0)
+        goto out;
     uint64_t t0 = bench_now_ns(), now = t0, sent = 0;
     for (;;) {
         if (batch > 1) {
@@ -748,12 +791,19 @@ static void run_hold(const uds_addr *a, int type, const bench_opts *o, bench_row
     bench_hello h;
     hello_init(&h, BM_HOLD, 0, o);
     h.clients = n;
+    uint64_t token = bench_token(); /* names this session to the server */
+    h.batch = (uint32_t)token;
+    h.flags = (uint32_t)(token >> 32);
     int *fds = malloc(n * sizeof(int));
     unsigned k = 0;
     if (!fds || uds_write_all(ctrl, &h, sizeof(h)) < 0) {
         note(r, "send hello", -EPIPE);
         goto out;
     }
+    if (read_ack(ctrl, type, r) < 0)
+        goto out;
+    bench_hello join = h;
+    join.mode = BM_JOIN;
     uint64_t t0 = bench_now_ns();
     uds_connect_opts co;
     memset(&co, 0, sizeof(co));
@@ -763,6 +813,11 @@ static void run_hold(const uds_addr *a, int type, const bench_opts *o, bench_row
         fds[k] = uds_connect(a, &co);
         if (fds[k] < 0) {
             note(r, "connect", fds[k]);
+            break;
+        }
+        if (uds_write_all(fds[k], &join, sizeof(join)) < 0) {
+            note(r, "join", -EPIPE);
+            k++;
             break;
         }
     }
@@ -900,6 +955,10 @@ static int run_forked(const bench_opts *o, const char *transport)
             maxsize = o->sizes[i];
     if (lo.type != UDS_STREAM)
         size_buffers(l.fd, lo.type, maxsize, o);
+    /* before the client can send: a datagram queued without credentials
+       would be judged as uid 65534 (the server checks every hello's) */
+    if (lo.type == UDS_DGRAM)
+        (void)uds_set_passcred(l.fd, 1);
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) {
@@ -912,14 +971,20 @@ static int run_forked(const bench_opts *o, const char *transport)
         if (getppid() == 1)
             _exit(1);
         bench_pin(o->cpu_server);
-        if (o->lib) {
-            bench_lib_serve(l.fd, o->spin_us, maxsize);
-            _exit(1);
-        }
+        /* our own address, our own client: the sizes it asks for, no
+           budget; still only our uid (an abstract name or a TCP port is
+           reachable by anyone here) */
         bench_srv_opts so;
         memset(&so, 0, sizeof(so));
         so.sndbuf = o->sndbuf;
         so.rcvbuf = o->rcvbuf;
+        so.private_addr = 1;
+        so.access = o->rules.rules;
+        l.owns_path = 0; /* the parent removes the file, not us */
+        if (o->lib) {
+            bench_lib_serve(&l, &so, maxsize > UDS_FRAME_DEFAULT_MAX ? maxsize : 0, 0);
+            _exit(1);
+        }
         bench_serve(&l, &so);
         _exit(0);
     }
@@ -936,25 +1001,36 @@ static int run_forked(const bench_opts *o, const char *transport)
     return 0;
 }
 
-/* --server: the path we created, removed on SIGINT/SIGTERM if still ours. */
-static uds_listener *srv_l;
-
-static void srv_stop(int sig)
-{
-    (void)sig;
-    if (srv_l)
-        uds_listener_unlink(srv_l); /* async-signal-safe */
-    _exit(0);
-}
-
-static int run_server(const bench_opts *o)
+/*
+ * --server: a server for clients elsewhere, of this uid only unless
+ * --allow-uid/--allow-gid say otherwise (unix); on TCP/UDP only loopback
+ * peers unless --allow-remote. Runs until SIGINT/SIGTERM/SIGHUP, which
+ * remove the socket file.
+ */
+static int run_server(bench_opts *o)
 {
     uds_addr a;
     cli_parse_addr(&a, o->server_addr);
+    int inet = a.kind == UDS_ADDR_UDP || a.kind == UDS_ADDR_TCP;
+    if (inet && cli_access_active(&o->rules)) {
+        cli_warn("bench: --allow/--deny need a unix socket (a TCP/UDP peer has no uid)");
+        return CLI_USAGE;
+    }
+    if (!inet && o->allow_remote) {
+        cli_warn("bench: --allow-remote is for tcp: and udp: addresses");
+        return CLI_USAGE;
+    }
+    if (!inet) { /* our own uid, always */
+        char me[16];
+        const char *bad;
+        snprintf(me, sizeof(me), "%u", (unsigned)geteuid());
+        if (cli_access_add(&o->rules, CLI_ALLOW_UID, me, &bad) < 0)
+            cli_die(CLI_FAIL, "bench: out of memory");
+    }
     uds_listen_opts lo;
     memset(&lo, 0, sizeof(lo));
     lo.type = o->ntransports ? transport_type(o->transports[0], o->mode) : 0;
-    if (a.kind == UDS_ADDR_UDP || a.kind == UDS_ADDR_TCP)
+    if (inet)
         lo.type = 0;
     uds_listener l;
     int r = uds_listen(&l, &a, &lo);
@@ -962,28 +1038,24 @@ static int run_server(const bench_opts *o)
         cli_warn("%s", cli_errtext("listen", o->server_addr, r));
         return CLI_FAIL;
     }
-    srv_l = &l;
-    signal(SIGINT, srv_stop);
-    signal(SIGTERM, srv_stop);
     bench_pin(o->cpu_server);
     char text[UDS_ADDR_STRLEN];
     uds_addr_format(&l.addr, text, sizeof(text));
     fprintf(stderr, "udsock: bench server on %s (%s); Ctrl-C to stop\n", text,
             uds_type_name(l.type));
-    if (o->lib) {
-        fprintf(stderr, "udsock: (library server: rr requests only)\n");
-        r = bench_lib_serve(l.fd, o->spin_us, 64u << 20);
-        uds_listener_close(&l);
-        cli_warn("bench server %s: %s", text, uds_strerror(r));
-        return CLI_FAIL;
-    }
     bench_srv_opts so;
     memset(&so, 0, sizeof(so));
     so.spin_us = o->spin_us;
     so.sndbuf = o->sndbuf;
     so.rcvbuf = o->rcvbuf;
-    r = bench_serve(&l, &so);
-    uds_listener_close(&l);
+    so.access = o->rules.rules;
+    so.allow_remote = o->allow_remote;
+    if (o->lib) {
+        fprintf(stderr, "udsock: (library server: rr requests only)\n");
+        r = bench_lib_serve(&l, &so, BENCH_LIB_MAX_MSG, BENCH_LIB_MAX_CONNS);
+    } else {
+        r = bench_serve(&l, &so);
+    }
     if (r < 0) {
         cli_warn("bench server %s: %s", text, uds_strerror(r));
         return CLI_FAIL;
@@ -1026,7 +1098,9 @@ int cmd_bench(int argc, char **argv);
 int cmd_bench(int argc, char **argv)
 {
     enum { O_SWEEP = 256, O_BYTES, O_CPUS, O_SPIN, O_SNDBUF, O_RCVBUF, O_WARMUP, O_SERVER,
-           O_CLIENT, O_JSON, O_CSV, O_IMPL };
+           O_CLIENT, O_JSON, O_CSV, O_IMPL, O_ALLOW_UID, O_DENY_UID, O_ALLOW_GID, O_DENY_GID,
+           O_ALLOW_REMOTE };
+    static const char *const rule_name[] = {"allow-uid", "deny-uid", "allow-gid", "deny-gid"};
     static const struct option lopts[] = {
         {"transport", required_argument, 0, 't'}, {"size", required_argument, 0, 's'},
         {"sweep", no_argument, 0, O_SWEEP},       {"duration", required_argument, 0, 'd'},
@@ -1037,6 +1111,11 @@ int cmd_bench(int argc, char **argv)
         {"rcvbuf", required_argument, 0, O_RCVBUF}, {"warmup", required_argument, 0, O_WARMUP},
         {"server", required_argument, 0, O_SERVER}, {"client", required_argument, 0, O_CLIENT},
         {"impl", required_argument, 0, O_IMPL},   {"json", no_argument, 0, O_JSON},         {"csv", no_argument, 0, O_CSV},
+        {"allow-uid", required_argument, 0, O_ALLOW_UID},
+        {"deny-uid", required_argument, 0, O_DENY_UID},
+        {"allow-gid", required_argument, 0, O_ALLOW_GID},
+        {"deny-gid", required_argument, 0, O_DENY_GID},
+        {"allow-remote", no_argument, 0, O_ALLOW_REMOTE},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     bench_opts o;
@@ -1046,7 +1125,7 @@ int cmd_bench(int argc, char **argv)
     o.warmup = 100;
     o.fmt = BF_TABLE;
     char *tlist = NULL, *slist = NULL, *blist = NULL;
-    int sweep = 0, dur_set = 0, impl_set = 0;
+    int sweep = 0, dur_set = 0, impl_set = 0, rules_set = 0;
     const char *impl = "lib";
     char argline[1024] = "udsock";
     for (int i = 0; i < argc; i++) {
@@ -1108,6 +1187,20 @@ int cmd_bench(int argc, char **argv)
         case O_SERVER: o.server_addr = optarg; break;
         case O_IMPL: impl = optarg; impl_set = 1; break;
         case O_CLIENT: o.client_addr = optarg; break;
+        case O_ALLOW_UID:
+        case O_DENY_UID:
+        case O_ALLOW_GID:
+        case O_DENY_GID: {
+            const char *bad = NULL;
+            int which = c - O_ALLOW_UID;
+            if (cli_access_add(&o.rules, which, optarg, &bad) < 0)
+                cli_die(CLI_USAGE, "bench: %s: unknown %s '%s'", rule_name[which],
+                        which == CLI_ALLOW_UID || which == CLI_DENY_UID ? "user" : "group",
+                        bad ? bad : optarg);
+            rules_set = 1;
+            break;
+        }
+        case O_ALLOW_REMOTE: o.allow_remote = 1; break;
         case O_JSON: o.fmt = BF_JSON; break;
         case O_CSV: o.fmt = BF_CSV; break;
         case 'h': usage(stdout); return CLI_OK;
@@ -1131,6 +1224,11 @@ int cmd_bench(int argc, char **argv)
     o.mode_name = mname;
     o.lib = !strcmp(impl, "lib") &&
             (o.mode == BM_RR || o.mode == BM_HOLD || (o.server_addr && impl_set));
+    if ((rules_set || o.allow_remote) && !o.server_addr) {
+        cli_warn("bench: --allow-*/--deny-*/--allow-remote go with --server");
+        cli_access_free(&o.rules);
+        return CLI_USAGE;
+    }
     if (o.server_addr && o.client_addr) {
         cli_warn("bench: --server and --client exclude each other (omit both to run both ends)");
         return CLI_USAGE;
@@ -1196,11 +1294,23 @@ int cmd_bench(int argc, char **argv)
     if (o.mode == BM_HOLD && !o.clients)
         o.clients = 1000;
 
-    if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
+    if (cli_parse_only) { /* fuzz seam (cli.h): options parsed, no I/O yet */
+        cli_access_free(&o.rules);
         return CLI_OK;
+    }
     raise_nofile();
-    if (o.server_addr)
-        return run_server(&o);
+    if (o.server_addr) {
+        int src = run_server(&o);
+        cli_access_free(&o.rules);
+        return src;
+    }
+    { /* fork mode: our own uid only */
+        char me[16];
+        const char *bad;
+        snprintf(me, sizeof(me), "%u", (unsigned)geteuid());
+        if (cli_access_add(&o.rules, CLI_ALLOW_UID, me, &bad) < 0)
+            cli_die(CLI_FAIL, "bench: out of memory");
+    }
 
     size_t maxsize = 65536;
     for (int i = 0; i < o.nsizes; i++)
@@ -1234,5 +1344,6 @@ int cmd_bench(int argc, char **argv)
     if (tmpdir[0])
         rmdir(tmpdir);
     free(zeros);
+    cli_access_free(&o.rules);
     return rc;
 }

@@ -328,6 +328,41 @@ static void test_errors(void **state)
     close(s);
 }
 
+/* uds_access_check_cred: the decision for a datagram sender (no groups). */
+static void test_check_cred(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    uds_cred c = {42, 1000, 100};
+    assert_int_equal(uds_access_check_cred(NULL, &c, &why), 1);
+    uds_access *a = rules(UDS_ALLOW_UID, 1000);
+    assert_int_equal(uds_access_check_cred(a, &c, &why), 1);
+    c.uid = 1001;
+    assert_int_equal(uds_access_check_cred(a, &c, &why), 0);
+    assert_string_equal(why, "not allowed");
+    assert_int_equal(uds_access_check_cred(a, NULL, &why), -EINVAL);
+    uds_cred none = {0, (uid_t)-1, (gid_t)-1};
+    assert_int_equal(uds_access_check_cred(a, &none, &why), -EINVAL);
+    /* allow-gid: the primary gid only; a uid rule must not match a gid */
+    assert_int_equal(uds_access_add(a, UDS_ALLOW_GID, 100), 0);
+    assert_int_equal(uds_access_check_cred(a, &c, &why), 1);
+    uds_cred g = {42, 100, 1000};
+    assert_int_equal(uds_access_check_cred(a, &g, &why), 0);
+    uds_access_free(a);
+    /* deny-uid wins over allow; deny-gid that misses the primary gid fails closed */
+    a = rules(UDS_DENY_UID, 7);
+    uds_cred d = {1, 7, 7};
+    assert_int_equal(uds_access_check_cred(a, &d, &why), 0);
+    assert_string_equal(why, "denied");
+    d.uid = 8;
+    assert_int_equal(uds_access_check_cred(a, &d, &why), 1);
+    assert_int_equal(uds_access_add(a, UDS_DENY_GID, 9), 0);
+    assert_int_equal(uds_access_check_cred(a, &d, &why), -ENODATA);
+    d.gid = 9;
+    assert_int_equal(uds_access_check_cred(a, &d, &why), 0);
+    uds_access_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_uids),
         cmocka_unit_test(test_tcp_peer),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_check_cred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
