@@ -1426,6 +1426,13 @@ int bench_serve(uds_listener *l, const bench_srv_opts *o)
     } else if (!s->acc) {
         uds_listener_close(l);
     }
+    if (s->threads > 0) {
+        /* a session thread that did not end within the 2 s of finish()
+           would still post to the loop: leave the loop and s to it (the
+           process is about to exit) rather than free them under it */
+        cli_svc_warn(&s->svc, "%u session thread(s) did not end; leaving them", s->threads);
+        return r;
+    }
     uds_acceptor_free(s->acc);
     cli_svc_free(&s->svc);
     pthread_mutex_destroy(&s->jobs_mu);
