@@ -101,6 +101,32 @@ static void test_timer_cancel(void **state)
     uds_loop_free(l);
 }
 
+/* A timer that re-arms itself with 0 ms, up to 1000 times. */
+static int rearms;
+static void rearm_timer(uds_loop *l, uint64_t id, void *arg)
+{
+    (void)id;
+    (void)arg;
+    if (++rearms < 1000)
+        assert_true(uds_loop_timer(l, 0, rearm_timer, NULL) > 0);
+}
+
+/* A 0 ms timer set by a timer callback is due at once but runs in the
+   next round: one round runs it once, so the loop gets back to its fds. */
+static void test_timer_rearm_next_round(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    rearms = 0;
+    assert_true(uds_loop_timer(l, 0, rearm_timer, NULL) > 0);
+    assert_int_equal(uds_loop_run_once(l, 1000), 0);
+    assert_int_equal(rearms, 1);
+    assert_int_equal(uds_loop_run_once(l, 1000), 0);
+    assert_int_equal(rearms, 2);
+    uds_loop_free(l); /* the pending one is dropped */
+}
+
 static int got_sig;
 static void on_sig(uds_loop *l, int signo, void *arg)
 {
@@ -478,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_timers_order),
         cmocka_unit_test(test_timers_same_deadline_fifo),
         cmocka_unit_test(test_timer_cancel),
+        cmocka_unit_test(test_timer_rearm_next_round),
         cmocka_unit_test(test_signal),
         cmocka_unit_test(test_close_in_callback),
         cmocka_unit_test(test_rewatch_same_batch),
