@@ -9,13 +9,16 @@
 #   make bench      short benchmark run (see bench/README.md for the full one)
 #   make valgrind   the unit tests under valgrind (tests/stress/README.md)
 #   make fuzz-long  10^6 executions of every fuzz target (tests/stress/README.md)
+#   make mutate     seeds each bug of tests/mutate/ into a scratch copy, one
+#                   at a time, runs the tests that should notice, prints the
+#                   score (tests/mutate/README.md; not in CI, not in make test)
 PREFIX ?= /usr/local
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-plain test-asan test-tsan test-fuzz test-valgrind deps install clean bench valgrind fuzz-long
+.PHONY: all build run test test-plain test-asan test-tsan test-fuzz test-valgrind deps install clean bench valgrind fuzz-long mutate
 
 all: build
 
@@ -71,6 +74,10 @@ fuzz-long:
 	$(CMAKE) -S . -B build-fuzz-long -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug '-DCMAKE_C_FLAGS_DEBUG=-g -O1' -DUDS_FUZZ=ON -DUDS_SANITIZE=ON
 	$(CMAKE) --build build-fuzz-long -j$(JOBS)
 	sh scripts/fuzz-long.sh build-fuzz-long
+
+# Mutation score: MUTANTS="27 loop-no-gen-check" picks some (default all).
+mutate:
+	bash scripts/mutate.sh $(MUTANTS)
 
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)

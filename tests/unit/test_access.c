@@ -264,6 +264,61 @@ static void test_uids(void **state)
     peer_done(&nobody);
 }
 
+/*
+ * Peers whose uid and gid differ (65534:0 and 0:65534, no supplementary
+ * group): a rule that compared the uid with a gid rule's list, or the gid
+ * with a uid rule's, would judge one of them wrongly. Every other peer of
+ * these tests has uid == gid, where such a mix-up cannot show.
+ */
+static void test_uid_ne_gid(void **state)
+{
+    (void)state;
+    if (!is_root())
+        skip();
+    struct peer x = connect_as(65534, 0, 0, NULL); /* uid 65534, gid 0 */
+    struct peer y = connect_as(0, 65534, 0, NULL); /* uid 0, gid 65534 */
+    const char *why = NULL;
+    uds_cred c;
+    uds_access *a = rules(UDS_ALLOW_UID, 0);
+    assert_int_equal(uds_access_check(a, x.fd, &c, &why), 0); /* creds as set */
+    assert_int_equal(c.uid, 65534);
+    assert_int_equal(c.gid, 0);
+    uds_access_free(a);
+    static const struct {
+        int rule;
+        unsigned id;
+        int x, y; /* expected for uid 65534 gid 0, uid 0 gid 65534 */
+    } t[] = {
+        {UDS_ALLOW_UID, 0, 0, 1},     {UDS_ALLOW_UID, 65534, 1, 0},
+        {UDS_DENY_UID, 0, 1, 0},      {UDS_DENY_UID, 65534, 0, 1},
+        {UDS_ALLOW_GID, 0, 1, 0},     {UDS_ALLOW_GID, 65534, 0, 1},
+        {UDS_DENY_GID, 0, 0, 1},      {UDS_DENY_GID, 65534, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        int rx = judge1(x.fd, t[i].rule, t[i].id, &why);
+        int ry = judge1(y.fd, t[i].rule, t[i].id, &why);
+        if (rx != t[i].x || ry != t[i].y)
+            fail_msg("rule %d id %u: uid 65534 gid 0 got %d (want %d), uid 0 gid 65534 "
+                     "got %d (want %d)", t[i].rule, t[i].id, rx, t[i].x, ry, t[i].y);
+    }
+    /* combined: allowed by uid but denied by gid, and the reverse order */
+    a = rules(UDS_ALLOW_UID, 65534);
+    assert_int_equal(uds_access_add(a, UDS_DENY_GID, 0), 0);
+    assert_int_equal(uds_access_check(a, x.fd, &c, &why), 0);
+    assert_string_equal(why, "denied");
+    assert_int_equal(uds_access_check(a, y.fd, &c, &why), 0);
+    assert_string_equal(why, "not allowed");
+    uds_access_free(a);
+    a = rules(UDS_ALLOW_GID, 65534);
+    assert_int_equal(uds_access_add(a, UDS_DENY_UID, 65534), 0);
+    assert_int_equal(uds_access_check(a, x.fd, &c, &why), 0);
+    assert_string_equal(why, "denied");
+    assert_int_equal(uds_access_check(a, y.fd, &c, &why), 1);
+    uds_access_free(a);
+    peer_done(&x);
+    peer_done(&y);
+}
+
 /* A TCP peer has no uid: with rules it is refused with an error, without
    rules it is allowed with the "no credentials" values. */
 static void test_tcp_peer(void **state)
@@ -370,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_300_groups),
         cmocka_unit_test(test_few_groups),
         cmocka_unit_test(test_uids),
+        cmocka_unit_test(test_uid_ne_gid),
         cmocka_unit_test(test_tcp_peer),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_check_cred),

@@ -136,10 +136,15 @@ static void test_send_limits(void **state)
  * fails with -EMSGSIZE, reports 0 fds, and the process has exactly as many
  * fds open as before the receive. The connection stays usable.
  */
+static int passcred; /* the receiver asks for SCM_CREDENTIALS too */
+
 static void overflow(int type, size_t n, size_t cap)
 {
     int sv[2];
     assert_int_equal(uds_pair(type, 0, sv), 0);
+    int one = 1;
+    if (passcred)
+        assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), 0);
     int *fds = calloc(UDS_MAX_FDS, sizeof(int)), *got = calloc(UDS_MAX_FDS + 1, sizeof(int));
     assert_non_null(fds);
     assert_non_null(got);
@@ -184,6 +189,26 @@ static void test_overflow(void **state)
         overflow(types[t], 253, 16);
         overflow(types[t], 253, 252);
     }
+}
+
+/*
+ * With SO_PASSCRED on the receiver the credentials header takes the spare
+ * room first, and an even cap leaves the SCM_RIGHTS header exactly cap fds:
+ * the kernel drops the rest and says so only by MSG_CTRUNC (the count of
+ * fds that came is not over cap). Still -EMSGSIZE, nothing leaked.
+ */
+static void test_overflow_with_creds(void **state)
+{
+    (void)state;
+    int types[] = {UDS_STREAM, UDS_SEQPACKET, UDS_DGRAM};
+    passcred = 1;
+    for (int t = 0; t < 3; t++) {
+        overflow(types[t], 3, 2);
+        overflow(types[t], 5, 4);
+        overflow(types[t], 17, 16);
+        overflow(types[t], 2, 1);
+    }
+    passcred = 0;
 }
 
 /* A datagram longer than the buffer (MSG_TRUNC) carrying fds: same rule. */
@@ -307,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_pass_dgram),
         cmocka_unit_test(test_send_limits),
         cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_overflow_with_creds),
         cmocka_unit_test(test_truncated_datagram),
         cmocka_unit_test(test_stream_boundaries),
         cmocka_unit_test(test_over_listener),

@@ -172,6 +172,19 @@ static void test_line_limits(void **state)
     assert_int_equal(uds_frame_encode(&f, "a\nb", 3, out, sizeof(out)), -EINVAL);
     assert_int_equal(uds_frame_encode(&f, "ab", 2, out, sizeof(out)), 3);
     assert_memory_equal(out, "ab\n", 3);
+    /* a newline anywhere in the message, also first or last, is refused */
+    assert_int_equal(uds_frame_encode(&f, "ab\n", 3, out, sizeof(out)), -EINVAL);
+    assert_int_equal(uds_frame_encode(&f, "\n", 1, out, sizeof(out)), -EINVAL);
+    assert_int_equal(uds_frame_encode(&f, "\nab", 3, out, sizeof(out)), -EINVAL);
+    /* the empty line, bare and as CRLF: an empty message either way */
+    assert_int_equal(uds_frame_decode(&f, "\n", 1, &fr), 1);
+    assert_int_equal(fr.len, 0);
+    assert_int_equal(uds_frame_decode(&f, "\r\nx\n", 5, &fr), 2);
+    assert_int_equal(fr.len, 0);
+    /* only a CR right before the newline goes */
+    assert_int_equal(uds_frame_decode(&f, "\r\r\n", 3, &fr), 3);
+    assert_int_equal(fr.len, 1);
+    assert_memory_equal(fr.data, "\r", 1);
 }
 
 static void test_packet(void **state)

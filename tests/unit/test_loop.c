@@ -101,6 +101,32 @@ static void test_timer_cancel(void **state)
     uds_loop_free(l);
 }
 
+/* A timer that re-arms itself with 0 ms, up to 1000 times. */
+static int rearms;
+static void rearm_timer(uds_loop *l, uint64_t id, void *arg)
+{
+    (void)id;
+    (void)arg;
+    if (++rearms < 1000)
+        assert_true(uds_loop_timer(l, 0, rearm_timer, NULL) > 0);
+}
+
+/* A 0 ms timer set by a timer callback is due at once but runs in the
+   next round: one round runs it once, so the loop gets back to its fds. */
+static void test_timer_rearm_next_round(void **state)
+{
+    (void)state;
+    uds_loop *l;
+    assert_int_equal(uds_loop_new(&l), 0);
+    rearms = 0;
+    assert_true(uds_loop_timer(l, 0, rearm_timer, NULL) > 0);
+    assert_int_equal(uds_loop_run_once(l, 1000), 0);
+    assert_int_equal(rearms, 1);
+    assert_int_equal(uds_loop_run_once(l, 1000), 0);
+    assert_int_equal(rearms, 2);
+    uds_loop_free(l); /* the pending one is dropped */
+}
+
 static int got_sig;
 static void on_sig(uds_loop *l, int signo, void *arg)
 {
@@ -204,6 +230,104 @@ static void test_close_in_callback(void **state)
     close(p1[1]);
     close(p2[1]);
     uds_loop_free(l);
+}
+
+/*
+ * Fd-number reuse within one batch of events: two readable sockets, A and
+ * B, reported by the same epoll_wait. Whichever callback runs first
+ * unwatches and closes the other one, puts a fresh, empty socket on the
+ * same fd number (dup2) and watches that. The event already fetched for
+ * the old socket must not reach the new watcher: only the watcher's
+ * generation tells them apart (the fd number, the active flag and the
+ * callback are all the new ones'). The new socket has nothing to read, so
+ * any call of its callback in that round is the stale event.
+ */
+struct reuse {
+    uds_loop *l;
+    int fd[2];       /* the two first watchers' fds */
+    int fresh_peer;  /* the other end of the socket put on the reused number */
+    int first;       /* index of the callback that ran first, -1 none yet */
+    int calls[2];
+    int stale;       /* calls of the new watcher */
+    unsigned stale_ev;
+};
+
+static void reuse_new_cb(uds_loop *l, int fd, unsigned ev, void *arg)
+{
+    (void)l;
+    (void)fd;
+    struct reuse *r = arg;
+    r->stale++;
+    r->stale_ev = ev;
+}
+
+static void reuse_cb(uds_loop *l, int fd, unsigned ev, void *arg)
+{
+    (void)ev;
+    struct reuse *r = arg;
+    int me = fd == r->fd[0] ? 0 : 1;
+    r->calls[me]++;
+    char c;
+    assert_int_equal(read(fd, &c, 1), 1);
+    if (r->first >= 0)
+        return;
+    r->first = me;
+    int victim = r->fd[!me];
+    assert_int_equal(uds_loop_unwatch(l, victim), 0);
+    close(victim);
+    int p[2];
+    assert_int_equal(uds_pair(SOCK_STREAM, 0, p), 0);
+    if (p[0] != victim) { /* (the lowest free number may be it already) */
+        assert_int_equal(dup2(p[0], victim), victim); /* the very number reused */
+        close(p[0]);
+    }
+    r->fresh_peer = p[1];
+    assert_int_equal(uds_loop_watch(l, victim, UDS_EV_READ, reuse_new_cb, r), 0);
+}
+
+static void test_rewatch_same_batch(void **state)
+{
+    (void)state;
+    /* a few rounds: both orders of the two events get their chance */
+    for (int round = 0; round < 8; round++) {
+        struct reuse r;
+        memset(&r, 0, sizeof(r));
+        r.first = -1;
+        r.fresh_peer = -1;
+        assert_int_equal(uds_loop_new(&r.l), 0);
+        int p1[2], p2[2];
+        assert_int_equal(uds_pair(SOCK_STREAM, 0, p1), 0);
+        assert_int_equal(uds_pair(SOCK_STREAM, 0, p2), 0);
+        r.fd[0] = p1[0];
+        r.fd[1] = p2[0];
+        assert_int_equal(write(p1[1], "x", 1), 1);
+        assert_int_equal(write(p2[1], "y", 1), 1);
+        int first_watched = round & 1;
+        assert_int_equal(uds_loop_watch(r.l, r.fd[first_watched], UDS_EV_READ, reuse_cb, &r), 0);
+        assert_int_equal(uds_loop_watch(r.l, r.fd[!first_watched], UDS_EV_READ, reuse_cb, &r), 0);
+        /* one round: both events are in its single epoll_wait batch */
+        assert_int_equal(uds_loop_run_once(r.l, 5000), 0);
+        assert_true(r.first >= 0);
+        assert_int_equal(r.calls[r.first], 1);
+        assert_int_equal(r.calls[!r.first], 0); /* closed before its turn */
+        if (r.stale)
+            fail_msg("stale event 0x%x of the closed fd delivered to its new watcher",
+                     r.stale_ev);
+        /* the new watcher still works: data on it is reported */
+        int reused = r.fd[!r.first];
+        assert_int_equal(write(r.fresh_peer, "z", 1), 1);
+        assert_int_equal(uds_loop_run_once(r.l, 5000), 0);
+        assert_int_equal(r.stale, 1);
+        assert_true(r.stale_ev & UDS_EV_READ);
+        assert_int_equal(uds_loop_unwatch(r.l, r.fd[r.first]), 0);
+        assert_int_equal(uds_loop_unwatch(r.l, reused), 0);
+        close(r.fd[r.first]);
+        close(reused);
+        close(r.fresh_peer);
+        close(p1[1]);
+        close(p2[1]);
+        uds_loop_free(r.l);
+    }
 }
 
 static void never_cb(uds_loop *l, int fd, unsigned ev, void *arg)
@@ -380,8 +504,10 @@ int main(void)
         cmocka_unit_test(test_timers_order),
         cmocka_unit_test(test_timers_same_deadline_fifo),
         cmocka_unit_test(test_timer_cancel),
+        cmocka_unit_test(test_timer_rearm_next_round),
         cmocka_unit_test(test_signal),
         cmocka_unit_test(test_close_in_callback),
+        cmocka_unit_test(test_rewatch_same_batch),
         cmocka_unit_test(test_failed_watch),
         cmocka_unit_test(test_quiet_watcher),
         cmocka_unit_test(test_defer_order),

@@ -174,6 +174,64 @@ static void test_swap_by_name(void **state)
     __atomic_fetch_or(&uds__features, UDS__FEAT_SOCKDIAG, __ATOMIC_RELAXED);
 }
 
+/* An attacker's socket renamed over ours between bind and settle (step 3). */
+static int other_fd = -1;
+static ino_t other_ino;
+
+static void replace_hook(int step)
+{
+    if (step != 3 || swapped)
+        return;
+    char op[4200];
+    snprintf(op, sizeof(op), "%s/other.sock", sub);
+    other_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(other_fd >= 0);
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    assert_true(strlen(op) < sizeof(un.sun_path));
+    memcpy(un.sun_path, op, strlen(op) + 1);
+    assert_int_equal(bind(other_fd, (struct sockaddr *)&un, sizeof(un)), 0);
+    assert_int_equal(chmod(op, 0600), 0);
+    struct stat st;
+    assert_int_equal(lstat(op, &st), 0);
+    other_ino = st.st_ino;
+    assert_int_equal(rename(op, sockp), 0);
+    swapped = 1;
+}
+
+/*
+ * After bind() the name is taken over by another socket of the same file
+ * system (same st_dev, another inode): sock_diag's inode says it is not
+ * ours, so neither its mode nor its owner is touched, nothing listens,
+ * and it is not removed. Pinned and by name.
+ */
+static void test_replaced_after_bind(void **state)
+{
+    (void)state;
+    static const int flags[] = {0, UDS_BIND_PINNED};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(mkdir(sub, 0755), 0);
+        swapped = 0;
+        uds__bind_hook = replace_hook;
+        uds_addr a;
+        uds_listener l;
+        uds_listen_opts o = {.mode = 0666, .flags = flags[i]};
+        assert_int_equal(uds_addr_parse(&a, sockp), 0);
+        int r = uds_listen(&l, &a, &o);
+        uds__bind_hook = NULL;
+        assert_true(swapped);
+        if (r == 0)
+            uds_listener_close(&l);
+        assert_int_equal(r, UDS_EPATHMOVED);
+        struct stat st;
+        assert_int_equal(lstat(sockp, &st), 0); /* the other one, left alone */
+        assert_int_equal(st.st_ino, other_ino);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        close(other_fd);
+        assert_int_equal(unlink(sockp), 0);
+        assert_int_equal(rmdir(sub), 0);
+    }
+}
+
 /* The stale unlink happens in the pinned dir: a swap before the lock
    leaves the victim's stale socket in place and replaces ours. */
 static void test_stale_in_pinned_dir(void **state)
@@ -578,6 +636,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_swap_each_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swap_by_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replaced_after_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trusted_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_in_pinned_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_timeout, setup, teardown),
