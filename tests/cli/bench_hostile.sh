@@ -38,7 +38,9 @@ PY=/usr/bin/python3 # not a per-user shim: uid 65534 must be able to run it
 [ -x "$PY" ] || fail "no $PY"
 HP="$(cd "$(dirname "$0")" && pwd)/bench_hostile.py"
 [ -r "$HP" ] || fail "no $HP"
-AS=(setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" "$HP")
+# the code goes in with -c: a fresh clone under a 0700 mktemp dir is not
+# readable by uid 65534
+AS=(setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" -c "$(cat "$HP")")
 LIM=8000        # ms for an innocent client (a silent peer cost 10 s each before)
 RSS_MAX=65536   # KiB: the library server under 8 x 64 MiB frames
 RSS_LIB=204800  # KiB: 64 connections x (1 MiB in + 2 MiB out) + the process (docs/udsock.1)
