@@ -56,28 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *prog = "hostile";
-
-/* Prints "hostile: MSG" and exits 2 (usage or setup errors). */
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
-/* Monotonic seconds. */
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define TOOL_NAME "hostile"
+#include "tool.h"
 
 static struct sockaddr_un SA;
 static socklen_t SALEN;

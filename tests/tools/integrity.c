@@ -52,31 +52,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TOOL_NAME "integrity"
+#include "tool.h"
+
 #define HDR_LEN 40 /* "I%08X S%08X L%08X K%08X " */
 #define MAX_REPORTS 10
-
-static const char *prog = "integrity";
-
-/* Prints "integrity: MSG" and exits 2 (usage or setup errors). */
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
-/* Monotonic seconds, for deadlines and the rate. */
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- the payload: a pure function of (seed, client, seq) ---------------- */
 

@@ -60,42 +60,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TOOL_NAME "relay_check"
+#include "tool.h"
+
 #define MSG_MAX_SEND 65536            /* largest message a seqpacket client sends */
 #define RBUF_SIZE (4u * 1024 * 1024)  /* receive buffer: any message up to 4 MiB */
 #define SEND_CHUNK (128 * 1024)       /* stream bytes generated per send() */
 #define STREAM_ECHO_BUF (128 * 1024)
 #define MAX_REPORTS 10                /* detailed mismatch reports per run */
-
-static const char *prog = "relay_check";
-
-/* Prints "relay_check: MSG" and exits 2 (usage or setup errors). */
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
-/* Monotonic milliseconds, for deadlines. */
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Seconds as a double, for the summary's rate. */
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Many clients at once need many descriptors: take the hard limit. */
 static void raise_nofile(void)
