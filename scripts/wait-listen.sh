@@ -10,8 +10,12 @@
 #   uds_is_listening ADDR        0 if a socket is in the LISTEN state at ADDR now
 #   uds_is_bound ADDR            0 if a datagram socket is bound at ADDR now
 #   uds_wait_listen ADDR [PID]   wait until so (at most $UDS_WAIT_SECS, default
-#   uds_wait_bound ADDR [PID]      10 s, polling every 20 ms); with PID, give
-#                                up as soon as that process has exited
+#   uds_wait_bound ADDR [PID]      10 s, polling every 20 ms); with PID, the
+#                                socket must be held by PID or one of its
+#                                descendants (another program that happens
+#                                to hold the same port or abstract name does
+#                                not count), and the wait gives up as soon
+#                                as PID has exited
 # The waits return 0 when ready; else they say why on stderr and return 1
 # (timeout), 2 (ADDR cannot be checked) or 3 (PID exited first).
 # ADDR as udsock writes it: PATH (unix:PATH), @NAME (abstract:NAME),
@@ -138,9 +142,36 @@ _uds_wl_unix_name() {
     [ -n "$_UDS_WL_NAME" ] && [ "$_UDS_WL_NAME" != @ ]
 }
 
-# _uds_wl_check MODE ADDR: MODE listen or bound. 0 ready, 1 not yet, 2 bad ADDR.
+# _uds_wl_pid_inos PID: " INO INO ... " — the socket inodes that PID and its
+# descendants hold open (children from /proc/PID/task/*/children). Why: a
+# TCP port picked by a test may be taken by another program at the same
+# moment, and a wait that counted that program's listener would send the
+# test's client to a stranger (seen as an empty reply under load).
+_uds_wl_pid_inos() {
+    local p c l out=" " seen=" " i=0
+    local -a todo=("$1") kids
+    while [ "$i" -lt "${#todo[@]}" ]; do
+        p=${todo[i]}
+        i=$((i + 1))
+        case $seen in *" $p "*) continue ;; esac
+        seen="$seen$p "
+        for l in $(find /proc/"$p"/fd -mindepth 1 -maxdepth 1 -lname 'socket:\[*' -printf '%l\n' 2>/dev/null || true); do
+            l=${l#socket:\[}
+            out="$out${l%\]} "
+        done
+        for c in /proc/"$p"/task/*/children; do
+            [ -r "$c" ] || continue
+            read -r -a kids <"$c" 2>/dev/null || true
+            todo+=("${kids[@]}")
+        done
+    done
+    printf '%s' "$out"
+}
+
+# _uds_wl_check MODE ADDR [PID]: MODE listen or bound. 0 ready, 1 not yet,
+# 2 bad ADDR. With PID, only a socket PID (or a descendant) holds counts.
 _uds_wl_check() {
-    local mode=$1 addr=$2 name keys proto files
+    local mode=$1 addr=$2 pid=${3:-} pinos="" name keys proto files
     case $addr in
     tcp:* | udp:*)
         keys=$(_uds_wl_inet_keys "$addr") || return 2
@@ -150,11 +181,14 @@ _uds_wl_check() {
         files=$(_uds_wl_inet_files "$proto")
         [ -n "$files" ] || return 1
         # local_address is field 2, st field 4: 0A is TCP_LISTEN; a bound
-        # UDP socket may be in any state (07 unconnected, 01 connected)
+        # UDP socket may be in any state (07 unconnected, 01 connected);
+        # the inode is field 10
+        [ -z "$pid" ] || pinos=$(_uds_wl_pid_inos "$pid")
         # shellcheck disable=SC2086
-        UDS_WL_KEYS=" $keys " awk -v mode="$mode" '
+        UDS_WL_KEYS=" $keys " UDS_WL_INOS="$pinos" awk -v mode="$mode" -v bypid="${pid:+1}" '
             FNR == 1 { next }
-            index(ENVIRON["UDS_WL_KEYS"], " " $2 " ") && (mode == "bound" || $4 == "0A") { f = 1; exit }
+            index(ENVIRON["UDS_WL_KEYS"], " " $2 " ") && (mode == "bound" || $4 == "0A") &&
+                (bypid != 1 || index(ENVIRON["UDS_WL_INOS"], " " $10 " ")) { f = 1; exit }
             END { exit !f }' $files
         return $?
         ;;
@@ -176,13 +210,15 @@ _uds_wl_check() {
     # counts once a process holding that socket has, as fd DIRFD, the
     # directory the path leads to (the real name needs no such check).
     local out ino dfd holder want
-    out=$(UDS_WL_NAME=$name awk -v mode="$mode" -v abs="$_UDS_WL_ABSTRACT" '
+    [ -z "$pid" ] || pinos=$(_uds_wl_pid_inos "$pid")
+    out=$(UDS_WL_NAME=$name UDS_WL_INOS="$pinos" awk -v mode="$mode" -v abs="$_UDS_WL_ABSTRACT" -v bypid="${pid:+1}" '
         FNR == 1 || NF < 8 { next }
         {
             p = $0
             for (i = 0; i < 7; i++) sub(/^[^ ]+ +/, "", p)
             if (mode == "listen" && index("13579BDFbdf", substr($4, 4, 1)) == 0) next
             if (mode == "bound" && $5 != "0002") next
+            if (bypid == 1 && !index(ENVIRON["UDS_WL_INOS"], " " $7 " ")) next
             if (p == ENVIRON["UDS_WL_NAME"]) { print "real"; exit }
             if (abs == 1) next
             b = ENVIRON["UDS_WL_NAME"]; sub(/.*\//, "", b)
@@ -205,8 +241,12 @@ _uds_wl_check() {
 
 # Why a wait ended without a server: one line for stderr.
 _uds_wl_why() {
-    local mode=$1 addr=$2 what=listening name
+    local mode=$1 addr=$2 pid=${3:-} what=listening name
     [ "$mode" = listen ] || what=bound
+    if [ -n "$pid" ] && _uds_wl_check "$mode" "$addr"; then
+        printf 'a %s socket is at %s, but process %s does not hold it (another program has that address)' "$what" "$addr" "$pid"
+        return 0
+    fi
     case $addr in
     tcp:* | udp:*) printf 'no %s socket on %s' "$what" "$addr"; return 0 ;;
     esac
@@ -224,6 +264,16 @@ _uds_wl_why() {
     fi
 }
 
+# _uds_wl_alive PID: the process exists and is not a zombie (a child the
+# caller has not reaped yet still answers kill -0, but holds no socket).
+_uds_wl_alive() {
+    local st
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(cat "/proc/$1/stat" 2>/dev/null || true)
+    st=${st##*) }
+    [ "${st%% *}" != Z ]
+}
+
 # _uds_wl_wait MODE ADDR [PID]: the polling loop, bounded in time (a
 # deadline on EPOCHREALTIME, so slow reads of the tables on a loaded machine
 # do not stretch it) and in count.
@@ -235,13 +285,11 @@ _uds_wl_wait() {
     deadline=$((now + secs * 1000000))
     for ((i = 0; i < max; i++)); do
         rc=0
-        _uds_wl_check "$mode" "$addr" || rc=$?
+        _uds_wl_check "$mode" "$addr" "$pid" || rc=$?
         [ "$rc" = 1 ] || break
-        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-            # it may have become ready just before it exited
-            rc=0
-            _uds_wl_check "$mode" "$addr" || rc=$?
-            [ "$rc" = 1 ] && rc=3
+        if [ -n "$pid" ] && ! _uds_wl_alive "$pid"; then
+            # it exited: whatever listens there now is not its socket
+            rc=3
             break
         fi
         now=${EPOCHREALTIME/[.,]/}
@@ -250,9 +298,9 @@ _uds_wl_wait() {
     done
     case $rc in
     0) return 0 ;;
-    3) echo "wait_$mode: process $pid exited before $addr was ready: $(_uds_wl_why "$mode" "$addr")" >&2 ;;
+    3) echo "wait_$mode: process $pid exited before $addr was ready: $(_uds_wl_why "$mode" "$addr" "$pid")" >&2 ;;
     2) echo "wait_$mode: cannot check '$addr' (want PATH, @NAME, $([ "$mode" = listen ] && echo tcp || echo udp):HOST:PORT with a numeric HOST and PORT > 0)" >&2 ;;
-    *) echo "wait_$mode: $addr not ready after $secs s: $(_uds_wl_why "$mode" "$addr")" >&2 ;;
+    *) echo "wait_$mode: $addr not ready after $secs s: $(_uds_wl_why "$mode" "$addr" "$pid")" >&2 ;;
     esac
     [ "$rc" = 2 ] || [ "$rc" = 3 ] || rc=1
     return "$rc"

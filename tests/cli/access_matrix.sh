@@ -159,15 +159,22 @@ for cmd in serve relay; do
         done
         # without rules a TCP client is served
         total=$((total + 1))
-        port=$(python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.bind((sys.argv[1].strip("[]"),0)); print(s.getsockname()[1])' "$host")
-        if [ $cmd = serve ]; then
-            "$U" serve "tcp:$host:$port" -- sh -c 'echo ok' 2>"$T/tcp.log" &
-        else
-            "$U" relay "tcp:$host:$port" "$T/echo.sock" 2>"$T/tcp.log" &
-        fi
-        P=$!
-        PIDS+=($P)
-        wait_listen "tcp:$host:$port" "$P"
+        # a free port now may be taken by another program before we bind it:
+        # the wait (which counts only our process's socket) says so, try another
+        for try in 1 2 3 4 5; do
+            port=$(python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.bind((sys.argv[1].strip("[]"),0)); print(s.getsockname()[1])' "$host")
+            if [ $cmd = serve ]; then
+                "$U" serve "tcp:$host:$port" -- sh -c 'echo ok' 2>"$T/tcp.log" &
+            else
+                "$U" relay "tcp:$host:$port" "$T/echo.sock" 2>"$T/tcp.log" &
+            fi
+            P=$!
+            PIDS+=($P)
+            uds_wait_listen "tcp:$host:$port" "$P" && break
+            [ $try != 5 ] || fail "$cmd tcp:$host:$port: no listener after 5 ports: $(cat "$T/tcp.log")"
+            kill $P 2>/dev/null
+            wait $P 2>/dev/null
+        done
         if [ $cmd = serve ]; then in=/dev/null; else in=$T/ok.txt; fi
         r=$(timeout 10 setpriv --reuid 65534 --regid 65534 --clear-groups socat -t 5 - "TCP:$host:$port" <"$in" 2>/dev/null)
         [ "$r" = ok ] && right=$((right + 1)) || bad "$cmd tcp:$host:$port without rules: got '$r'"

@@ -30,7 +30,10 @@ LONG = (b"L" * 40 + b"\x1b[2J\n\x00" + b"M" * 107)[:107]
 def addrs(d):
     """(kind, sockaddr, raw name bytes) for each hostile peer name."""
     out = []
-    for n in NAMES + [LONG]:
+    # abstract names are machine-wide: a token of the run (HOSTILE_TOK, the
+    # same for every call of one test) keeps two suites from colliding
+    tok = os.environ.get("HOSTILE_TOK", "").encode()
+    for n in [n + tok for n in NAMES] + [(tok + LONG)[:107]]:
         out.append(("abstract", b"\0" + n, b"@" + n))
     for n in NAMES:  # a file name cannot hold "/"
         p = os.path.join(os.fsencode(d), n.replace(b"/", b"%"))

@@ -21,6 +21,7 @@
 set -u
 . "$(dirname "$0")/io_common.bash"
 H="python3 $(dirname "$0")/hostile.py"
+export HOSTILE_TOK="-$$"
 N=9 # 5 abstract + 4 path names
 mkdir "$T/n"
 status=0

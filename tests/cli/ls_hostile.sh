@@ -20,21 +20,23 @@ fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
 mkdir "$T/h"
-# a token of this run in the forged names: other tests running at the same
-# time bind names of their own with "forged-admin" in them, and a machine-
-# wide listing shows theirs too
+# a token of this run in every abstract name: other tests (or another
+# checkout's suite) running at the same time bind names of their own with
+# "forged-admin" in them, a machine-wide listing shows theirs too, and a
+# fixed abstract name would collide with theirs (EADDRINUSE)
 export LSH_TOK=$$
 # the hostile process: binds everything, names itself, says "ready", waits
 $PY - "$T/h" >"$T/ready" <<'PYEOF' &
 import os, socket, sys, time
 d = sys.argv[1].encode()
 F = ("/run/forged-admin-%s.sock" % os.environ["LSH_TOK"]).encode()
+TOK = ("-" + os.environ["LSH_TOK"]).encode()  # abstract names are machine-wide
 names = {
     "forged": b"\0x\n" + F + b" LISTEN",
     "procline": b"\0y\n0000000000000000: 00000002 00000000 00010000 0001 01 12345 " + F,
-    "esc": b"\0\x1b]0;title\x07\x1b[2J",
-    "max": b"\0" + bytes((0x0a, 0x1b, 0xff, 0x41, 0x07, 0x00, 0xc3)[i % 7] for i in range(107)),
-    "utf8": b"\0caf\xc3\x28\xff\xfe",
+    "esc": b"\0\x1b]0;title\x07\x1b[2J" + TOK,
+    "max": b"\0" + (TOK + bytes((0x0a, 0x1b, 0xff, 0x41, 0x07, 0x00, 0xc3)[i % 7] for i in range(107)))[:107],
+    "utf8": b"\0caf\xc3\x28\xff\xfe" + TOK,
     "path": d + b"/p\x1b[2J\nq\xff.sock",
 }
 keep = []
@@ -121,13 +123,14 @@ $PY - "$T" "$H" <<'PYEOF' || fail=1
 import json, os, sys
 T, pid = sys.argv[1], int(sys.argv[2])
 F = "/run/forged-admin-%s.sock" % os.environ["LSH_TOK"]
+TOK = ("-" + os.environ["LSH_TOK"]).encode()
 d = T.encode() + b"/h"
 names = {
     "forged": (b"x\n" + F.encode() + b" LISTEN", 2),
     "procline": (b"y\n0000000000000000: 00000002 00000000 00010000 0001 01 12345 " + F.encode(), 1),
-    "esc": (b"\x1b]0;title\x07\x1b[2J", 1),
-    "max": (bytes((0x0a, 0x1b, 0xff, 0x41, 0x07, 0x00, 0xc3)[i % 7] for i in range(107)), 1),
-    "utf8": (b"caf\xc3\x28\xff\xfe", 1),
+    "esc": (b"\x1b]0;title\x07\x1b[2J" + TOK, 1),
+    "max": ((TOK + bytes((0x0a, 0x1b, 0xff, 0x41, 0x07, 0x00, 0xc3)[i % 7] for i in range(107)))[:107], 1),
+    "utf8": (b"caf\xc3\x28\xff\xfe" + TOK, 1),
 }
 path = d + b"/p\x1b[2J\nq\xff.sock"
 bad = []

@@ -159,6 +159,41 @@ el=$(((${EPOCHREALTIME/./} - t0) / 1000))
 [ $el -lt 5000 ] || fail "exited server: wait_listen took $el ms"
 ok "a server that exits ends the wait at once (${el} ms): $err"
 
+# ---- 5b. with PID, only that process's socket counts ----
+# A port a test picked (or an abstract name) may be taken by another
+# program at the same moment: a wait that counted the stranger's listener
+# sent the test's client to it (cli.relay once got an empty reply so).
+peer tcp 127.0.0.1
+peer_listen # the stranger listens on tcp:127.0.0.1:$PORT
+SPORT=$PORT
+bg sleep 30 # alive, holds no socket
+err=$(uds_wait_listen "tcp:127.0.0.1:$SPORT" "$LAST" 2>&1); rc=$?
+[ $rc = 1 ] && [[ $err == *"process $LAST does not hold it"* ]] ||
+    fail "stranger's port counted for process $LAST: rc $rc, '$err'"
+uds_wait_listen "tcp:127.0.0.1:$SPORT" "$PEER" || fail "the holder itself not ready"
+# a server that fails on the taken port and exits: status 3, not ready
+err=$(python3 -c 'import socket, sys, time
+s = socket.socket(); time.sleep(0.2)
+try: s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError: sys.exit(1)' "$SPORT" & UDS_WAIT_SECS=10 uds_wait_listen "tcp:127.0.0.1:$SPORT" "$!" 2>&1); rc=$?
+[ $rc = 3 ] && [[ $err == *"does not hold it"* ]] || fail "failed bind on a taken port: rc $rc, '$err'"
+peer_end
+# the same for an abstract name
+A2="@udsock-readiness-taken-$$-$RANDOM"
+peer stream "$A2"
+peer_listen
+err=$(uds_wait_listen "$A2" "$LAST" 2>&1); rc=$?
+[ $rc = 1 ] || fail "stranger's abstract name counted for process $LAST: rc $rc, '$err'"
+peer_end
+# a wrapper's child holds it: counts for the wrapper (timeout, setpriv, ...)
+bg bash -c 'python3 -c "import socket, sys, time
+s = socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen(1)
+print(s.getsockname()[1], flush=True); time.sleep(30)" > "$1"; true' wrap "$T/wrap.port"
+poll_until test -s "$T/wrap.port" || fail "wrapped listener did not start"
+wait_listen "tcp:127.0.0.1:$(cat "$T/wrap.port")" "$LAST"
+pkill -P "$LAST" python3 # the child first: killing the wrapper would orphan it
+ok "with PID, a listener held by another program does not count; a child's does"
+
 # ---- 6. bad addresses: status 2 at once ----
 for bad in "" "tcp:127.0.0.1:0" "tcp:127.0.0.1:x" "tcp:::1:80" "tcp:no.such.host:80" "tcp:1.2.3.256:80"; do
     err=$(uds_wait_listen "$bad" 2>&1); rc=$?
