@@ -9,6 +9,8 @@
 #   make bench      short benchmark run (see bench/README.md for the full one)
 #   make valgrind   the unit tests under valgrind (tests/stress/README.md)
 #   make fuzz-long  10^6 executions of every fuzz target (tests/stress/README.md)
+#   make test-repeat  make test N times in a row (N=20), stops at the first
+#                   failure; HOG=1 runs a CPU hog beside it (scripts/test-repeat.sh)
 #   make mutate     seeds each bug of tests/mutate/ into a scratch copy, one
 #                   at a time, runs the tests that should notice, prints the
 #                   score (tests/mutate/README.md; not in CI, not in make test)
@@ -18,7 +20,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
-.PHONY: all build run test test-plain test-asan test-tsan test-fuzz test-valgrind deps install clean bench valgrind fuzz-long mutate
+.PHONY: all build run test test-repeat test-plain test-asan test-tsan test-fuzz test-valgrind deps install clean bench valgrind fuzz-long mutate
 
 all: build
 
@@ -74,6 +76,11 @@ fuzz-long:
 	$(CMAKE) -S . -B build-fuzz-long -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug '-DCMAKE_C_FLAGS_DEBUG=-g -O1' -DUDS_FUZZ=ON -DUDS_SANITIZE=ON
 	$(CMAKE) --build build-fuzz-long -j$(JOBS)
 	sh scripts/fuzz-long.sh build-fuzz-long
+
+# The flake check (issue 14 item 9): N runs of make test in a row.
+N ?= 20
+test-repeat:
+	bash scripts/test-repeat.sh -n $(N) $(if $(HOG),--hog)
 
 # Mutation score: MUTANTS="27 loop-no-gen-check" picks some (default all).
 mutate:
