@@ -145,9 +145,9 @@ wait "$SPID"
 
 # stdout closed by its reader: the server leaves tidily (exit 1, file removed)
 P=$T/pipe.sock
-( "$B/echo_server" "$P" 2>"$T/pipe.err"; echo $? >"$T/pipe.rc" ) | head -c 1 >/dev/null &
-HPID=$!
-wait_listen "$P" "$HPID"
+( "$B/echo_server" "$P" 2>"$T/pipe.err"; echo $? >"$T/pipe.rc" ) 2>/dev/null | head -c 1 >/dev/null &
+HPID=$! # head's: the server is its sibling, so the wait takes no PID
+wait_listen "$P"
 printf 'first\n' | timeout 10 "$B/echo_client" "$P" >/dev/null 2>&1
 wait_for test ! -e /proc/$HPID || true
 printf 'second\n' | timeout 10 "$B/echo_client" "$P" >/dev/null 2>&1
