@@ -68,14 +68,18 @@ S="$T/sig-k.sock"
 "$U" listen -k -v "$S" < /dev/null > /dev/null 2> "$T/sig-k.err" &
 p=$!; PIDS+=($p)
 wait_listen "$S" "$p"
-# (the sleep keeps the client's stdin open: part of the test)
-timeout 10 "$U" connect "$S" < <(sleep 3) > /dev/null &
+# the client's stdin stays open (a FIFO we hold) until it has ended: part
+# of the test (a sleep there raced the machine's load)
+mkfifo "$T/sig-k.in"
+exec {KIN}<>"$T/sig-k.in"
+timeout 10 "$U" connect "$S" < "$T/sig-k.in" {KIN}>&- > /dev/null &
 c=$!
 wait_grep "$T/sig-k.err" "client #1 connected"
 kill -TERM $p; wait $p; rc=$?
 wait_gone "$S" || fail "-k SIGTERM: socket file left behind"
 [ $rc = 143 ] || fail "-k SIGTERM status $rc"
 wait $c || fail "client of a terminated listen -k: status $?"
+exec {KIN}>&-
 ok "SIGTERM with a client connected (-k): file removed; the client ends cleanly"
 "$U" recv "$T/sig-r.sock" > /dev/null &
 p=$!; PIDS+=($p)
@@ -139,16 +143,19 @@ bg timeout 20 bash -c "$U listen -k -v $B < $T/b.in > /dev/null 2> $T/b.err"
 bp=$LAST
 exec 3> "$T/b.in"
 wait_listen "$B" "$bp"
-# (the sleeps hold the clients' stdin open: part of the test)
-timeout 10 "$U" connect "$B" < <(sleep 5) > "$T/b1" &
+# the clients' stdin stays open (FIFOs we hold) until they got the
+# broadcast: part of the test (sleeps there raced the machine's load)
+mkfifo "$T/b1.in" "$T/b2.in"
+exec {B1}<>"$T/b1.in" {B2}<>"$T/b2.in"
+timeout 20 "$U" connect "$B" < "$T/b1.in" {B1}>&- {B2}>&- > "$T/b1" &
 c1=$!
-timeout 10 "$U" connect "$B" < <(sleep 5) > "$T/b2" &
+timeout 20 "$U" connect "$B" < "$T/b2.in" {B1}>&- {B2}>&- > "$T/b2" &
 c2=$!
 wait_grep "$T/b.err" "client #2 connected"
 echo to-everyone >&3
 wait_grep "$T/b1" to-everyone
 wait_grep "$T/b2" to-everyone
-exec 3>&-
+exec 3>&- {B1}>&- {B2}>&-
 kill $bp
 wait $c1; wait $c2
 [ "$(cat "$T/b1")" = to-everyone ] && [ "$(cat "$T/b2")" = to-everyone ] ||
