@@ -260,8 +260,11 @@ kill "$DEAF" 2>/dev/null
 # ---- 14. -c: a client over the limit is closed at once and logged ----
 relay lim -c 1 "$T/r-lim.sock" "$T/echo.sock"
 wait_listen "$T/r-lim.sock" "$RP"
-# (sleep 5: a client that holds its connection open, part of the test)
-sleep 5 | socat - UNIX-CONNECT:"$T/r-lim.sock" >/dev/null 2>&1 &
+# a client that holds its connection open: its stdin is a FIFO this shell
+# holds until the check is done (a sleep 5 there raced the machine's load)
+mkfifo "$T/hold.in"
+exec {HOLDIN}<>"$T/hold.in"
+socat - UNIX-CONNECT:"$T/r-lim.sock" <"$T/hold.in" {HOLDIN}>&- >/dev/null 2>&1 &
 HOLD=$!
 PIDS+=($HOLD)
 # its connect() has returned: the relay accepts in backlog order
@@ -269,6 +272,7 @@ poll_until is_connected "$HOLD" || bad "-c: the first client did not connect"
 r=$(echo x | timeout 5 socat -t 4 - UNIX-CONNECT:"$T/r-lim.sock" 2>/dev/null)
 [ -z "$r" ] && grep -q 'refused connection #2 from pid [0-9]* uid 0: 1 connections open (-c 1)' "$T/lim.log" \
     && ok "-c 1: second client closed, logged" || bad "-c: '$r'; $(cat "$T/lim.log")"
+exec {HOLDIN}>&-
 kill "$HOLD" 2>/dev/null
 
 # ---- 15. usage ----
