@@ -199,24 +199,24 @@ t0=$(now_ms)
 echo "after-the-limit" | timeout 10 "$U" connect "$S" > /dev/null || fail "connect after the limit: $?"
 wait_grep "$T/a.out" "after-the-limit"
 el=$(( $(now_ms) - t0 ))
-[ "$el" -lt 1000 ] || fail "out of fds: the client after the limit was served after $el ms"
+[ "$el" -lt 3000 ] || fail "out of fds: the client after the limit was served after $el ms (the pause is 100 ms)"
 kill -0 "$lp" || fail "listen died"
 ok "out of fds (soft limit $low): connected client at $rate lines/s (unstarved $free_rate/s), listen CPU $cpu_chat per mille with it, $cpu_idle per mille starved and idle; served $el ms after the limit was raised"
 kill "$lp"; wait "$lp" 2>/dev/null
 
 # ---- (b) --idle-timeout with -c ----------------------------------------
 S="$T/b.sock"
-bg "$U" listen -k -v -c 10 --idle-timeout 1 "$S" < /dev/null > "$T/b.out" 2> "$T/b.err"
+bg "$U" listen -k -v -c 10 --idle-timeout 2 "$S" < /dev/null > "$T/b.out" 2> "$T/b.err"
 lp=$LAST
 wait_listen "$S"
-bg timeout 30 bash -c "python3 $T/peer.py silent $S 20 $T/b.mark 8 > $T/b.times"
+bg timeout 30 bash -c "python3 $T/peer.py silent $S 20 $T/b.mark 12 > $T/b.times"
 sp=$LAST
 wait_grep "$T/b.err" "client #10 connected"
 for i in $(seq 200); do [ -e "$T/b.mark" ] && break; sleep 0.025; done
 [ -e "$T/b.mark" ] || fail "idle: the silent clients did not connect"
 # a good client: refused while the slots are held, served once they are free
 t0=$(now_ms); tries=0; served=""
-while [ $(( $(now_ms) - t0 )) -lt 8000 ]; do
+while [ $(( $(now_ms) - t0 )) -lt 15000 ]; do
     tries=$((tries + 1))
     echo "good-$tries" | timeout 5 "$U" connect "$S" > /dev/null 2>&1
     if grep -q "^good-$tries\$" "$T/b.out"; then served=$(( $(now_ms) - t0 )); break; fi
@@ -229,14 +229,16 @@ read -r -a times < "$T/b.times"
 at_once=0; later=0
 for t in "${times[@]}"; do
     ms=$(awk -v t="$t" 'BEGIN { printf "%d", t * 1000 }')
-    if [ "$ms" -lt 700 ]; then at_once=$((at_once + 1))
-    elif [ "$ms" -ge 900 ] && [ "$ms" -lt 5000 ]; then later=$((later + 1)); fi
+    # 2 s of idle time: "at once" and "after the timeout" stay apart even
+    # when a loaded machine delays either by most of a second
+    if [ "$ms" -lt 1500 ]; then at_once=$((at_once + 1))
+    elif [ "$ms" -ge 1800 ] && [ "$ms" -lt 10000 ]; then later=$((later + 1)); fi
 done
 [ "$at_once" = 10 ] && [ "$later" = 10 ] ||
-    fail "idle: EOF times ${times[*]} (want 10 at once, 10 after about 1 s)"
+    fail "idle: EOF times ${times[*]} (want 10 at once, 10 after about 2 s)"
 [ "$tries" -ge 2 ] || fail "idle: the good client was served at once (the slots were not held?)"
-grep -q "client #1 sent nothing for 1 s: closing it" "$T/b.err" || fail "idle: no -v line"
-ok "--idle-timeout 1 -c 10: silent clients closed at ${times[0]}..${times[19]} s (10 at once, 10 idle); good client served after $served ms (try $tries)"
+grep -q "client #1 sent nothing for 2 s: closing it" "$T/b.err" || fail "idle: no -v line"
+ok "--idle-timeout 2 -c 10: silent clients closed at ${times[0]}..${times[19]} s (10 at once, 10 idle); good client served after $served ms (try $tries)"
 kill "$lp"; wait "$lp" 2>/dev/null
 
 # ---- (b2) the default limit: 1000 idle clients, the next one is closed
