@@ -163,7 +163,9 @@ r=$(printf seq-data | timeout 10 "$U" connect --type seqpacket "$P") || fail "se
 [ "$r" = seq-reply ] && [ "$(cat "$T/r8")" = seq-data ] || fail "seqpacket vs socat: '$r'"
 ok "seqpacket listen/connect both ways, and connect vs socat socktype=5"
 # message boundaries: each chunk of connect's stdin is one message (checked by
-# a Python peer that records the size of every message it receives)
+# a Python peer that records the size of every message it receives); the
+# next chunk is written only once the peer has the previous one (its count
+# file says so), so a loaded machine cannot merge two chunks in the pipe
 if command -v python3 > /dev/null; then
     rm -f "$P"
     bg timeout 10 python3 -c '
@@ -176,12 +178,15 @@ while True:
     m = c.recv(1 << 20)
     if not m: break
     sizes.append(str(len(m)))
+    with open(sys.argv[3], "w") as f: f.write("%d\n" % len(sizes))
 for m in (b"a", b"bb", b"ccc"): c.send(m)
 open(sys.argv[2], "w").write(" ".join(sizes))
-' "$P" "$T/sizes"
+' "$P" "$T/sizes" "$T/nseen"
     spid=$LAST
     wait_listen "$P" "$spid"
-    r=$( (printf 12345; sleep 0.5; printf 1234567; sleep 0.5; printf 123) | timeout 10 "$U" connect --type seqpacket "$P") ||
+    seen() { [ "$(cat "$T/nseen" 2>/dev/null)" = "$1" ]; }
+    r=$( (printf 12345; poll_until seen 1; printf 1234567; poll_until seen 2; printf 123) |
+        timeout 20 "$U" connect --type seqpacket "$P") ||
         fail "seqpacket vs python: status $?"
     wait "$spid"
     [ "$(cat "$T/sizes")" = "5 7 3" ] && [ "$r" = abbccc ] || fail "seqpacket boundaries: sizes '$(cat "$T/sizes")', got '$r'"

@@ -122,8 +122,8 @@ elif mode == "seq":
     for m in sys.argv[4:]:
         s.send(m.encode())
     open(sys.argv[3], "w").close()
-    got, end = [], time.monotonic() + 5
-    s.settimeout(5)
+    got, end = [], time.monotonic() + 20
+    s.settimeout(20)
     while time.monotonic() < end:
         try:
             m = s.recv(1 << 20)
@@ -132,6 +132,8 @@ elif mode == "seq":
         if not m:
             break
         got.append(m.decode())
+        with open(sys.argv[3] + ".n", "w") as f:  # how many so far
+            f.write("%d\n" % len(got))
     print(" ".join(got))
 elif mode == "slow":
     # connects, reads nothing until the file argv[3] appears, then reads
@@ -316,7 +318,10 @@ q2=$LAST
 wait_grep "$T/p.err" "client #2 connected"
 for i in $(seq 200); do [ -e "$T/p.m1" ] && [ -e "$T/p.m2" ] && break; sleep 0.025; done
 printf 'to-all' >&3
-sleep 0.3 # two chunks, two messages (a pipe read takes what is there)
+# two chunks, two messages (a pipe read takes what is there): the second is
+# written once both clients have the first
+got_n() { [ "$(cat "$T/p.m1.n" 2>/dev/null)" = "$1" ] && [ "$(cat "$T/p.m2.n" 2>/dev/null)" = "$1" ]; }
+poll_until got_n 1 || fail "seqpacket broadcast: the first message did not reach both clients"
 printf 'again' >&3
 exec 3>&-
 wait "$q1"; wait "$q2"
@@ -333,10 +338,13 @@ head -c 3000000 /dev/urandom > "$T/f.data"
 "$U" listen -k "$S" < "$T/f.data" > /dev/null & # (bg would give it /dev/null)
 lp=$!; PIDS+=($lp)
 wait_listen "$S"
-timeout 20 "$U" connect "$S" < <(sleep 4) > "$T/f.got" &
+mkfifo "$T/f.in" # the client's stdin, open until it has everything
+exec {FIN}<>"$T/f.in"
+timeout 20 "$U" connect "$S" < "$T/f.in" {FIN}>&- > "$T/f.got" &
 cp=$!
-for i in $(seq 400); do [ "$(stat -c %s "$T/f.got")" -ge 3000000 ] && break; sleep 0.025; done
+for i in $(seq 800); do [ "$(stat -c %s "$T/f.got")" -ge 3000000 ] && break; sleep 0.025; done
 kill "$lp"; wait "$lp" 2>/dev/null; wait "$cp"
+exec {FIN}>&-
 cmp -s "$T/f.data" "$T/f.got" || fail "-k < file: client got $(stat -c %s "$T/f.got") bytes"
 ok "-k with stdin a regular file: broadcast byte-exact"
 
@@ -387,15 +395,27 @@ S="$T/t.sock"
 "$U" listen -k -v "$S" < /dev/null > "$T/t.out" 2> "$T/t.err" &
 lp=$!; PIDS+=($lp)
 wait_listen "$S"
-timeout 10 "$U" connect "$S" < <(printf 'whole line\npartial-no-newline'; sleep 3) > /dev/null &
+# the client's stdin: a FIFO this shell holds; listen has read everything
+# once its end of the connection has nothing queued (ss: Recv-Q 0) and the
+# FIFO is empty (FIONREAD)
+mkfifo "$T/t.in"
+exec {TIN}<>"$T/t.in"
+timeout 10 "$U" connect "$S" < "$T/t.in" {TIN}>&- > /dev/null &
 cp=$!
+printf 'whole line\npartial-no-newline' >&$TIN
 wait_grep "$T/t.out" "whole line"
-sleep 0.2
+all_read() {
+    python3 -c 'import fcntl, struct, sys, termios
+print(struct.unpack("i", fcntl.ioctl(int(sys.argv[1]), termios.FIONREAD, b"\0" * 4))[0])' "$TIN" | grep -qx 0 &&
+        [ "$(ss -xH src "$S" | awk '$2 == "ESTAB" && $3 == 0' | wc -l)" = 1 ]
+}
+poll_until all_read || fail "SIGTERM: listen did not read the partial line: $(ss -xH src "$S")"
 kill -TERM "$lp"; wait "$lp"; rc=$?
 [ "$rc" = 143 ] || fail "SIGTERM: status $rc"
 [ "$(cat "$T/t.out")" = "$(printf 'whole line\npartial-no-newline')" ] || fail "SIGTERM: stdout '$(cat "$T/t.out")'"
 [ ! -e "$S" ] || fail "SIGTERM: socket file left"
 wait "$cp"
+exec {TIN}>&-
 ok "SIGTERM: held partial line written, socket file removed, status 143"
 
 # ---- usage and --help -----------------------------------------------------
