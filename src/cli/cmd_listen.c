@@ -50,8 +50,10 @@ static const char listen_help[] =
     "                      accepted and closed at once\n"
     "  -C, --max-per-uid N with -k: clients at once per peer uid (unix\n"
     "                      addresses; default no limit)\n"
-    "      --idle-timeout SEC  with -k: close a client that has sent nothing\n"
-    "                      for SEC seconds (default: never)\n"
+    "  -i, --idle-timeout SEC  one client: close after SEC seconds without\n"
+    "                      data either way (ncat -i); with -k: close a client\n"
+    "                      that has sent nothing for SEC seconds\n"
+    "                      (default: never)\n"
     "  -t, --type TYPE     stream (default), seqpacket or dgram (print each\n"
     "                      datagram; stdin goes to the last named sender, never\n"
     "                      waiting: what it cannot take now is dropped, and\n"
@@ -61,12 +63,17 @@ static const char listen_help[] =
     "  -g, --group GROUP   group of the socket file (set before listen)\n"
     "  -N, --no-shutdown   do not half-close at EOF on stdin (for peers such as\n"
     "                      ncat -l or nc -l that hang up at EOF)\n"
-    "  -p, --progress      show bytes and rate on stderr (like pv)\n"
-    "  -q, --quiet         never show progress\n"
-    "  -v, --verbose       report listening, clients arriving and leaving\n"
+    "  -p, --progress      show bytes and rate on stderr (like pv); by itself\n"
+    "                      only when stdin and stdout are not terminals and\n"
+    "                      stderr is, after 2 s\n"
+    "  -q, --quiet, --no-progress  never show progress\n"
+    "  -v, --verbose       report listening, each client arriving (its pid,\n"
+    "                      uid and gid, or its TCP address) and leaving\n"
     "  -h, --help          this text\n"
     "\n"
     "ADDR: /path, unix:PATH, @abstract, tcp:HOST:PORT, udp:HOST:PORT\n"
+    "With port 0 the kernel picks a port; it is said on stderr:\n"
+    "\"udsock: listening on tcp:127.0.0.1:PORT\" (also without -v).\n"
     "Exit status: 0 ok, 1 runtime failure, 2 usage error.\n";
 
 #define READ_BUF (256 * 1024)
@@ -184,12 +191,13 @@ static void stdin_fire(uds_loop *loop, uint64_t id, void *arg)
 /* ---- one client --------------------------------------------------------- */
 
 static int g_one_fd = -1;
+static char g_one_who[UDS_ADDR_STRLEN + 64]; /* the client, for -v */
 
 /* The one client: keep it, stop listening, leave the loop for the copy. */
 static void one_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 {
-    (void)p;
     (void)arg;
+    cli_peer_text(p, g_one_who, sizeof(g_one_who));
     /* One client only: stop listening now, so a second client gets a
        clear "no such file" instead of hanging in the backlog. */
     uds_acceptor_close(a);
@@ -198,7 +206,7 @@ static void one_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 }
 
 /* Waits on the loop for one client (or a stop signal), then copies. */
-static int serve_one(int prog, int no_shutdown, int verbose)
+static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms)
 {
     uds_acceptor_opts ao = {.flags = UDS_ACCEPT_BLOCKING, .log = cli_svc_log,
                             .log_arg = &g_svc};
@@ -213,13 +221,14 @@ static int serve_one(int prog, int no_shutdown, int verbose)
     if (g_one_fd < 0)
         return CLI_FAIL;
     if (verbose)
-        cli_warn("client connected on %s", g_text);
+        cli_warn("client connected on %s (%s)", g_text, g_one_who);
     int fd = g_one_fd, type = uds_sock_type(fd);
     if (type == UDS_STREAM)
         cli_big_buffers(fd);
     cli_copy cc = {.sock = fd, .type = type, .name = g_text, .in_fd = STDIN_FILENO,
                    .out_fd = STDOUT_FILENO, .svc = &g_svc, .progress = prog,
-                   .no_shutdown = no_shutdown};
+                   .no_shutdown = no_shutdown, .idle_ms = idle_ms, .quit_ms = -1,
+                   .verbose = verbose};
     r = cli_copy_run(&cc);
     if (r < 0)
         cli_die_by_signal(-r);
@@ -258,7 +267,6 @@ static struct {
     char *buf;
     uint64_t sent, recvd;
     progress pg;
-    int show;
 } g_k;
 
 /* stdin is read while someone gets it and nobody is backed up. */
@@ -531,8 +539,7 @@ static int serve_many(int prog, unsigned max_clients, unsigned max_per_uid, unsi
                             .log = cli_svc_log, .log_arg = &g_svc};
     acceptor_start(&ao, k_accepted, NULL);
     progress_init(&g_k.pg, prog);
-    g_k.show = prog == PROGRESS_ON || (prog == PROGRESS_AUTO && g_k.pg.tty);
-    if (g_k.show)
+    if (g_k.pg.enabled)
         uds_loop_timer(g_svc.loop, PROGRESS_TICK_MS, k_tick, NULL);
     int r = uds_loop_run(g_svc.loop); /* ends only by signal or a failure */
     cli_warn("event loop: %s", uds_strerror(r < 0 ? r : -EIO));
@@ -638,8 +645,6 @@ static unsigned opt_clients(const char *opt, const char *text)
     return (unsigned)n;
 }
 
-enum { OPT_IDLE = 256 };
-
 /* Options, safe bind with the stop signals already on the loop, a shape. */
 int cmd_listen(int argc, char **argv)
 {
@@ -650,8 +655,9 @@ int cmd_listen(int argc, char **argv)
         {"no-shutdown", no_argument, NULL, 'N'},
         {"max-clients", required_argument, NULL, 'c'},
         {"max-per-uid", required_argument, NULL, 'C'},
-        {"idle-timeout", required_argument, NULL, OPT_IDLE},
-        {"quiet", no_argument, NULL, 'q'},    {"verbose", no_argument, NULL, 'v'},
+        {"idle-timeout", required_argument, NULL, 'i'},
+        {"quiet", no_argument, NULL, 'q'},    {"no-progress", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.owner = (uid_t)-1;
@@ -661,7 +667,7 @@ int cmd_listen(int argc, char **argv)
     unsigned max_clients = DEF_MAX_CLIENTS, max_per_uid = 0, idle_ms = 0;
     cli_std_fds_open();
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "kt:m:o:g:pqNc:C:vh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "kt:m:o:g:pqNc:C:i:vh", lo, NULL)) != -1) {
         switch (c) {
         case 'k':
             keep = 1;
@@ -694,9 +700,8 @@ int cmd_listen(int argc, char **argv)
             max_per_uid = opt_clients("--max-per-uid", optarg);
             k_only = 1;
             break;
-        case OPT_IDLE:
+        case 'i':
             idle_ms = (unsigned)cli_opt_seconds_ms("listen", "--idle-timeout", optarg);
-            k_only = 1;
             break;
         case 'q':
             prog = PROGRESS_OFF;
@@ -721,12 +726,12 @@ int cmd_listen(int argc, char **argv)
     if ((o.mode || o.set_owner) && a.kind != UDS_ADDR_PATH)
         cli_usage_error("listen", "--mode/--owner/--group need a filesystem path");
     if (k_only && !keep)
-        cli_usage_error("listen", "--max-clients, --max-per-uid and --idle-timeout go with -k");
+        cli_usage_error("listen", "--max-clients and --max-per-uid go with -k");
     /* datagrams: every sender is always heard (what nc -l -k -u asks for),
        so -k is accepted; the limits of -k count and close connections,
        which datagrams do not have */
     int dgram = o.type == UDS_DGRAM || a.kind == UDS_ADDR_UDP;
-    if (k_only && dgram)
+    if ((k_only || idle_ms) && dgram)
         cli_usage_error("listen", "--max-clients, --max-per-uid and --idle-timeout need "
                         "connections; datagrams have none (--type dgram hears every "
                         "sender anyway)");
@@ -752,7 +757,11 @@ int cmd_listen(int argc, char **argv)
     if (r < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("listen", g_text, r));
     g_type = g_l.type;
-    if (verbose) {
+    /* the address the kernel gave (port 0: the port it picked), which a
+       script needs: said also without -v then */
+    int port0 = (a.kind == UDS_ADDR_TCP || a.kind == UDS_ADDR_UDP) &&
+                (a.u.sa.sa_family == AF_INET6 ? a.u.in6.sin6_port : a.u.in.sin_port) == 0;
+    if (verbose || port0) {
         char buf[UDS_ADDR_STRLEN];
         cli_warn("listening on %s (%s)", cli_addr_text(&g_l.addr, buf, sizeof(buf)),
                  uds_type_name(g_l.type));
@@ -766,7 +775,7 @@ int cmd_listen(int argc, char **argv)
     else if (keep)
         r = serve_many(prog, max_clients, max_per_uid, idle_ms);
     else
-        r = serve_one(prog, no_shutdown, verbose);
+        r = serve_one(prog, no_shutdown, verbose, (int)idle_ms);
     uds_listener_close(&g_l);
     return r;
 }

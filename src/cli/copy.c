@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,18 +52,34 @@ typedef struct dir {
     int type;            /* socket type */
     const char *name;    /* peer address text */
     atomic_ullong bytes; /* delivered to dst so far */
-    atomic_int done;     /* 1 EOF reached, 2 failed */
+    atomic_int done;     /* 1 EOF reached, 2 failed, 3 reset by the peer
+                            while receiving (judged by check()) */
     int no_shutdown;     /* keep the sending side open at EOF */
+    int term_out;        /* dst is the terminal a progress line is on */
+    int reset;           /* the failure was ECONNRESET on receive (unsaid) */
 } dir;
 
 /* Static: the threads may outlive cli_copy_run() until the process exits. */
 static dir g_in, g_out;
+/* When data last moved either way (progress_now_ns), for --idle-timeout. */
+static atomic_ullong g_last_ns;
+
+/* n bytes of direction d were delivered. */
+static void count(dir *d, size_t n)
+{
+    atomic_fetch_add_explicit(&d->bytes, (unsigned long long)n, memory_order_relaxed);
+    atomic_store_explicit(&g_last_ns, progress_now_ns(), memory_order_relaxed);
+}
 
 enum { PUMP_EOF = 0, PUMP_FAIL = -1, PUMP_FALLBACK = -2 };
 
 /* Reports a failure of direction d; `at_dst` says which end failed. */
 static void dir_fail(dir *d, int at_dst, int err)
 {
+    if (!d->to_sock && !at_dst && err == ECONNRESET) {
+        d->reset = 1; /* an end or a failure: check() decides and says */
+        return;
+    }
     const char *e = strerror(err);
     if (d->to_sock) {
         if (at_dst)
@@ -109,7 +126,7 @@ static int drain_pipe(dir *d, int p, size_t n, int *refused)
             return PUMP_FAIL;
         }
         n -= (size_t)m;
-        atomic_fetch_add_explicit(&d->bytes, (unsigned long long)m, memory_order_relaxed);
+        count(d, (size_t)m);
     }
     return 0;
 }
@@ -127,7 +144,7 @@ static int drain_pipe_rw(dir *d, int p, size_t n, char *buf)
             return PUMP_FAIL;
         }
         n -= (size_t)m;
-        atomic_fetch_add_explicit(&d->bytes, (unsigned long long)m, memory_order_relaxed);
+        count(d, (size_t)m);
     }
     return 0;
 }
@@ -152,7 +169,7 @@ static int pump_splice(dir *d, char **buf)
             if (n == 0)
                 return PUMP_EOF;
             moved = 1;
-            atomic_fetch_add_explicit(&d->bytes, (unsigned long long)n, memory_order_relaxed);
+            count(d, (size_t)n);
         }
     }
     int p[2];
@@ -231,13 +248,21 @@ static int pump_rw(dir *d, char **bufp)
         }
         if (n == 0 && !(msg && !d->to_sock && d->type == UDS_DGRAM))
             return PUMP_EOF; /* an empty datagram is not an end */
-        ssize_t w = msg && d->to_sock ? uds_send(d->dst, buf, (size_t)n)
-                                      : uds_write_all(d->dst, buf, (size_t)n);
+        ssize_t w;
+        if (d->term_out && n > 0) { /* erase a progress line first */
+            progress_hold();
+            w = uds_write_all(d->dst, buf, (size_t)n);
+            progress_wrote(buf[n - 1]);
+            progress_release();
+        } else {
+            w = msg && d->to_sock ? uds_send(d->dst, buf, (size_t)n)
+                                  : uds_write_all(d->dst, buf, (size_t)n);
+        }
         if (w < 0) {
             dir_fail(d, 1, (int)-w);
             return PUMP_FAIL;
         }
-        atomic_fetch_add_explicit(&d->bytes, (unsigned long long)n, memory_order_relaxed);
+        count(d, (size_t)n);
     }
 }
 
@@ -256,8 +281,9 @@ typedef struct watch {
     int finished;    /* the copy is over (not stopped by a signal) */
     int sock_watched;
     int peer_gone;   /* the peer closed completely */
-    int64_t tick, recheck, grace;
-    int show;
+    int64_t tick, recheck, grace, idle, quit;
+    int reset_wait;  /* reset while receiving: waiting for the sender */
+    const char *why; /* what ended it early (-v), or NULL */
     progress pg;
 } watch;
 
@@ -290,7 +316,7 @@ static void *pump(void *arg)
     free(buf);
     if (r == PUMP_EOF && d->to_sock && d->type != UDS_DGRAM && !d->no_shutdown)
         shutdown(d->dst, SHUT_WR); /* the peer sees EOF; we keep reading */
-    atomic_store(&d->done, r == PUMP_EOF ? 1 : 2);
+    atomic_store(&d->done, r == PUMP_EOF ? 1 : d->reset ? 3 : 2);
     pthread_mutex_lock(&g_post_lock);
     if (g_post_loop && uds_loop_post(g_post_loop, dir_ended, d) < 0)
         cli_warn("copy: cannot wake the main thread: out of memory");
@@ -365,6 +391,25 @@ static void on_sock(uds_loop *loop, int fd, unsigned events, void *arg)
     }
 }
 
+/* -q SEC after EOF on stdin is over. */
+static void quit_fire(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    watch *w = arg;
+    w->quit = 0;
+    w->why = "quitting after EOF on stdin (-q)";
+    finish(w);
+}
+
+/* Something is waiting on stdin already (data or its EOF): a sending
+   thread blocked there is woken at once. Never blocks. */
+static int input_pending(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, 0) > 0;
+}
+
 /* Decides, after any event, whether the copy is over. */
 static void check(watch *w)
 {
@@ -376,6 +421,30 @@ static void check(watch *w)
     }
     if (out_done == 2) {
         finish(w); /* stdout or the socket failed: nothing more can be delivered */
+        return;
+    }
+    if (in_done == 1 && c->quit_ms >= 0 && !w->quit) {
+        if (c->quit_ms == 0) {
+            quit_fire(w->loop, 0, w);
+            return;
+        }
+        int64_t t = uds_loop_timer(w->loop, (uint64_t)c->quit_ms, quit_fire, w);
+        if (t <= 0) {
+            quit_fire(w->loop, 0, w);
+            return;
+        }
+        w->quit = t;
+    }
+    if (out_done == 3) {
+        /* The peer reset the connection while stdin is not finished. If
+           stdin holds something (data or its EOF) the sending thread ends
+           by itself, with EOF (nothing lost: CLI_OK) or a failed send
+           (lost: said, CLI_FAIL); wait for it. Else input is still to come
+           and can never be delivered: a failure (cli_copy_run says it). */
+        if (!w->reset_wait && input_pending(c->in_fd))
+            w->reset_wait = 1;
+        if (!w->reset_wait)
+            finish(w);
         return;
     }
     if (w->peer_gone) {
@@ -395,6 +464,28 @@ static void check(watch *w)
         int r = uds_loop_watch(w->loop, c->sock, UDS_EV_READ, on_sock, w);
         w->sock_watched = r == 0;
     }
+}
+
+/* --idle-timeout: nothing moved either way for idle_ms? Else wait the rest. */
+static void idle_fire(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)id;
+    watch *w = arg;
+    w->idle = 0;
+    uint64_t now = progress_now_ns(), last = atomic_load(&g_last_ns);
+    uint64_t quiet_ms = now > last ? (now - last) / 1000000u : 0;
+    if (quiet_ms >= (uint64_t)w->c->idle_ms) {
+        w->why = "idle timeout (-i): no data either way";
+        finish(w);
+        return;
+    }
+    int64_t t = uds_loop_timer(loop, (uint64_t)w->c->idle_ms - quiet_ms, idle_fire, w);
+    if (t <= 0) {
+        w->why = "idle timeout (-i): cannot set a timer";
+        finish(w);
+        return;
+    }
+    w->idle = t;
 }
 
 /* Progress, from a loop timer; the threads only add to the counters. */
@@ -419,7 +510,8 @@ int cli_copy_run(const cli_copy *c)
     g_out = (dir){.src = c->sock, .dst = c->out_fd, .to_sock = 0, .type = c->type,
                   .name = c->name};
     progress_init(&w->pg, c->progress);
-    w->show = c->progress == PROGRESS_ON || (c->progress == PROGRESS_AUTO && w->pg.tty);
+    g_out.term_out = w->pg.enabled && w->pg.tty && isatty(c->out_fd);
+    atomic_store(&g_last_ns, progress_now_ns());
     w->active = 1;
     pthread_mutex_lock(&g_post_lock);
     g_post_loop = w->loop;
@@ -432,9 +524,13 @@ int cli_copy_run(const cli_copy *c)
         cli_warn("cannot start a thread: %s", strerror(r));
         return CLI_FAIL;
     }
-    if (w->show) {
+    if (w->pg.enabled) {
         int64_t t = uds_loop_timer(w->loop, PROGRESS_TICK_MS, tick_fire, w);
         w->tick = t > 0 ? t : 0;
+    }
+    if (c->idle_ms > 0) {
+        int64_t t = uds_loop_timer(w->loop, (uint64_t)c->idle_ms, idle_fire, w);
+        w->idle = t > 0 ? t : 0;
     }
     int status = CLI_OK;
     r = uds_loop_run(w->loop);
@@ -452,14 +548,31 @@ int cli_copy_run(const cli_copy *c)
         uds_loop_timer_cancel(w->loop, (uint64_t)w->recheck);
     if (w->grace)
         uds_loop_timer_cancel(w->loop, (uint64_t)w->grace);
+    if (w->idle)
+        uds_loop_timer_cancel(w->loop, (uint64_t)w->idle);
+    if (w->quit)
+        uds_loop_timer_cancel(w->loop, (uint64_t)w->quit);
     if (w->sock_watched)
         uds_loop_unwatch(w->loop, c->sock);
     if (!w->finished && c->svc->stop_signo) {
         progress_done(&w->pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
         return -c->svc->stop_signo;
     }
-    if (atomic_load(&g_in.done) == 2 || atomic_load(&g_out.done) == 2)
+    int in_done = atomic_load(&g_in.done), out_done = atomic_load(&g_out.done);
+    if (w->why && c->verbose)
+        cli_warn("%s: %s", c->name, w->why);
+    if (in_done == 2 || out_done == 2) {
         status = CLI_FAIL;
+    } else if (w->why) {
+        /* ended on purpose (-i, -q): whatever the threads were doing */
+    } else if (out_done == 3 && in_done != 1) {
+        cli_warn("receive from %s: %s (the peer reset the connection before all of stdin "
+                 "was sent)", c->name, strerror(ECONNRESET));
+        status = CLI_FAIL;
+    } else if (out_done == 3 && c->verbose) {
+        cli_warn("%s: the peer reset the connection after everything was sent (it did not "
+                 "read all of it); not an error", c->name);
+    }
     progress_done(&w->pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
     return status;
 }

@@ -18,6 +18,10 @@ typedef struct cli_copy {
                          NULL: they stop the loop) end the copy */
     int progress;     /* PROGRESS_AUTO / _ON / _OFF */
     int no_shutdown;  /* 1: do not half-close at EOF on in_fd */
+    int idle_ms;      /* > 0: end after this long without data either way */
+    int quit_ms;      /* >= 0: end this long after EOF on in_fd (nc -q);
+                         negative: wait for the peer to close */
+    int verbose;      /* say on stderr why the copy ended (-v) */
 } cli_copy;
 
 /*
@@ -28,6 +32,12 @@ typedef struct cli_copy {
  * no_shutdown) and reading goes on. Returns when the socket has reached
  * EOF and either in_fd is finished too or the peer has closed completely
  * (hang-up); for datagram sockets, when in_fd is finished.
+ * idle_ms and quit_ms end it earlier (CLI_OK; said with verbose).
+ * A reset by the peer (ECONNRESET while receiving) is an end, not a
+ * failure, when in_fd had reached EOF and every byte read from it had been
+ * accepted by the kernel (sent): the peer closed without reading all of it,
+ * as a handler that never reads stdin does (socat and nc exit 0 there).
+ * Otherwise — input still to send, or a send that failed — it is CLI_FAIL.
  * Returns CLI_OK, CLI_FAIL (a direction failed; already reported on
  * stderr), or -SIGNO when SIGINT/SIGTERM/SIGHUP stopped svc's loop. The
  * copy threads may still be running (blocked on a terminal): the caller is

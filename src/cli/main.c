@@ -3,6 +3,7 @@
  * (src/cli/cmd_NAME.c) and is listed in the table below.
  */
 #include "cli.h"
+#include "progress.h"
 #include "service.h"
 
 int cmd_listen(int argc, char **argv);
@@ -39,9 +40,11 @@ void cli_warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    progress_hold(); /* a progress line on the terminal is erased first */
     fputs("udsock: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    progress_release();
     va_end(ap);
 }
 
@@ -49,9 +52,11 @@ void cli_die(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    progress_hold();
     fputs("udsock: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    progress_release();
     va_end(ap);
     exit(code);
 }

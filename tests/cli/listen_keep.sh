@@ -419,7 +419,7 @@ exec {TIN}>&-
 ok "SIGTERM: held partial line written, socket file removed, status 143"
 
 # ---- usage and --help -----------------------------------------------------
-for bad in "-c 5" "--idle-timeout 1" "-C 2" "-k -c 0" "-k -c x" "-k --idle-timeout x"; do
+for bad in "-c 5" "-i x" "-C 2" "-k -c 0" "-k -c x" "-k --idle-timeout x"; do
     err=$(timeout 5 "$U" listen $bad "$T/u.sock" 2>&1 < /dev/null); rc=$?
     [ $rc = 2 ] || fail "listen $bad: status $rc ($err)"
 done
