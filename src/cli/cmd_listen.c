@@ -66,7 +66,10 @@ static const char listen_help[] =
     "  -p, --progress      show bytes and rate on stderr (like pv); by itself\n"
     "                      only when stdin and stdout are not terminals and\n"
     "                      stderr is, after 2 s\n"
-    "  -q, --quiet, --no-progress  never show progress\n"
+    "  -q SEC              one client: quit SEC seconds after EOF on stdin,\n"
+    "                      even if the client has not closed (nc -q; 0 = at\n"
+    "                      once)\n"
+    "      --no-progress   never show progress (was -q before -q took SEC)\n"
     "  -v, --verbose       report listening, each client arriving (its pid,\n"
     "                      uid and gid, or its TCP address) and leaving\n"
     "  -h, --help          this text\n"
@@ -206,7 +209,7 @@ static void one_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 }
 
 /* Waits on the loop for one client (or a stop signal), then copies. */
-static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms)
+static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms, int quit_ms)
 {
     uds_acceptor_opts ao = {.flags = UDS_ACCEPT_BLOCKING, .log = cli_svc_log,
                             .log_arg = &g_svc};
@@ -227,7 +230,7 @@ static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms)
         cli_big_buffers(fd);
     cli_copy cc = {.sock = fd, .type = type, .name = g_text, .in_fd = STDIN_FILENO,
                    .out_fd = STDOUT_FILENO, .svc = &g_svc, .progress = prog,
-                   .no_shutdown = no_shutdown, .idle_ms = idle_ms, .quit_ms = -1,
+                   .no_shutdown = no_shutdown, .idle_ms = idle_ms, .quit_ms = quit_ms,
                    .verbose = verbose};
     r = cli_copy_run(&cc);
     if (r < 0)
@@ -645,6 +648,8 @@ static unsigned opt_clients(const char *opt, const char *text)
     return (unsigned)n;
 }
 
+enum { OPT_NOPROG = 256 }; /* --no-progress: no short form */
+
 /* Options, safe bind with the stop signals already on the loop, a shape. */
 int cmd_listen(int argc, char **argv)
 {
@@ -656,7 +661,8 @@ int cmd_listen(int argc, char **argv)
         {"max-clients", required_argument, NULL, 'c'},
         {"max-per-uid", required_argument, NULL, 'C'},
         {"idle-timeout", required_argument, NULL, 'i'},
-        {"quiet", no_argument, NULL, 'q'},    {"no-progress", no_argument, NULL, 'q'},
+        {"no-progress", no_argument, NULL, OPT_NOPROG},
+        {"quiet", no_argument, NULL, OPT_NOPROG}, /* the old name: still works */
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
@@ -665,9 +671,10 @@ int cmd_listen(int argc, char **argv)
     int keep = 0, prog = PROGRESS_AUTO, no_shutdown = 0, verbose = 0, c;
     int k_only = 0; /* an option of -k was given */
     unsigned max_clients = DEF_MAX_CLIENTS, max_per_uid = 0, idle_ms = 0;
+    int quit_ms = -1;
     cli_std_fds_open();
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "kt:m:o:g:pqNc:C:i:vh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "kt:m:o:g:pq:Nc:C:i:vh", lo, NULL)) != -1) {
         switch (c) {
         case 'k':
             keep = 1;
@@ -704,6 +711,9 @@ int cmd_listen(int argc, char **argv)
             idle_ms = (unsigned)cli_opt_seconds_ms("listen", "--idle-timeout", optarg);
             break;
         case 'q':
+            quit_ms = cli_opt_seconds_ms("listen", "-q", optarg);
+            break;
+        case OPT_NOPROG:
             prog = PROGRESS_OFF;
             break;
         case 'v':
@@ -727,10 +737,16 @@ int cmd_listen(int argc, char **argv)
         cli_usage_error("listen", "--mode/--owner/--group need a filesystem path");
     if (k_only && !keep)
         cli_usage_error("listen", "--max-clients and --max-per-uid go with -k");
+    if (quit_ms >= 0 && keep)
+        cli_usage_error("listen", "-q SEC is for one client; with -k stdin goes to every "
+                        "client and the server stays (use --no-progress for the old -q)");
     /* datagrams: every sender is always heard (what nc -l -k -u asks for),
        so -k is accepted; the limits of -k count and close connections,
        which datagrams do not have */
     int dgram = o.type == UDS_DGRAM || a.kind == UDS_ADDR_UDP;
+    if (quit_ms >= 0 && dgram)
+        cli_usage_error("listen", "-q SEC needs a connection; datagrams have none "
+                        "(use --no-progress for the old -q)");
     if ((k_only || idle_ms) && dgram)
         cli_usage_error("listen", "--max-clients, --max-per-uid and --idle-timeout need "
                         "connections; datagrams have none (--type dgram hears every "
@@ -775,7 +791,7 @@ int cmd_listen(int argc, char **argv)
     else if (keep)
         r = serve_many(prog, max_clients, max_per_uid, idle_ms);
     else
-        r = serve_one(prog, no_shutdown, verbose, (int)idle_ms);
+        r = serve_one(prog, no_shutdown, verbose, (int)idle_ms, quit_ms);
     uds_listener_close(&g_l);
     return r;
 }

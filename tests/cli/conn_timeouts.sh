@@ -86,6 +86,34 @@ grep -q "idle timeout" "$T/5.err" || fail "listen -i 1 -v: no reason: $(cat "$T/
 kill $SC 2>/dev/null
 ok "listen -i 1: a silent client is closed after $el ms, status 0"
 
+# 5b. listen -q 1 (one client, nc -q): stdin is at EOF at once, the client
+# keeps its connection open (its stdin is the FIFO we hold): listen quits
+# about 1 s after the client came, status 0
+L="$T/lq.sock"
+bg "$U" listen -v -q 1 "$L" < /dev/null > /dev/null 2> "$T/5b.err"
+LP=$LAST
+wait_listen "$L" $LP
+bg socat -u "OPEN:$T/in" "UNIX-CONNECT:$L"
+SC=$LAST
+wait_grep "$T/5b.err" "client connected"
+t0=$(now_ms)
+for ((i = 0; i < 400; i++)); do kill -0 $LP 2>/dev/null || break; sleep 0.025; done
+wait $LP; rc=$?
+el=$(( $(now_ms) - t0 ))
+[ $rc = 0 ] && in_window $el 500 8000 || fail "listen -q 1: status $rc after $el ms: $(cat "$T/5b.err")"
+kill -0 $SC 2>/dev/null || fail "listen -q 1: the client ended first (the test proves nothing)"
+kill $SC 2>/dev/null
+ok "listen -q 1 </dev/null, client still connected: status 0 after $el ms"
+for bad in "-q 1 -k" "-q 1 --type dgram" "-q x"; do
+    timeout 5 "$U" listen $bad "$T/never.sock" < /dev/null > /dev/null 2>&1; rc=$?
+    [ $rc = 2 ] || fail "listen $bad: status $rc (want 2)"
+done
+[ ! -e "$T/never.sock" ] || fail "a listen usage error made a socket file"
+h=$("$U" listen --help)
+for want in "-q SEC" "--no-progress"; do
+    grep -qF -- "$want" <<< "$h" || fail "listen --help lacks '$want'"
+done
+
 # 6. usage
 for bad in "-i 0" "-i x" "-q -1" "--connect-timeout x"; do
     timeout 5 "$U" connect $bad "$T/mute.sock" < /dev/null > /dev/null 2>&1; rc=$?
