@@ -30,8 +30,21 @@ void cli_die(int code, const char *fmt, ...)
  */
 const char *cli_errtext(const char *op, const char *addr, int err);
 
-/* Parses an address or exits 2 with "udsock: bad address 'X': reason". */
+/*
+ * Parses an address or exits: 2 when the text is wrong ("udsock: connect:
+ * bad address tcp:1.2.3.4:99999: port 99999 is out of range (0-65535)"),
+ * 1 when the resolver failed ("udsock: connect tcp:nohost:80: cannot
+ * resolve host 'nohost': Name or service not known").
+ */
 void cli_parse_addr(uds_addr *out, const char *text);
+
+/* The cause of a failed uds_addr_parse(text) == r as one phrase naming
+   the part at fault (static buffer). */
+const char *cli_addr_errtext(const char *text, int r);
+
+/* The subcommand running ("connect"...), set by main before it runs;
+   NULL before. Messages that name the command use it. */
+extern const char *cli_cmd_name;
 
 /* Ignores SIGPIPE for the whole process (pipes, not only sockets). */
 void cli_ignore_sigpipe(void);

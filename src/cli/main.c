@@ -134,17 +134,95 @@ const char *cli_errtext(const char *op, const char *addr, int err)
     return buf;
 }
 
+const char *cli_cmd_name;
+
+/*
+ * What is wrong with address text `text` after uds_addr_parse said `r`:
+ * one sentence naming the part at fault ("port 99999 is out of range
+ * (0-65535)"), for cli_parse_addr and whoever reports a bad address.
+ */
+const char *cli_addr_errtext(const char *text, int r)
+{
+    static char buf[640];
+    int inet = !strncmp(text, "tcp:", 4) || !strncmp(text, "udp:", 4);
+    const char *rest = inet ? text + 4 : text;
+    const char *colon = inet ? strrchr(rest, ':') : NULL;
+    const char *port = colon ? colon + 1 : "";
+    int abstract = text[0] == '@' || !strncmp(text, "abstract:", 9);
+    char host[300] = "";
+    if (inet) {
+        const char *h = rest, *e = colon ? colon : rest + strlen(rest);
+        if (*h == '[') {
+            h++;
+            const char *rb = strchr(h, ']');
+            if (rb && rb < e + 1)
+                e = rb;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(e - h), h);
+    }
+    switch (r) {
+    case UDS_EADDR_EMPTY:
+        if (!*text)
+            return "the address is empty";
+        if (inet)
+            return "the host between [ and ] is empty";
+        return abstract ? "the abstract name is empty (@NAME or abstract:NAME)"
+                        : "the path is empty (unix:PATH)";
+    case UDS_EADDR_SCHEME: {
+        const char *c = strchr(text, ':');
+        snprintf(buf, sizeof(buf),
+                 "unknown scheme '%.*s:' (expected /path, ./path, unix:PATH, @name, "
+                 "abstract:NAME, tcp:HOST:PORT or udp:HOST:PORT)",
+                 c ? (int)(c - text) : 0, text);
+        return buf;
+    }
+    case UDS_EADDR_NOPORT:
+        return "the port is missing (tcp:HOST:PORT, tcp:[IPV6]:PORT)";
+    case UDS_EADDR_PORT:
+        snprintf(buf, sizeof(buf), "bad port '%.64s' (a number 0-65535 or a service name)", port);
+        return buf;
+    case UDS_EADDR_PORTRANGE:
+        snprintf(buf, sizeof(buf), "port %.64s is out of range (0-65535)", port);
+        return buf;
+    case UDS_EADDR_V6BRACKETS:
+        snprintf(buf, sizeof(buf), "an IPv6 address needs brackets: %.4s[%.256s]:%.64s", text,
+                 host, port);
+        return buf;
+    case UDS_EADDR_SERVICE:
+        snprintf(buf, sizeof(buf), "unknown service '%.64s' (not in /etc/services for %s)",
+                 port, !strncmp(text, "udp:", 4) ? "udp" : "tcp");
+        return buf;
+    case UDS_EADDR_SYNTAX:
+        if (inet && rest[0] == '[')
+            return strchr(rest, ']') ? "expected ':' and a port after ']' (tcp:[IPV6]:PORT)"
+                                     : "'[' without its ']' (tcp:[IPV6]:PORT)";
+        return inet ? "expected tcp:HOST:PORT or tcp:[IPV6]:PORT" : "address not understood";
+    case UDS_EADDR_NOHOST:
+    case UDS_EADDR_RESOLVE:
+        snprintf(buf, sizeof(buf), "cannot resolve host '%.256s': %s", host, uds_strerror(r));
+        return buf;
+    case -ENAMETOOLONG:
+        return abstract ? "the abstract name is over 107 bytes"
+               : inet   ? "the host name is over 255 bytes"
+                        : "the path is over 4095 bytes (PATH_MAX)";
+    case -EINVAL:
+        return "expected /path, unix:PATH, @name, tcp:HOST:PORT or udp:HOST:PORT";
+    default:
+        return uds_strerror(r);
+    }
+}
+
 void cli_parse_addr(uds_addr *out, const char *text)
 {
     int r = uds_addr_parse(out, text);
-    if (r < 0)
-        cli_die(CLI_USAGE, "bad address '%s': %s", text,
-                r == -ENAMETOOLONG ? (text[0] == '@' || !strncmp(text, "abstract:", 9)
-                                          ? "abstract name is over 107 bytes"
-                                          : "path is over 4095 bytes (PATH_MAX)")
-                                   : r == -EINVAL ? "expected /path, unix:PATH, @name, "
-                                                    "tcp:HOST:PORT or udp:HOST:PORT"
-                                                  : uds_strerror(r));
+    if (r >= 0)
+        return;
+    /* the text is wrong: a usage error; the resolver failed: a runtime one */
+    int code = UDS_EADDR_IS_SYNTAX(r) || r == -ENAMETOOLONG || r == -EINVAL ? CLI_USAGE : CLI_FAIL;
+    const char *cmd = cli_cmd_name ? cli_cmd_name : "udsock";
+    if (code == CLI_USAGE)
+        cli_die(code, "%s: bad address '%s': %s", cmd, text, cli_addr_errtext(text, r));
+    cli_die(code, "%s %s: %s", cmd, text, cli_addr_errtext(text, r));
 }
 
 void cli_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
@@ -176,6 +254,7 @@ int main(int argc, char **argv)
     for (const cli_cmd *c = commands; c->name; c++)
         if (!strcmp(argv[1], c->name)) {
             cli_ignore_sigpipe();
+            cli_cmd_name = c->name;
             return c->run(argc - 1, argv + 1);
         }
     cli_warn("unknown command '%s' (try 'udsock --help')", argv[1]);
