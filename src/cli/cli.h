@@ -31,6 +31,17 @@ void cli_die(int code, const char *fmt, ...)
 const char *cli_errtext(const char *op, const char *addr, int err);
 
 /*
+ * cli_errtext, and for -EPROTOTYPE on a unix address which type the socket
+ * is (learned without connecting to it: sock_diag, else a datagram probe)
+ * and which was asked for (`asked`: UDS_STREAM... or 0 if not known):
+ *   "connect /x: wrong socket type: it is a datagram socket, and stream was
+ *    asked for (-t dgram)"
+ * cli_errtext itself says "not a socket: it is a regular file" for a
+ * connect to a path that is no socket, and calls this with asked 0.
+ */
+const char *cli_errtext_type(const char *op, const char *addr, int err, int asked);
+
+/*
  * Parses an address or exits: 2 when the text is wrong ("udsock: connect:
  * bad address tcp:1.2.3.4:99999: port 99999 is out of range (0-65535)"),
  * 1 when the resolver failed ("udsock: connect tcp:nohost:80: cannot

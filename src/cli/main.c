@@ -5,6 +5,8 @@
 #include "cli.h"
 #include "service.h"
 
+#include <stddef.h>
+
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_send(int argc, char **argv);
@@ -20,6 +22,8 @@ int cmd_ls(int argc, char **argv);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Subcommands, in the order --help lists them. */
 static const cli_cmd commands[] = {
@@ -85,15 +89,162 @@ static void lock_holder_text(const char *addr, char *buf, size_t size)
         snprintf(buf, size, "held by pid %d", pid);
 }
 
+/* "a regular file", "a directory"...: what a file that is not a socket is. */
+static const char *file_kind(mode_t m)
+{
+    if (S_ISREG(m))
+        return "a regular file";
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO (named pipe)";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISLNK(m))
+        return "a symlink";
+    return S_ISSOCK(m) ? "a socket" : "of an unknown file type";
+}
+
+/* "stream", "datagram", "seqpacket" for a SOCK_* value. */
+static const char *sock_kind(int type)
+{
+    return type == SOCK_STREAM      ? "stream"
+           : type == SOCK_DGRAM     ? "datagram"
+           : type == SOCK_SEQPACKET ? "seqpacket"
+                                    : "unknown";
+}
+
+/*
+ * The type (SOCK_*) of the unix socket bound at `a`, without connecting to
+ * it: from sock_diag (the listening or bound socket whose file is a's, or
+ * whose abstract name is a's). Without sock_diag, a datagram connect (it
+ * sends nothing, a server sees nothing) tells whether it is a datagram
+ * socket. 0 when unknown.
+ */
+static int peer_sock_type(const uds_addr *a)
+{
+    struct stat st;
+    const char *path = uds_addr_path(a);
+    if (a->kind != UDS_ADDR_ABSTRACT && (!path || stat(path, &st) < 0 || !S_ISSOCK(st.st_mode)))
+        return 0;
+    uds_diag_list l = {0};
+    int type = 0;
+    if (uds_diag_dump(&l, (1u << UDS_DIAG_LISTENING) | (1u << UDS_DIAG_UNCONNECTED)) >= 0) {
+        for (size_t i = 0; i < l.count && !type; i++) {
+            const uds_diag_sock *d = &l.socks[i];
+            if (d->type != SOCK_DGRAM && d->state != UDS_DIAG_LISTENING)
+                continue; /* bound, not listening: refuses every type */
+            if (path)
+                type = (d->have & UDS_DIAG_HAVE_VFS) && d->vfs_dev == st.st_dev &&
+                               d->vfs_ino == (uint32_t)st.st_ino
+                           ? d->type
+                           : 0;
+            else
+                type = d->name_len == a->len - offsetof(struct sockaddr_un, sun_path) &&
+                               !memcmp(d->name, a->u.un.sun_path, d->name_len)
+                           ? d->type
+                           : 0;
+        }
+        uds_diag_free(&l);
+    }
+    if (!type) {
+        uds_connect_opts co = {.type = UDS_DGRAM, .flags = UDS_NO_AUTOBIND};
+        int fd = uds_connect(a, &co);
+        if (fd >= 0) {
+            close(fd);
+            type = SOCK_DGRAM;
+        }
+    }
+    return type;
+}
+
+/*
+ * Why a connect (or send) to a path failed when the kernel only says
+ * ECONNREFUSED/ENOENT: the file is no socket ("not a socket: it is a
+ * regular file"), or a symlink that leads nowhere. NULL when the file is a
+ * socket (the usual "nobody listens") or cannot be examined.
+ */
+static const char *not_socket_text(const char *addr, int err, char *buf, size_t size)
+{
+    uds_addr a;
+    struct stat st;
+    if (uds_addr_parse(&a, addr) < 0 || !uds_addr_path(&a))
+        return NULL;
+    const char *path = uds_addr_path(&a);
+    if (err == -ECONNREFUSED && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        struct stat lst;
+        int via = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode);
+        snprintf(buf, size, "not a socket: it is %s%s", file_kind(st.st_mode),
+                 via ? " (through a symlink)" : "");
+        return buf;
+    }
+    if (err == -ENOENT && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char to[256], esc[1024];
+        ssize_t n = readlink(path, to, sizeof(to));
+        if (n < 0)
+            n = 0;
+        snprintf(buf, size, "a symlink to '%s', which does not exist",
+                 cli_esc(to, (size_t)n, esc, sizeof(esc)));
+        return buf;
+    }
+    return NULL;
+}
+
+const char *cli_errtext_type(const char *op, const char *addr, int err, int asked)
+{
+    static char tbuf[2 * UDS_ADDR_STRLEN + 256];
+    uds_addr a;
+    if (err != -EPROTOTYPE || uds_addr_parse(&a, addr) < 0 ||
+        (a.kind != UDS_ADDR_PATH && a.kind != UDS_ADDR_ABSTRACT))
+        return cli_errtext(op, addr, err);
+    int is = peer_sock_type(&a);
+    char want[64] = "";
+    if (asked > 0)
+        snprintf(want, sizeof(want), ", and %s was asked for", sock_kind(asked));
+    if (is)
+        snprintf(tbuf, sizeof(tbuf), "%s %s: wrong socket type: it is a %s socket%s (-t %s)", op,
+                 addr, sock_kind(is), want, is == SOCK_DGRAM ? "dgram" : sock_kind(is));
+    else
+        snprintf(tbuf, sizeof(tbuf), "%s %s: wrong socket type: the socket is of another type "
+                 "than %s", op, addr, asked > 0 ? sock_kind(asked) : "the one asked for");
+    return tbuf;
+}
+
 const char *cli_errtext(const char *op, const char *addr, int err)
 {
     static char buf[2 * UDS_ADDR_STRLEN + 256];
     const char *hint = "";
     int binding = !strcmp(op, "listen") || !strcmp(op, "bind");
+    int connecting = !strcmp(op, "connect") || !strcmp(op, "send to");
+    if (connecting && (err == -ENOENT || err == -ECONNREFUSED)) {
+        char why[1200];
+        if (not_socket_text(addr, err, why, sizeof(why))) {
+            snprintf(buf, sizeof(buf), "%s %s: %s", op, addr, why);
+            return buf;
+        }
+    }
+    if (connecting && err == -EPROTOTYPE)
+        return cli_errtext_type(op, addr, err, 0);
+    if (connecting && err == -ECONNREFUSED) {
+        /* an abstract name is looked up per socket type: another type's
+           socket of that name is "refused", not EPROTOTYPE */
+        uds_addr a;
+        if (uds_addr_parse(&a, addr) == 0 && a.kind == UDS_ADDR_ABSTRACT && peer_sock_type(&a))
+            return cli_errtext_type(op, addr, -EPROTOTYPE, 0);
+    }
     if (!strcmp(op, "connect") && (err == -ENOENT || err == -ECONNREFUSED))
         hint = " (is the server running?)";
     if (binding && err == -EEXIST) {
-        snprintf(buf, sizeof(buf), "%s %s: exists and is not a socket; refusing to remove it", op, addr);
+        uds_addr a;
+        struct stat st;
+        const char *kind = "";
+        if (uds_addr_parse(&a, addr) == 0 && uds_addr_path(&a) &&
+            lstat(uds_addr_path(&a), &st) == 0)
+            kind = file_kind(st.st_mode);
+        snprintf(buf, sizeof(buf), "%s %s: exists and is not a socket%s%s; refusing to remove it",
+                 op, addr, *kind ? ": it is " : "", kind);
         return buf;
     }
     if (binding && err == UDS_ELOCKFILE) {
