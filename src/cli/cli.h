@@ -57,6 +57,13 @@ const char *cli_addr_errtext(const char *text, int r);
    NULL before. Messages that name the command use it. */
 extern const char *cli_cmd_name;
 
+/* The subcommands, as --help lists them, ended by a {NULL} entry. */
+const cli_cmd *cli_commands(void);
+
+/* `udsock completion bash|zsh|list` (src/cli/completion.c): argv[0] is
+   "completion". Returns the exit status. */
+int cli_completion(int argc, char **argv);
+
 /* Ignores SIGPIPE for the whole process (pipes, not only sockets). */
 void cli_ignore_sigpipe(void);
 

@@ -39,6 +39,8 @@ static const cli_cmd commands[] = {
     {NULL, NULL, NULL},
 };
 
+const cli_cmd *cli_commands(void) { return commands; }
+
 void cli_warn(const char *fmt, ...)
 {
     va_list ap;
@@ -384,6 +386,8 @@ static void usage(FILE *f)
                "       udsock --version | --help | COMMAND --help\n\ncommands:\n");
     for (const cli_cmd *c = commands; c->name; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "  %-10s %s\n", "completion", "print a bash or zsh completion script (bash|zsh)");
+    fprintf(f, "  %-10s %s\n", "help CMD", "the help of CMD (as CMD --help)");
     fprintf(f, "\naddresses: /path, ./path, unix:PATH, @abstract, abstract:NAME,\n"
                "           tcp:HOST:PORT, tcp:[::1]:PORT, udp:HOST:PORT\n");
 }
@@ -398,10 +402,26 @@ int main(int argc, char **argv)
         printf("udsock %s\n", uds_version());
         return CLI_OK;
     }
+    if (!strcmp(argv[1], "help") && argc >= 3) { /* help CMD: CMD's own --help */
+        for (const cli_cmd *c = commands; c->name; c++)
+            if (!strcmp(argv[2], c->name)) {
+                char *hargv[] = {(char *)c->name, (char *)"--help", NULL};
+                cli_cmd_name = c->name;
+                return c->run(2, hargv);
+            }
+        if (!strcmp(argv[2], "completion")) {
+            char *hargv[] = {(char *)"completion", (char *)"--help", NULL};
+            return cli_completion(2, hargv);
+        }
+        cli_warn("help: unknown command '%s' (try 'udsock --help')", argv[2]);
+        return CLI_USAGE;
+    }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return CLI_OK;
     }
+    if (!strcmp(argv[1], "completion"))
+        return cli_completion(argc - 1, argv + 1);
     for (const cli_cmd *c = commands; c->name; c++)
         if (!strcmp(argv[1], c->name)) {
             cli_ignore_sigpipe();
