@@ -139,7 +139,7 @@ static void parse_line(cmp_cmd *cc, const char *line, const char *end)
             copy_n(o->arg, sizeof(o->arg), q, (size_t)(ae - q));
             for (int i = first; i < cc->n - 1; i++)
                 if (!cc->opts[i].arg[0])
-                    snprintf(cc->opts[i].arg, sizeof(cc->opts[i].arg), "%s", o->arg);
+                    memcpy(cc->opts[i].arg, o->arg, sizeof(o->arg));
             first = cc->n;
             q = ae;
         }
