@@ -8,6 +8,7 @@
 set -u
 UDS_BUILD_DIR=${UDS_BUILD_DIR:-build}
 . "$(dirname "$0")/io_common.bash"
+U=$(readlink -f "$U") # the test changes directory
 
 "$U" completion bash >"$T/udsock.bash" || fail "completion bash: status $?"
 bash -n "$T/udsock.bash" || fail "the bash script does not parse"

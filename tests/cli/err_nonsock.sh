@@ -9,6 +9,7 @@
 set -u
 UDS_BUILD_DIR=${UDS_BUILD_DIR:-build}
 . "$(dirname "$0")/io_common.bash"
+U=$(readlink -f "$U") # the test changes directory
 
 # want CMD... -- STATUS TEXT: the command's stderr is exactly "udsock: TEXT"
 want() {
