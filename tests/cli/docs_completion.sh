@@ -9,6 +9,7 @@ set -u
 UDS_BUILD_DIR=${UDS_BUILD_DIR:-build}
 . "$(dirname "$0")/io_common.bash"
 U=$(readlink -f "$U") # the test changes directory
+B=$(cd "$UDS_BUILD_DIR" && pwd)
 
 "$U" completion bash >"$T/udsock.bash" || fail "completion bash: status $?"
 bash -n "$T/udsock.bash" || fail "the bash script does not parse"
@@ -81,7 +82,6 @@ fi
 [ $rc = 2 ] || fail "completion fish: status $rc, want 2"
 
 # make install puts both where bash-completion and zsh look
-B=$(cd "$UDS_BUILD_DIR" && pwd)
 if [ -f "$B/cmake_install.cmake" ]; then
     cmake --install "$B" --prefix "$T/inst" >/dev/null || fail "cmake --install: status $?"
     cmp "$T/inst/share/bash-completion/completions/udsock" "$T/udsock.bash" ||
@@ -89,5 +89,7 @@ if [ -f "$B/cmake_install.cmake" ]; then
     cmp "$T/inst/share/zsh/site-functions/_udsock" "$T/_udsock" ||
         fail "installed zsh completion differs from 'udsock completion zsh'"
     ok "installed to share/bash-completion/completions and share/zsh/site-functions"
+else
+    echo "skip - no cmake_install.cmake in $B: install not checked"
 fi
 echo ALL OK
