@@ -155,12 +155,41 @@ typedef struct uds_addr {
  * Parses the NUL-terminated `text` into *out.
  * Host names in tcp:/udp: addresses are resolved with getaddrinfo (the first
  * result is used; numeric addresses never touch DNS).
- * Returns 0, or:
- *   -EINVAL        empty name, bad syntax, bad port, text NULL
- *   -ENAMETOOLONG  path over UDS_PATH_MAX bytes / abstract name over 107
- *   -EHOSTUNREACH  host name could not be resolved
+ * The port is a number 0-65535 or a service name of /etc/services for the
+ * protocol ("tcp:localhost:http"). Returns 0, or one code per cause:
+ *   UDS_EADDR_EMPTY       empty text, path, abstract name or [] host
+ *   UDS_EADDR_SCHEME      "x:..." with an unknown scheme
+ *   UDS_EADDR_SYNTAX      tcp:/udp: text of no known form ("[::1]80")
+ *   UDS_EADDR_NOPORT      tcp:/udp: without a port ("tcp:[::1]:")
+ *   UDS_EADDR_PORT        a port that is neither a number nor a name
+ *   UDS_EADDR_PORTRANGE   a numeric port over 65535
+ *   UDS_EADDR_V6BRACKETS  a bare IPv6 address ("tcp:::1:80")
+ *   UDS_EADDR_SERVICE     a service name /etc/services does not list
+ *   UDS_EADDR_NOHOST      the resolver says the host name does not exist
+ *   UDS_EADDR_RESOLVE     the resolver failed (temporary or server failure)
+ *   -ENAMETOOLONG  path over UDS_PATH_MAX bytes / abstract name over 107 /
+ *                  host over 255
+ *   -EINVAL        text or out NULL, a NUL byte inside the text
+ *   -ENOMEM, -errno  the resolver ran out of memory / a system error
+ * (Before 0.2 every syntax error was -EINVAL and an unknown host
+ * -EHOSTUNREACH.) UDS_EADDR_IS_SYNTAX(r) is true for the codes that mean
+ * "the text is wrong" (not the resolver's failures).
  */
 int uds_addr_parse(uds_addr *out, const char *text);
+
+/* uds_addr_parse: what is wrong with an address text (uds_strerror gives
+   each a text; see uds_addr_parse for which is which). */
+#define UDS_EADDR_SYNTAX (-10020)
+#define UDS_EADDR_SCHEME (-10021)
+#define UDS_EADDR_EMPTY (-10022)
+#define UDS_EADDR_NOPORT (-10023)
+#define UDS_EADDR_PORT (-10024)
+#define UDS_EADDR_PORTRANGE (-10025)
+#define UDS_EADDR_V6BRACKETS (-10026)
+#define UDS_EADDR_SERVICE (-10027)
+#define UDS_EADDR_NOHOST (-10028)
+#define UDS_EADDR_RESOLVE (-10029)
+#define UDS_EADDR_IS_SYNTAX(r) ((r) <= UDS_EADDR_SYNTAX && (r) >= UDS_EADDR_SERVICE)
 
 /*
  * Like uds_addr_parse() but for `len` bytes of `text` that need not be

@@ -30,7 +30,7 @@ static int has_prefix(const char *s, size_t n, const char *p)
 static int parse_path(uds_addr *out, const char *s, size_t n)
 {
     if (n == 0)
-        return -EINVAL;
+        return UDS_EADDR_EMPTY;
     if (n > UDS_PATH_MAX)
         return -ENAMETOOLONG;
     out->kind = UDS_ADDR_PATH;
@@ -48,7 +48,7 @@ static int parse_path(uds_addr *out, const char *s, size_t n)
 static int parse_abstract(uds_addr *out, const char *s, size_t n)
 {
     if (n == 0)
-        return -EINVAL;
+        return UDS_EADDR_EMPTY;
     if (n > sizeof(out->u.un.sun_path) - 1)
         return -ENAMETOOLONG;
     out->kind = UDS_ADDR_ABSTRACT;
@@ -60,22 +60,91 @@ static int parse_abstract(uds_addr *out, const char *s, size_t n)
 }
 
 /*
+ * The port part of tcp:/udp: text: a decimal number 0-65535, or a service
+ * name from /etc/services for this protocol ("http", as socat and nc take
+ * them). Each way it can be wrong has its own code so a caller can say
+ * which (see the UDS_EADDR_* list in udsock.h).
+ */
+static int parse_port(const char *port, size_t pl, int kind, unsigned *out)
+{
+    if (pl == 0)
+        return UDS_EADDR_NOPORT;
+    int digits = 1, letters = 0;
+    for (size_t i = 0; i < pl; i++) {
+        unsigned char c = (unsigned char)port[i];
+        if (isalpha(c))
+            letters = 1;
+        if (!isdigit(c))
+            digits = 0;
+        if (!isalnum(c) && !(i > 0 && (c == '-' || c == '_' || c == '.')))
+            return UDS_EADDR_PORT;
+    }
+    if (digits) {
+        unsigned long pv = 0;
+        for (size_t i = 0; i < pl; i++) {
+            pv = pv * 10 + (unsigned long)(port[i] - '0');
+            if (pv > 65535)
+                return UDS_EADDR_PORTRANGE;
+        }
+        *out = (unsigned)pv;
+        return 0;
+    }
+    if (!letters)
+        return UDS_EADDR_PORT;
+    struct servent se, *res = NULL;
+    char buf[1024];
+    if (getservbyname_r(port, kind == UDS_ADDR_UDP ? "udp" : "tcp", &se, buf, sizeof(buf),
+                        &res) != 0 || !res)
+        return UDS_EADDR_SERVICE;
+    *out = ntohs((uint16_t)res->s_port);
+    return 0;
+}
+
+/* A getaddrinfo() failure as a return code of this library. */
+static int gai_code(int g, int saved_errno)
+{
+    switch (g) {
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:
+#endif
+        return UDS_EADDR_NOHOST;
+    case EAI_MEMORY:
+        return -ENOMEM;
+    case EAI_SYSTEM:
+        return saved_errno > 0 ? -saved_errno : UDS_EADDR_RESOLVE;
+    default: /* EAI_AGAIN, EAI_FAIL and the rest */
+        return UDS_EADDR_RESOLVE;
+    }
+}
+
+/*
  * HOST:PORT or [V6HOST]:PORT. An empty host or "*" means the wildcard
- * address (for listening). Numeric hosts never touch the resolver.
+ * address (for listening). Numeric hosts never touch the resolver; a
+ * service name is looked up in /etc/services only (getservbyname_r).
  */
 static int parse_inet(uds_addr *out, const char *s, size_t n, int kind)
 {
-    char host[256], port[16];
+    char host[256], port[64];
     const char *colon;
     size_t hl;
 
     if (n > 0 && s[0] == '[') {
         const char *rb = memchr(s, ']', n);
-        if (!rb || rb + 1 >= s + n || rb[1] != ':')
-            return -EINVAL;
+        if (!rb)
+            return UDS_EADDR_SYNTAX; /* unclosed bracket */
+        if (rb + 1 == s + n)
+            return UDS_EADDR_NOPORT; /* "[::1]" */
+        if (rb[1] != ':')
+            return UDS_EADDR_SYNTAX; /* "[::1]80" */
         hl = (size_t)(rb - s - 1);
-        if (hl == 0 || hl >= sizeof(host))
-            return -EINVAL;
+        if (hl == 0)
+            return UDS_EADDR_EMPTY; /* "[]:80" */
+        if (hl >= sizeof(host))
+            return -ENAMETOOLONG;
         memcpy(host, s + 1, hl);
         host[hl] = '\0';
         colon = rb + 1;
@@ -87,26 +156,24 @@ static int parse_inet(uds_addr *out, const char *s, size_t n, int kind)
                 break;
             }
         if (!colon)
-            return -EINVAL;
+            return UDS_EADDR_NOPORT; /* "tcp:" or "tcp:HOST" */
         hl = (size_t)(colon - s);
-        if (hl >= sizeof(host) || memchr(s, ':', hl))
-            return -EINVAL; /* a bare IPv6 address needs brackets */
+        if (memchr(s, ':', hl))
+            return UDS_EADDR_V6BRACKETS; /* a bare IPv6 address */
+        if (hl >= sizeof(host))
+            return -ENAMETOOLONG;
         memcpy(host, s, hl);
         host[hl] = '\0';
     }
     size_t pl = (size_t)(s + n - colon - 1);
-    if (pl == 0 || pl >= sizeof(port))
-        return -EINVAL;
+    if (pl >= sizeof(port))
+        return UDS_EADDR_PORT;
     memcpy(port, colon + 1, pl);
     port[pl] = '\0';
-    unsigned long pv = 0;
-    for (size_t i = 0; i < pl; i++) {
-        if (!isdigit((unsigned char)port[i]))
-            return -EINVAL;
-        pv = pv * 10 + (unsigned long)(port[i] - '0');
-        if (pv > 65535)
-            return -EINVAL;
-    }
+    unsigned pv = 0;
+    int r = parse_port(port, pl, kind, &pv);
+    if (r < 0)
+        return r;
 
     out->kind = kind;
     if (host[0] == '\0' || strcmp(host, "*") == 0) {
@@ -128,20 +195,25 @@ static int parse_inet(uds_addr *out, const char *s, size_t n, int kind)
         out->len = sizeof(struct sockaddr_in6);
         return 0;
     }
+    char num[8];
+    snprintf(num, sizeof(num), "%u", pv);
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = kind == UDS_ADDR_UDP ? SOCK_DGRAM : SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-    if (getaddrinfo(host, port, &hints, &res) != 0 || !res) {
+    int g = getaddrinfo(host, num, &hints, &res);
+    if (g != 0 || !res) {
         /* AI_ADDRCONFIG hides "localhost" on hosts with loopback only */
         hints.ai_flags = AI_NUMERICSERV;
-        if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
-            return -EHOSTUNREACH;
+        errno = 0;
+        g = getaddrinfo(host, num, &hints, &res);
+        if (g != 0 || !res)
+            return g != 0 ? gai_code(g, errno) : UDS_EADDR_NOHOST;
     }
     if (res->ai_addrlen > sizeof(out->u.ss)) {
         freeaddrinfo(res);
-        return -EINVAL;
+        return UDS_EADDR_RESOLVE;
     }
     memcpy(&out->u.ss, res->ai_addr, res->ai_addrlen);
     out->len = (socklen_t)res->ai_addrlen;
@@ -151,7 +223,9 @@ static int parse_inet(uds_addr *out, const char *s, size_t n, int kind)
 
 static int parse_any(uds_addr *out, const char *s, size_t n)
 {
-    if (n == 0 || memchr(s, '\0', n))
+    if (n == 0)
+        return UDS_EADDR_EMPTY;
+    if (memchr(s, '\0', n))
         return -EINVAL;
     if (s[0] == '@')
         return parse_abstract(out, s + 1, n - 1);
@@ -165,7 +239,7 @@ static int parse_any(uds_addr *out, const char *s, size_t n)
         return parse_inet(out, s + 4, n - 4, UDS_ADDR_UDP);
     /* Anything that looks like a path is one; an unknown "scheme:" is not. */
     if (s[0] != '/' && s[0] != '.' && memchr(s, ':', n))
-        return -EINVAL;
+        return UDS_EADDR_SCHEME;
     return parse_path(out, s, n);
 }
 

@@ -25,6 +25,26 @@ const char *uds_strerror(int err)
         return "Path moved while binding";
     case UDS_ESYMLINK:
         return "Path goes through a symlink owned by another user";
+    case UDS_EADDR_SYNTAX:
+        return "Address not understood";
+    case UDS_EADDR_SCHEME:
+        return "Unknown address scheme";
+    case UDS_EADDR_EMPTY:
+        return "Empty name in address";
+    case UDS_EADDR_NOPORT:
+        return "Missing port";
+    case UDS_EADDR_PORT:
+        return "Bad port (a number 0-65535 or a service name)";
+    case UDS_EADDR_PORTRANGE:
+        return "Port out of range (0-65535)";
+    case UDS_EADDR_V6BRACKETS:
+        return "IPv6 address needs brackets ([ADDR]:PORT)";
+    case UDS_EADDR_SERVICE:
+        return "Unknown service name";
+    case UDS_EADDR_NOHOST:
+        return "Name or service not known";
+    case UDS_EADDR_RESOLVE:
+        return "Name resolution failed (temporary or server failure)";
     default:
         break;
     }

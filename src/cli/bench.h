@@ -204,6 +204,9 @@ ssize_t bench_recv(int fd, void *buf, size_t len, uint64_t spin_ns);
 ssize_t bench_recv_exact(int fd, void *buf, size_t len, uint64_t spin_ns);
 /* Pins the calling process to one CPU (cpu < 0: no change). 0 or -errno. */
 int bench_pin(int cpu);
+/* The CPU process pid (0: the caller) is pinned to as the kernel says
+   (sched_getaffinity), or -1 if it may run on more than one. */
+int bench_pinned(pid_t pid);
 /* Sets TCP_NODELAY on a TCP socket; harmless no-op on others. */
 void bench_nodelay(int fd);
 /* The process's resident set size in bytes (from /proc/self/statm). */

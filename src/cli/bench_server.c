@@ -95,6 +95,23 @@ int bench_pin(int cpu)
     return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
 }
 
+/*
+ * The one CPU process pid (0: us) may run on, read back from the kernel,
+ * so a report shows the pinning in effect and not the one asked for; -1
+ * when it may run on more than one (or cannot be read).
+ */
+int bench_pinned(pid_t pid)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(pid, sizeof(set), &set) < 0 || CPU_COUNT(&set) != 1)
+        return -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set))
+            return c;
+    return -1;
+}
+
 void bench_nodelay(int fd)
 {
     int one = 1;

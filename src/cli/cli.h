@@ -30,8 +30,39 @@ void cli_die(int code, const char *fmt, ...)
  */
 const char *cli_errtext(const char *op, const char *addr, int err);
 
-/* Parses an address or exits 2 with "udsock: bad address 'X': reason". */
+/*
+ * cli_errtext, and for -EPROTOTYPE on a unix address which type the socket
+ * is (learned without connecting to it: sock_diag, else a datagram probe)
+ * and which was asked for (`asked`: UDS_STREAM... or 0 if not known):
+ *   "connect /x: wrong socket type: it is a datagram socket, and stream was
+ *    asked for (-t dgram)"
+ * cli_errtext itself says "not a socket: it is a regular file" for a
+ * connect to a path that is no socket, and calls this with asked 0.
+ */
+const char *cli_errtext_type(const char *op, const char *addr, int err, int asked);
+
+/*
+ * Parses an address or exits: 2 when the text is wrong ("udsock: connect:
+ * bad address tcp:1.2.3.4:99999: port 99999 is out of range (0-65535)"),
+ * 1 when the resolver failed ("udsock: connect tcp:nohost:80: cannot
+ * resolve host 'nohost': Name or service not known").
+ */
 void cli_parse_addr(uds_addr *out, const char *text);
+
+/* The cause of a failed uds_addr_parse(text) == r as one phrase naming
+   the part at fault (static buffer). */
+const char *cli_addr_errtext(const char *text, int r);
+
+/* The subcommand running ("connect"...), set by main before it runs;
+   NULL before. Messages that name the command use it. */
+extern const char *cli_cmd_name;
+
+/* The subcommands, as --help lists them, ended by a {NULL} entry. */
+const cli_cmd *cli_commands(void);
+
+/* `udsock completion bash|zsh|list` (src/cli/completion.c): argv[0] is
+   "completion". Returns the exit status. */
+int cli_completion(int argc, char **argv);
 
 /* Ignores SIGPIPE for the whole process (pipes, not only sockets). */
 void cli_ignore_sigpipe(void);

@@ -676,6 +676,7 @@ out:
 
 /* The forked server (fork mode), so `hold --impl lib` can look at it. */
 static pid_t server_pid;
+static void pin_failed(const char *who, int cpu, int err) __attribute__((noreturn));
 
 /* Entries in /proc/PID/fd, or -1. */
 static long count_fds(pid_t pid)
@@ -850,8 +851,9 @@ static void run_one(const bench_opts *o, const char *transport, const uds_addr *
     r.pipeline = o->mode == BM_RR ? (o->pipeline > 0 ? o->pipeline : 1) : 1;
     r.batch = batch;
     r.spin_us = o->spin_us;
-    r.cpu_server = o->client_addr ? -1 : o->cpu_server;
-    r.cpu_client = o->cpu_client;
+    /* the pinning in effect, read back (not what --cpus asked for) */
+    r.cpu_server = o->client_addr || server_pid <= 0 ? -1 : bench_pinned(server_pid);
+    r.cpu_client = bench_pinned(0);
     r.sndbuf = o->sndbuf;
     r.rcvbuf = o->rcvbuf;
     int type = transport_type(transport, o->mode);
@@ -960,6 +962,12 @@ static int run_forked(const bench_opts *o, const char *transport)
     if (lo.type == UDS_DGRAM)
         (void)uds_set_passcred(l.fd, 1);
     fflush(stdout);
+    /* the server is pinned here, before the fork, so that a refusal is
+       seen (the child inherits the pinning); then we move to the client's */
+    if ((r = bench_pin(o->cpu_server)) < 0) {
+        uds_listener_close(&l);
+        pin_failed("server", o->cpu_server, r);
+    }
     pid_t pid = fork();
     if (pid < 0) {
         r = -errno;
@@ -970,7 +978,6 @@ static int run_forked(const bench_opts *o, const char *transport)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() == 1)
             _exit(1);
-        bench_pin(o->cpu_server);
         /* our own address, our own client: the sizes it asks for, no
            budget; still only our uid (an abstract name or a TCP port is
            reachable by anyone here) */
@@ -991,6 +998,13 @@ static int run_forked(const bench_opts *o, const char *transport)
     int keep = l.fd;
     l.fd = -1; /* the child serves; we only remove the file at the end */
     close(keep);
+    if ((r = bench_pin(o->cpu_client)) < 0) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        uds_listener_close(&l);
+        pin_failed("client", o->cpu_client, r);
+    }
     server_pid = pid;
     run_sizes(o, transport, &l.addr);
     server_pid = 0;
@@ -1038,7 +1052,10 @@ static int run_server(bench_opts *o)
         cli_warn("%s", cli_errtext("listen", o->server_addr, r));
         return CLI_FAIL;
     }
-    bench_pin(o->cpu_server);
+    if ((r = bench_pin(o->cpu_server)) < 0) {
+        uds_listener_close(&l);
+        pin_failed("server", o->cpu_server, r);
+    }
     char text[UDS_ADDR_STRLEN];
     uds_addr_format(&l.addr, text, sizeof(text));
     fprintf(stderr, "udsock: bench server on %s (%s); Ctrl-C to stop\n", text,
@@ -1071,6 +1088,32 @@ static void raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/*
+ * A CPU --cpus names must exist here (below the number of CPUs configured):
+ * otherwise a usage error with the reason, before anything runs. Whether
+ * the kernel lets us run there (online, in our cpuset) is learned from
+ * sched_setaffinity itself: see pin_failed.
+ */
+static void check_cpu(const char *arg, int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    if (cpu < 0 || n <= 0 || cpu < n)
+        return;
+    if (n == 1)
+        cli_die(CLI_USAGE, "bench: --cpus %s: there is no CPU %d (this machine has one CPU: 0)",
+                arg, cpu);
+    cli_die(CLI_USAGE, "bench: --cpus %s: there is no CPU %d (this machine has CPUs 0-%ld)", arg,
+            cpu, n - 1);
+}
+
+/* The kernel refused to pin (offline CPU, outside our cpuset): exit 1,
+   never a report of pinning that did not happen. */
+static void pin_failed(const char *who, int cpu, int err)
+{
+    cli_die(CLI_FAIL, "bench: cannot pin the %s to CPU %d: %s%s", who, cpu, uds_strerror(err),
+            err == -EINVAL ? " (the CPU is offline or outside this process's cpuset)" : "");
 }
 
 static int parse_cpus(const char *s, bench_opts *o)
@@ -1169,6 +1212,8 @@ int cmd_bench(int argc, char **argv)
         case O_CPUS:
             if (parse_cpus(optarg, &o) < 0)
                 cli_die(CLI_USAGE, "bench: bad --cpus '%s' (e.g. 0,1 or 0)", optarg);
+            check_cpu(optarg, o.cpu_server);
+            check_cpu(optarg, o.cpu_client);
             break;
         case O_SPIN:
             o.spin_us = atoi(optarg);
@@ -1326,14 +1371,15 @@ int cmd_bench(int argc, char **argv)
     if (o.client_addr) {
         uds_addr a;
         cli_parse_addr(&a, o.client_addr);
-        bench_pin(o.cpu_client);
+        int pr = bench_pin(o.cpu_client);
+        if (pr < 0)
+            pin_failed("client", o.cpu_client, pr);
         const char *t = o.ntransports && tlist ? o.transports[0]
                         : a.kind == UDS_ADDR_TCP  ? "tcp"
                         : a.kind == UDS_ADDR_ABSTRACT ? "abstract"
                         : o.mode == BM_DGRAM ? "dgram" : "unix";
         run_sizes(&o, t, &a);
     } else {
-        bench_pin(o.cpu_client);
         for (int i = 0; i < o.ntransports; i++)
             if (run_forked(&o, o.transports[i]) < 0)
                 rc = CLI_FAIL;

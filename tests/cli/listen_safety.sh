@@ -16,7 +16,7 @@ for cmd in listen recv; do
     err=$(timeout 5 "$U" $cmd "$F" 2>&1 < /dev/null); rc=$?
     op=$cmd; [ $cmd = recv ] && op=bind
     [ $rc = 1 ] || fail "$cmd on a regular file: rc $rc"
-    [ "$err" = "udsock: $op $F: exists and is not a socket; refusing to remove it" ] || fail "message: $err"
+    [ "$err" = "udsock: $op $F: exists and is not a socket: it is a regular file; refusing to remove it" ] || fail "message: $err"
     [ "$(sha "$F") $(stat -c %i "$F")" = "$before" ] || fail "$cmd changed the regular file"
 done
 ok "regular file refused and unchanged: $err"

@@ -101,49 +101,77 @@ static void test_inet(void **state)
     /* localhost resolves (from /etc/hosts, no DNS) to a loopback address */
     assert_int_equal(uds_addr_parse(&a, "tcp:localhost:80"), 0);
     assert_true(a.u.sa.sa_family == AF_INET || a.u.sa.sa_family == AF_INET6);
+
+    /* service names, as socat and nc take them (from /etc/services, no
+       network): http is 80/tcp, domain 53/udp; the wildcard host too */
+    assert_int_equal(uds_addr_parse(&a, "tcp:localhost:http"), 0);
+    assert_true(a.u.sa.sa_family == AF_INET || a.u.sa.sa_family == AF_INET6);
+    assert_int_equal(ntohs(a.u.sa.sa_family == AF_INET ? a.u.in.sin_port : a.u.in6.sin6_port), 80);
+    assert_int_equal(uds_addr_parse(&a, "tcp:127.0.0.1:http"), 0);
+    assert_int_equal(ntohs(a.u.in.sin_port), 80);
+    assert_int_equal(uds_addr_parse(&a, "udp:[::1]:domain"), 0);
+    assert_int_equal(ntohs(a.u.in6.sin6_port), 53);
+    assert_int_equal(uds_addr_parse(&a, "tcp::ssh"), 0);
+    assert_int_equal(ntohs(a.u.in.sin_port), 22);
 }
 
 static void test_invalid(void **state)
 {
     (void)state;
     uds_addr a;
-    const char *bad[] = {
-        "",              /* empty */
-        "unix:",         /* empty path */
-        "@",             /* empty abstract name */
-        "abstract:",     /* empty abstract name */
-        "tcp:",          /* nothing */
-        "tcp:127.0.0.1", /* no port */
-        "tcp:127.0.0.1:", /* empty port */
-        "tcp:127.0.0.1:65536", /* port out of range */
-        "tcp:127.0.0.1:99999999999999999999",
-        "tcp:127.0.0.1:-1",
-        "tcp:127.0.0.1:+1",
-        "tcp:127.0.0.1:80x",
-        "tcp:127.0.0.1: 80",
-        "udp:1.2.3.4:abc",
-        "tcp:::1:80",    /* bare IPv6 needs brackets */
-        "tcp:[::1]80",   /* no colon after ] */
-        "tcp:[::1]:",    /* empty port */
-        "tcp:[]:80",     /* empty bracket host */
-        "tcp:[::1:80",   /* unclosed bracket */
-        "http://x",      /* unknown scheme */
-        "foo:bar",
-        "sctp:1.2.3.4:5",
+    /* each cause has its own code (defect 3 of issue 10: "tcp:::1:7411"
+       and "tcp:[::1]:" used to get the same -EINVAL as any other typo) */
+    static const struct {
+        const char *text;
+        int want;
+    } bad[] = {
+        {"", UDS_EADDR_EMPTY},
+        {"unix:", UDS_EADDR_EMPTY},
+        {"@", UDS_EADDR_EMPTY},
+        {"abstract:", UDS_EADDR_EMPTY},
+        {"tcp:", UDS_EADDR_NOPORT},
+        {"tcp:127.0.0.1", UDS_EADDR_NOPORT},
+        {"tcp:127.0.0.1:", UDS_EADDR_NOPORT},
+        {"tcp:[::1]:", UDS_EADDR_NOPORT},
+        {"tcp:[::1]", UDS_EADDR_NOPORT},
+        {"tcp:127.0.0.1:65536", UDS_EADDR_PORTRANGE},
+        {"tcp:1.2.3.4:99999", UDS_EADDR_PORTRANGE},
+        {"tcp:127.0.0.1:99999999999999999999", UDS_EADDR_PORTRANGE},
+        {"tcp:127.0.0.1:-1", UDS_EADDR_PORT},
+        {"tcp:127.0.0.1:+1", UDS_EADDR_PORT},
+        {"tcp:127.0.0.1: 80", UDS_EADDR_PORT},
+        {"tcp:127.0.0.1:80x", UDS_EADDR_SERVICE},
+        {"udp:1.2.3.4:abc", UDS_EADDR_SERVICE},
+        {"tcp:::1:80", UDS_EADDR_V6BRACKETS},
+        {"tcp:::1:7411", UDS_EADDR_V6BRACKETS},
+        {"tcp:[::1]80", UDS_EADDR_SYNTAX},
+        {"tcp:[]:80", UDS_EADDR_EMPTY},
+        {"tcp:[::1:80", UDS_EADDR_SYNTAX},
+        {"http://x", UDS_EADDR_SCHEME},
+        {"foo:bar", UDS_EADDR_SCHEME},
+        {"sctp:1.2.3.4:5", UDS_EADDR_SCHEME},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         a.kind = 99;
-        int r = uds_addr_parse(&a, bad[i]);
-        if (r != -EINVAL)
-            fail_msg("'%s' gave %d, want -EINVAL", bad[i], r);
+        int r = uds_addr_parse(&a, bad[i].text);
+        if (r != bad[i].want)
+            fail_msg("'%s' gave %d (%s), want %d (%s)", bad[i].text, r, uds_strerror(r),
+                     bad[i].want, uds_strerror(bad[i].want));
+        assert_true(UDS_EADDR_IS_SYNTAX(r));
         assert_int_equal(a.kind, UDS_ADDR_NONE); /* cleared on failure */
     }
     assert_int_equal(uds_addr_parse(&a, NULL), -EINVAL);
     assert_int_equal(uds_addr_parse(NULL, "/x"), -EINVAL);
     /* an unresolvable host name: "a..b" is not a valid DNS name, so glibc
        refuses it without sending a query (no network needed, no waiting) */
-    assert_int_equal(uds_addr_parse(&a, "tcp:bad..host:80"), -EHOSTUNREACH);
+    int r = uds_addr_parse(&a, "tcp:bad..host:80");
+    assert_int_equal(r, UDS_EADDR_NOHOST);
+    assert_false(UDS_EADDR_IS_SYNTAX(r)); /* a resolver failure, not a typo */
+    assert_string_equal(uds_strerror(r), "Name or service not known");
     assert_int_equal(a.kind, UDS_ADDR_NONE);
+    /* every code has its own text */
+    for (int c = UDS_EADDR_RESOLVE; c <= UDS_EADDR_SYNTAX; c++)
+        assert_true(strncmp(uds_strerror(c), "Unknown error", 13) != 0);
 }
 
 static void test_parsen_nul(void **state)
@@ -154,7 +182,7 @@ static void test_parsen_nul(void **state)
     assert_int_equal(uds_addr_parsen(&a, "@ab\0", 4), -EINVAL);
     assert_int_equal(uds_addr_parsen(&a, "\0", 1), -EINVAL);
     assert_int_equal(uds_addr_parsen(&a, "tcp:1.2.3.4:8\0", 14), -EINVAL);
-    assert_int_equal(uds_addr_parsen(&a, "x", 0), -EINVAL);
+    assert_int_equal(uds_addr_parsen(&a, "x", 0), UDS_EADDR_EMPTY);
     /* not NUL-terminated: only len bytes count */
     assert_int_equal(uds_addr_parsen(&a, "/tmp/abcXXXX", 8), 0);
     assert_string_equal(uds_addr_path(&a), "/tmp/abc");
