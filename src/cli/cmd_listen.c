@@ -72,6 +72,10 @@ static const char listen_help[] =
     "      --no-progress   never show progress (was -q before -q took SEC)\n"
     "  -v, --verbose       report listening, each client arriving (its pid,\n"
     "                      uid and gid, or its TCP address) and leaving\n"
+    "      --ready-fd N    write a newline to fd N and close it once listening\n"
+    "                      (s6 notification-fd); READY=1 goes to $NOTIFY_SOCKET\n"
+    "                      when it is set. A socket for ADDR passed by the\n"
+    "                      service manager (LISTEN_FDS) is used, never removed\n"
     "  -h, --help          this text\n"
     "\n"
     "ADDR: /path, unix:PATH, @abstract, tcp:HOST:PORT, udp:HOST:PORT\n"
@@ -648,7 +652,7 @@ static unsigned opt_clients(const char *opt, const char *text)
     return (unsigned)n;
 }
 
-enum { OPT_NOPROG = 256 }; /* --no-progress: no short form */
+enum { OPT_NOPROG = 256, OPT_READY }; /* long options without a short form */
 
 /* Options, safe bind with the stop signals already on the loop, a shape. */
 int cmd_listen(int argc, char **argv)
@@ -664,6 +668,7 @@ int cmd_listen(int argc, char **argv)
         {"no-progress", no_argument, NULL, OPT_NOPROG},
         {"quiet", no_argument, NULL, OPT_NOPROG}, /* the old name: still works */
         {"verbose", no_argument, NULL, 'v'},
+        {"ready-fd", required_argument, NULL, OPT_READY},
         {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.owner = (uid_t)-1;
@@ -671,7 +676,7 @@ int cmd_listen(int argc, char **argv)
     int keep = 0, prog = PROGRESS_AUTO, no_shutdown = 0, verbose = 0, c;
     int k_only = 0; /* an option of -k was given */
     unsigned max_clients = DEF_MAX_CLIENTS, max_per_uid = 0, idle_ms = 0;
-    int quit_ms = -1;
+    int quit_ms = -1, ready_fd = -1;
     cli_std_fds_open();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "kt:m:o:g:pq:Nc:C:i:vh", lo, NULL)) != -1) {
@@ -715,6 +720,9 @@ int cmd_listen(int argc, char **argv)
             break;
         case OPT_NOPROG:
             prog = PROGRESS_OFF;
+            break;
+        case OPT_READY:
+            ready_fd = cli_opt_ready_fd("listen", optarg);
             break;
         case 'v':
             verbose = 1;
@@ -768,7 +776,8 @@ int cmd_listen(int argc, char **argv)
        can kill us between bind and the point where we can remove it again. */
     cli_svc_init(&g_svc, "listen", NULL, NULL);
     g_svc.verbose = verbose;
-    int r = uds_listen(&g_l, &a, &o);
+    int inherited = 0;
+    int r = cli_listen(&g_l, &a, &o, &inherited);
     cli_svc_interrupted(r);
     if (r < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("listen", g_text, r));
@@ -779,9 +788,11 @@ int cmd_listen(int argc, char **argv)
                 (a.u.sa.sa_family == AF_INET6 ? a.u.in6.sin6_port : a.u.in.sin_port) == 0;
     if (verbose || port0) {
         char buf[UDS_ADDR_STRLEN];
-        cli_warn("listening on %s (%s)", cli_addr_text(&g_l.addr, buf, sizeof(buf)),
-                 uds_type_name(g_l.type));
+        cli_warn("listening on %s (%s%s)", cli_addr_text(&g_l.addr, buf, sizeof(buf)),
+                 uds_type_name(g_l.type),
+                 inherited ? ", inherited from the service manager: never removed" : "");
     }
+    cli_ready("listen", ready_fd);
     if (g_l.type == UDS_DGRAM) {
         if (keep)
             cli_svc_info(&g_svc, "-k: datagrams from every sender are heard (always so "

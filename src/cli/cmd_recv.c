@@ -43,6 +43,10 @@ static const char recv_help[] =
     "  -o, --owner USER      owner of the socket file\n"
     "  -g, --group GROUP     group of the socket file\n"
     "  -v, --verbose         report the bound address and unanswered senders\n"
+    "      --ready-fd N      write a newline to fd N and close it once receiving\n"
+    "                        (s6 notification-fd); READY=1 goes to $NOTIFY_SOCKET\n"
+    "                        when it is set. A socket for ADDR passed by the\n"
+    "                        service manager (LISTEN_FDS) is used, never removed\n"
     "  -h, --help            this text\n"
     "\n"
     "\n"
@@ -239,6 +243,7 @@ int cmd_recv(int argc, char **argv)
         {"count", required_argument, NULL, 'n'}, {"raw", no_argument, NULL, 'W'},
         {"mode", required_argument, NULL, 'm'}, {"owner", required_argument, NULL, 'o'},
         {"group", required_argument, NULL, 'g'}, {"verbose", no_argument, NULL, 'v'},
+        {"ready-fd", required_argument, NULL, 'Y'},
         {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.type = UDS_DGRAM;
@@ -248,7 +253,7 @@ int cmd_recv(int argc, char **argv)
     o.flags = UDS_NONBLOCK;
     o.owner = (uid_t)-1;
     o.group = (gid_t)-1;
-    int from = 0, cred = 0, echo = 0, raw = 0, verbose = 0, c;
+    int from = 0, cred = 0, echo = 0, raw = 0, verbose = 0, ready_fd = -1, c;
     long count = 0;
     const char *reply = NULL;
     cli_std_fds_open();
@@ -287,6 +292,9 @@ int cmd_recv(int argc, char **argv)
         case 'v':
             verbose = 1;
             break;
+        case 'Y':
+            ready_fd = cli_opt_ready_fd("recv", optarg);
+            break;
         case 'h':
             fputs(recv_help, stdout);
             return CLI_OK;
@@ -311,7 +319,8 @@ int cmd_recv(int argc, char **argv)
         return CLI_OK;
     /* the stop signals go to the loop before the file exists */
     cli_svc_init(&g_svc, "recv", on_stop, NULL);
-    int r = uds_listen(&g_l, &a, &o);
+    int inherited = 0;
+    int r = cli_listen(&g_l, &a, &o, &inherited);
     cli_svc_interrupted(r);
     if (r < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("bind", text, r));
@@ -322,8 +331,10 @@ int cmd_recv(int argc, char **argv)
         cli_warn("SO_PASSCRED on %s: %s", text, uds_strerror(r));
     if (verbose) {
         char b[UDS_ADDR_STRLEN];
-        cli_warn("receiving on %s", cli_addr_text(&g_l.addr, b, sizeof(b)));
+        cli_warn("receiving on %s%s", cli_addr_text(&g_l.addr, b, sizeof(b)),
+                 inherited ? " (inherited from the service manager: never removed)" : "");
     }
+    cli_ready("recv", ready_fd);
     char *buf = malloc(DGRAM_BUF);
     if (!buf)
         cli_die(CLI_FAIL, "out of memory");

@@ -130,6 +130,10 @@ static void usage(FILE *f)
             "                        the traffic on stderr ('>' client to target, '<' back)\n"
             "  -x, --hex             with -v: dump as hex instead of escaped text\n"
             "  --no-splice           always copy through user space\n"
+            "  --ready-fd N          write a newline to fd N and close it once relaying\n"
+            "                        (s6 notification-fd); READY=1 goes to $NOTIFY_SOCKET\n"
+            "                        when it is set. A socket for LISTEN passed by the\n"
+            "                        service manager (LISTEN_FDS) is used, never removed\n"
             "  -h, --help            this text\n"
             "EOF from one side is passed on as shutdown(SHUT_WR) to the other; a\n"
             "connection ends when both directions have ended.\n");
@@ -624,10 +628,11 @@ int cmd_relay(int argc, char **argv)
     lo.owner = (uid_t)-1;
     lo.group = (gid_t)-1;
     int ltype = 0, ttype = 0, connect_ms = DEF_CONNECT_TIMEOUT_MS, verbose = 0, idle_set = 0;
+    int ready_fd = -1;
     int frame_set[2] = {0, 0};
     enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_TTYPE, O_MODE, O_OWNER,
            O_GROUP, O_TYPE, O_NOSPLICE, O_FRAME, O_TFRAME, O_MAXMSG, O_FDS, O_IDLE,
-           O_CTIMEOUT };
+           O_CTIMEOUT, O_READY };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},
@@ -641,6 +646,7 @@ int cmd_relay(int argc, char **argv)
         {"fds", no_argument, NULL, O_FDS},
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"connect-timeout", required_argument, NULL, O_CTIMEOUT},
+        {"ready-fd", required_argument, NULL, O_READY},
         {"mode", required_argument, NULL, O_MODE},
         {"owner", required_argument, NULL, O_OWNER},
         {"group", required_argument, NULL, O_GROUP},
@@ -669,6 +675,9 @@ int cmd_relay(int argc, char **argv)
             break;
         case O_NOSPLICE:
             R->fo.flags |= UDS_FWD_NO_SPLICE;
+            break;
+        case O_READY:
+            ready_fd = cli_opt_ready_fd("relay", optarg);
             break;
         case 'c':
             R->maxconn = (unsigned)cli_opt_count("relay", "-c", optarg);
@@ -809,7 +818,8 @@ int cmd_relay(int argc, char **argv)
     lo.type = ltype;
     lo.flags = UDS_NONBLOCK;
     uds_listener l;
-    int r = uds_listen(&l, &laddr, &lo);
+    int inherited = 0;
+    int r = cli_listen(&l, &laddr, &lo, &inherited);
     if (r < 0) {
         cli_svc_interrupted(r);
         cli_warn("relay: %s", cli_errtext("listen", la, r));
@@ -847,7 +857,9 @@ int cmd_relay(int argc, char **argv)
             cli_die(CLI_FAIL, "relay: %s", uds_strerror(r));
         }
     }
-    cli_svc_info(&R->svc, "listening on %s, target %s (%s%s)", R->ltext, R->ttext,
+    cli_svc_info(&R->svc, "listening on %s%s, target %s (%s%s)", R->ltext,
+                 inherited ? " (inherited from the service manager: never removed)" : "",
+                 R->ttext,
                  ltype == UDS_DGRAM ? "datagram sessions"
                  : R->fds           ? "fds passed"
                  : verbose          ? "copy (-v)"
@@ -855,6 +867,7 @@ int cmd_relay(int argc, char **argv)
                  R->fds && !(R->fo.flags & UDS_FWD_CREDS)
                      ? "; credentials are not passed on: that needs root"
                      : "");
+    cli_ready("relay", ready_fd);
 
     r = uds_loop_run(R->svc.loop);
     if (r < 0)

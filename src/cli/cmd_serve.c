@@ -131,11 +131,17 @@ static void usage(FILE *f)
             "  --group GROUP      group of the socket file\n"
             "  --type TYPE        stream (default) or seqpacket\n"
             "  --backlog N        listen() backlog (default SOMAXCONN)\n"
+            "  --ready-fd N       write a newline to fd N and close it once serving\n"
+            "                     (s6 notification-fd); READY=1 goes to $NOTIFY_SOCKET\n"
+            "                     when it is set\n"
             "  -v, --verbose      log each connection and each exit on stderr\n"
             "  -h, --help         this text\n"
             "Refused clients (rules, -c, -C) are closed at once and logged on stderr\n"
             "(at most 10 lines a second, then a count).\n"
-            "The socket file is removed on SIGTERM/SIGINT; running children are left alone.\n");
+            "The socket file is removed on SIGTERM/SIGINT; running children are left alone.\n"
+            "Socket activation: a socket for ADDR passed by the service manager\n"
+            "(LISTEN_FDS: systemd, systemd-socket-activate) is used instead of binding,\n"
+            "and its file is never removed.\n");
 }
 
 static int parse_uint(const char *s, unsigned *out)
@@ -486,7 +492,7 @@ int cmd_serve(int argc, char **argv)
     serve s;
     memset(&s, 0, sizeof(s));
     s.maxconn = 40;
-    int verbose = 0;
+    int verbose = 0, ready_fd = -1;
     uds_listen_opts lo;
     memset(&lo, 0, sizeof(lo));
     lo.owner = (uid_t)-1;
@@ -501,7 +507,7 @@ int cmd_serve(int argc, char **argv)
         }
     int nopt = dd >= 0 ? dd : argc;
 
-    enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_BACKLOG, O_IDLE };
+    enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_BACKLOG, O_IDLE, O_READY };
     static const char *const rule_name[] = {"allow-uid", "deny-uid", "allow-gid", "deny-gid"};
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -516,6 +522,7 @@ int cmd_serve(int argc, char **argv)
         {"allow-gid", required_argument, NULL, O_ALLOW_GID},
         {"deny-gid", required_argument, NULL, O_DENY_GID},
         {"idle-timeout", required_argument, NULL, O_IDLE},
+        {"ready-fd", required_argument, NULL, O_READY},
         {NULL, 0, NULL, 0},
     };
     /* without "--", stop at the first non-option after ADDR (POSIX mode) */
@@ -568,6 +575,9 @@ int cmd_serve(int argc, char **argv)
             if (parse_uint(optarg, &v) < 0 || v == 0)
                 cli_die(CLI_USAGE, "serve: bad --backlog '%s'", optarg);
             lo.backlog = (int)v;
+            break;
+        case O_READY:
+            ready_fd = cli_opt_ready_fd("serve", optarg);
             break;
         case O_IDLE:
             r = cli_opt_seconds_ms("serve", "--idle-timeout", optarg);
@@ -674,7 +684,8 @@ int cmd_serve(int argc, char **argv)
     }
 
     uds_listener l;
-    r = uds_listen(&l, &addr, &lo);
+    int inherited = 0;
+    r = cli_listen(&l, &addr, &lo, &inherited);
     if (r == 0) {
         if (l.addr.kind != UDS_ADDR_ABSTRACT || cli_addr_env(&l.addr, s.addrtext,
                                                              sizeof(s.addrtext)) < 0)
@@ -694,7 +705,9 @@ int cmd_serve(int argc, char **argv)
         cli_access_free(&s.rules);
         return CLI_FAIL;
     }
-    cli_svc_info(&s.svc, "listening on %s", s.addresc);
+    cli_svc_info(&s.svc, "listening on %s%s", s.addresc,
+                 inherited ? " (inherited from the service manager: never removed)" : "");
+    cli_ready("serve", ready_fd);
 
     int status = CLI_OK;
     r = uds_loop_run(s.svc.loop);

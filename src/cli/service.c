@@ -5,6 +5,8 @@
 #include "opts.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -291,4 +293,81 @@ void cli_dreply_done(cli_dreply *d)
         uds_loop_timer_cancel(d->svc->loop, (uint64_t)d->timer);
     d->timer = 0;
     dreply_summary(d);
+}
+
+/* Same endpoint, or (paths) the same file name in the same real directory:
+   "x.sock" from inside /run/app and /run/app/x.sock are one place. */
+static int same_place(const uds_addr *want, const uds_addr *got)
+{
+    if (uds_addr_equal(want, got))
+        return 1;
+    if (want->kind != UDS_ADDR_PATH || got->kind != UDS_ADDR_PATH)
+        return 0;
+    const char *pw = uds_addr_path(want), *pg = uds_addr_path(got);
+    const char *bw = strrchr(pw, '/'), *bg = strrchr(pg, '/');
+    if (strcmp(bw ? bw + 1 : pw, bg ? bg + 1 : pg) != 0)
+        return 0;
+    char dw[PATH_MAX], dg[PATH_MAX], rw[PATH_MAX], rg[PATH_MAX];
+    snprintf(dw, sizeof(dw), "%.*s", bw ? (int)(bw - pw) + (bw == pw) : 1, bw ? pw : ".");
+    snprintf(dg, sizeof(dg), "%.*s", bg ? (int)(bg - pg) + (bg == pg) : 1, bg ? pg : ".");
+    return realpath(dw, rw) && realpath(dg, rg) && strcmp(rw, rg) == 0;
+}
+
+/* Read once: the variables are removed from the environment then. */
+static uds_activation g_act;
+static int g_act_read;
+
+int cli_listen(uds_listener *l, const uds_addr *a, const uds_listen_opts *o, int *inherited)
+{
+    if (inherited)
+        *inherited = 0;
+    if (!g_act_read) {
+        g_act_read = 1;
+        int n = uds_activation_get(&g_act, UDS_ACT_UNSET_ENV);
+        if (n < 0)
+            cli_warn("socket activation: %s (LISTEN_FDS ignored)", uds_strerror(n));
+    }
+    int want_type = o && o->type ? o->type : UDS_STREAM;
+    for (int i = 0; i < g_act.count; i++) {
+        int fd = UDS_LISTEN_FDS_START + i;
+        uds_listener cand;
+        if (uds_socket_check(fd, want_type, 0, -1) < 0 || uds_listener_from_fd(&cand, fd) < 0)
+            continue;
+        if (!same_place(a, &cand.addr))
+            continue;
+        if (want_type != UDS_DGRAM && uds_socket_check(fd, want_type, 0, 1) < 0)
+            continue; /* bound there but not listening: not usable */
+        if (o && (o->flags & UDS_NONBLOCK)) {
+            int fl = fcntl(fd, F_GETFL);
+            if (fl >= 0)
+                fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        }
+        *l = cand;
+        if (inherited)
+            *inherited = 1;
+        return 0;
+    }
+    return uds_listen(l, a, o);
+}
+
+int cli_opt_ready_fd(const char *cmd, const char *text)
+{
+    if (!cli_is_decimal(text) || strlen(text) > 7)
+        cli_usage_error(cmd, "bad --ready-fd '%s': want a file descriptor number", text);
+    int fd = atoi(text);
+    if (fcntl(fd, F_GETFD) < 0)
+        cli_usage_error(cmd, "--ready-fd %d: fd %d is not open", fd, fd);
+    if (fd <= 2)
+        cli_usage_error(cmd, "--ready-fd %d: that is standard input, output or error", fd);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
+void cli_ready(const char *cmd, int ready_fd)
+{
+    int r;
+    if (ready_fd >= 0 && (r = uds_ready_fd(ready_fd)) < 0)
+        cli_warn("%s: --ready-fd %d: %s", cmd, ready_fd, uds_strerror(r));
+    if ((r = uds_notify_ready()) < 0)
+        cli_warn("%s: NOTIFY_SOCKET: %s", cmd, uds_strerror(r));
 }

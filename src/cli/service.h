@@ -93,4 +93,32 @@ int cli_dreply_send(cli_dreply *d, int fd, const void *buf, size_t len, const ud
 /* Says what is still held back, cancels the summary timer. */
 void cli_dreply_done(cli_dreply *d);
 
+/*
+ * Listens on ADDR as uds_listen() does, unless the service manager passed
+ * a socket for it (socket activation: LISTEN_PID/LISTEN_FDS, as systemd,
+ * systemd-socket-activate and s6-fdholder setups do): then that socket is
+ * used, wrapped with uds_listener_from_fd(), and its path is never removed
+ * (the manager owns it). An inherited fd counts when it is bound to ADDR
+ * (the same address; a relative path is compared by its directory's real
+ * path) and has the type asked for (o->type, 0 = stream); the others are
+ * left alone (CLOEXEC). The LISTEN_* variables are removed from the
+ * environment on the first call, so programs started later do not see
+ * them. *inherited (if not NULL) says which way it went. Returns 0 or the
+ * -errno of uds_listen().
+ */
+int cli_listen(uds_listener *l, const uds_addr *a, const uds_listen_opts *o, int *inherited);
+
+/*
+ * --ready-fd N: N must be an open fd (checked now, so a wrong number is a
+ * usage error of cmd, exit 2); it gets FD_CLOEXEC. Returns N.
+ */
+int cli_opt_ready_fd(const char *cmd, const char *text);
+
+/*
+ * The service serves from now on: writes "\n" to ready_fd and closes it
+ * (if >= 0; uds_ready_fd) and sends READY=1 to $NOTIFY_SOCKET (if set;
+ * uds_notify_ready). A failure is a warning, never fatal.
+ */
+void cli_ready(const char *cmd, int ready_fd);
+
 #endif
