@@ -58,6 +58,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
+#include <grp.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -100,6 +102,12 @@ typedef struct serve {
     char **prog;
     kid **kids;
     size_t nkids, kids_cap;
+    /* -u/-g/-U: who PROGRAM runs as (set in the child, before exec) */
+    int drop_uid, drop_gid;
+    uid_t run_uid;
+    gid_t run_gid;
+    gid_t *run_groups; /* supplementary groups, run_ngroups of them */
+    int run_ngroups;
 } serve;
 
 static void usage(FILE *f)
@@ -131,6 +139,13 @@ static void usage(FILE *f)
             "  --group GROUP      group of the socket file\n"
             "  --type TYPE        stream (default) or seqpacket\n"
             "  --backlog N        listen() backlog (default SOMAXCONN)\n"
+            "  -u, --run-user USER  run PROGRAM as USER (name or uid): its groups\n"
+            "                     (initgroups), its primary gid unless -g, then its uid;\n"
+            "                     dropped in the child before exec (s6-ipcserver -u)\n"
+            "  -g, --run-group GROUP  run PROGRAM with this gid (and only this group\n"
+            "                     as supplementary group unless -u names a user)\n"
+            "  -U, --run-env      take them from $UID, $GID and $GIDLIST (comma-\n"
+            "                     separated), as s6-envuidgid sets them (s6-ipcserver -U)\n"
             "  --ready-fd N       write a newline to fd N and close it once serving\n"
             "                     (s6 notification-fd); READY=1 goes to $NOTIFY_SOCKET\n"
             "                     when it is set\n"
@@ -270,6 +285,21 @@ static void run_child(serve *s, int cfd, int iofd, const uds_peer *p)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* -u/-g/-U: groups first, then the gid, then the uid (after setuid
+       the others are no longer allowed); a failure runs nothing. Not root:
+       run_privs() made sure nothing would change */
+    if (geteuid() == 0 && s->drop_gid && (setgroups((size_t)s->run_ngroups, s->run_groups) < 0 ||
+                        setgid(s->run_gid) < 0)) {
+        cli_warn("serve: cannot run %s as gid %u: %s", s->prog[0], (unsigned)s->run_gid,
+                 strerror(errno));
+        _exit(111);
+    }
+    if (geteuid() == 0 && s->drop_uid && (setuid(s->run_uid) < 0 || getuid() != s->run_uid ||
+                        (s->run_uid != 0 && setuid(0) == 0))) {
+        cli_warn("serve: cannot run %s as uid %u: %s", s->prog[0], (unsigned)s->run_uid,
+                 strerror(errno));
+        _exit(111);
+    }
     execvp(s->prog[0], s->prog);
     int e = errno;
     cli_warn("serve: exec %s: %s", s->prog[0], strerror(e));
@@ -478,6 +508,117 @@ fail:
         cli_svc_warn(&s->svc, "connection #%llu closed: %s", (unsigned long long)p->seq, what);
 }
 
+/* One decimal id from the environment (UID, GID): 0 or -1 (said). */
+static int env_id(const char *name, unsigned *out)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (!v || !*v) {
+        cli_warn("serve: -U: $%s is not set (s6-envuidgid sets UID, GID and GIDLIST)", name);
+        return -1;
+    }
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!cli_is_decimal(v) || *end || errno || n > 4294967294UL) {
+        cli_warn("serve: -U: bad $%s '%s' (a number up to 4294967294)", name, v);
+        return -1;
+    }
+    *out = (unsigned)n;
+    return 0;
+}
+
+/*
+ * -u/-g/-U into s: the uid, the gid and the supplementary groups PROGRAM
+ * runs with. -u USER: USER's groups (getgrouplist) and primary gid unless
+ * -g; -g alone: that gid as the only group; -U: $UID, $GID, $GIDLIST.
+ * Checked now, so a child never starts with half a change: a caller that
+ * is not root can only "drop" to what it is. Returns 0, -1 (said; a
+ * usage error) or -2 (said: not allowed, a runtime failure).
+ */
+static int run_privs(serve *s, const char *run_user, int run_env)
+{
+    if (run_env && (s->drop_uid || s->drop_gid)) {
+        cli_warn("serve: -U takes uid and gid from the environment: not with -u or -g");
+        return -1;
+    }
+    if (run_env) {
+        unsigned u, g;
+        if (env_id("UID", &u) < 0 || env_id("GID", &g) < 0)
+            return -1;
+        s->run_uid = u, s->run_gid = g;
+        s->drop_uid = s->drop_gid = 1;
+        const char *list = getenv("GIDLIST");
+        size_t cap = 1;
+        for (const char *c = list ? list : ""; *c; c++)
+            cap += *c == ',';
+        s->run_groups = calloc(cap + 1, sizeof(gid_t));
+        if (!s->run_groups)
+            cli_die(CLI_FAIL, "serve: out of memory");
+        if (list && *list) {
+            char *dup = strdup(list), *save = NULL;
+            if (!dup)
+                cli_die(CLI_FAIL, "serve: out of memory");
+            for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                gid_t x;
+                if (!cli_is_decimal(t) || cli_parse_gid(t, &x) < 0) {
+                    cli_warn("serve: -U: bad group '%s' in $GIDLIST", t);
+                    free(dup);
+                    return -1;
+                }
+                s->run_groups[s->run_ngroups++] = x;
+            }
+            free(dup);
+        } else {
+            s->run_groups[s->run_ngroups++] = s->run_gid;
+        }
+    } else if (s->drop_uid) {
+        struct passwd *pw = getpwuid(s->run_uid);
+        if (!pw && !s->drop_gid) {
+            cli_warn("serve: -u %s: no such user in the passwd database; give the group "
+                     "with -g", run_user);
+            return -1;
+        }
+        if (!s->drop_gid)
+            s->run_gid = pw->pw_gid;
+        s->drop_gid = 1;
+        int n = 64;
+        for (;;) {
+            free(s->run_groups);
+            s->run_groups = calloc((size_t)n, sizeof(gid_t));
+            if (!s->run_groups)
+                cli_die(CLI_FAIL, "serve: out of memory");
+            if (!pw) {
+                s->run_groups[0] = s->run_gid;
+                s->run_ngroups = 1;
+                break;
+            }
+            int got = n;
+            if (getgrouplist(pw->pw_name, s->run_gid, s->run_groups, &got) >= 0) {
+                s->run_ngroups = got;
+                break;
+            }
+            if (got <= n || n > 65536) {
+                cli_warn("serve: -u %s: cannot list the groups of '%s'", run_user, pw->pw_name);
+                return -1;
+            }
+            n = got;
+        }
+    } else if (s->drop_gid) {
+        s->run_groups = calloc(1, sizeof(gid_t));
+        if (!s->run_groups)
+            cli_die(CLI_FAIL, "serve: out of memory");
+        s->run_groups[0] = s->run_gid;
+        s->run_ngroups = 1;
+    }
+    if ((s->drop_uid || s->drop_gid) && geteuid() != 0 &&
+        ((s->drop_uid && s->run_uid != geteuid()) || s->run_gid != getegid())) {
+        cli_warn("serve: -u/-g/-U: changing the user or group of PROGRAM needs root "
+                 "(running as uid %u)", (unsigned)geteuid());
+        return -2;
+    }
+    return 0;
+}
+
 /* SIGTERM, SIGINT, SIGHUP: stop accepting (the socket file goes) and return. */
 static void on_stop(cli_svc *svc, int signo, void *arg)
 {
@@ -507,16 +648,20 @@ int cmd_serve(int argc, char **argv)
         }
     int nopt = dd >= 0 ? dd : argc;
 
-    enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_BACKLOG, O_IDLE, O_READY };
+    enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_BACKLOG, O_IDLE, O_READY,
+           O_SGROUP };
     static const char *const rule_name[] = {"allow-uid", "deny-uid", "allow-gid", "deny-gid"};
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},
         {"mode", required_argument, NULL, 'm'},
         {"owner", required_argument, NULL, 'o'},
-        {"group", required_argument, NULL, 'g'},
+        {"group", required_argument, NULL, O_SGROUP}, /* the socket file's group */
         {"type", required_argument, NULL, 't'},
         {"backlog", required_argument, NULL, O_BACKLOG},
+        {"run-user", required_argument, NULL, 'u'},
+        {"run-group", required_argument, NULL, 'g'},
+        {"run-env", no_argument, NULL, 'U'},
         {"allow-uid", required_argument, NULL, O_ALLOW_UID},
         {"deny-uid", required_argument, NULL, O_DENY_UID},
         {"allow-gid", required_argument, NULL, O_ALLOW_GID},
@@ -526,7 +671,10 @@ int cmd_serve(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     /* without "--", stop at the first non-option after ADDR (POSIX mode) */
-    const char *optstr = dd >= 0 ? "hvc:C:" : "+hvc:C:";
+    /* -g is the run group; the socket file's group stays --group */
+    const char *optstr = dd >= 0 ? "hvc:C:u:g:U" : "+hvc:C:u:g:U";
+    const char *run_user = NULL;
+    int run_env = 0;
     char **pargv = argv;
     int pargc = nopt;
     optind = 0;
@@ -579,6 +727,24 @@ int cmd_serve(int argc, char **argv)
         case O_READY:
             ready_fd = cli_opt_ready_fd("serve", optarg);
             break;
+        case 'u':
+            r = cli_parse_uid(optarg, &s.run_uid);
+            if (r < 0)
+                cli_usage_error("serve", "bad -u '%s': %s", optarg,
+                                r == -ERANGE ? "a uid is at most 4294967294" : "no such user");
+            s.drop_uid = 1;
+            run_user = optarg;
+            break;
+        case 'g':
+            r = cli_parse_gid(optarg, &s.run_gid);
+            if (r < 0)
+                cli_usage_error("serve", "bad -g '%s': %s", optarg,
+                                r == -ERANGE ? "a gid is at most 4294967294" : "no such group");
+            s.drop_gid = 1;
+            break;
+        case 'U':
+            run_env = 1;
+            break;
         case O_IDLE:
             r = cli_opt_seconds_ms("serve", "--idle-timeout", optarg);
             if (r <= 0)
@@ -598,8 +764,10 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'm':
         case 'o':
-        case 'g':
             parse_listen_opt(opt, optarg, &lo);
+            break;
+        case O_SGROUP:
+            parse_listen_opt('g', optarg, &lo);
             break;
         default:
             if (optopt > 0 && optopt < 128)
@@ -634,6 +802,14 @@ int cmd_serve(int argc, char **argv)
         goto usage_out;
     }
     s.prog = prog;
+    int pr = run_privs(&s, run_user, run_env);
+    if (pr < 0) {
+        if (pr == -1)
+            goto usage_out;
+        cli_access_free(&s.rules);
+        free(s.run_groups);
+        return CLI_FAIL;
+    }
 
     uds_addr addr;
     cli_parse_addr(&addr, addrarg);
@@ -680,6 +856,7 @@ int cmd_serve(int argc, char **argv)
         cli_warn("serve: %s", uds_strerror(r));
         cli_svc_free(&s.svc);
         cli_access_free(&s.rules);
+        free(s.run_groups);
         return CLI_FAIL;
     }
 
@@ -703,6 +880,7 @@ int cmd_serve(int argc, char **argv)
         uds_acceptor_free(s.acc);
         cli_svc_free(&s.svc);
         cli_access_free(&s.rules);
+        free(s.run_groups);
         return CLI_FAIL;
     }
     cli_svc_info(&s.svc, "listening on %s%s", s.addresc,
@@ -734,8 +912,10 @@ int cmd_serve(int argc, char **argv)
         free(s.kids[i]);
     free(s.kids);
     cli_access_free(&s.rules);
+    free(s.run_groups);
     return status;
 usage_out: /* after the rules were parsed: not leaked (LeakSanitizer) */
     cli_access_free(&s.rules);
+    free(s.run_groups);
     return CLI_USAGE;
 }
