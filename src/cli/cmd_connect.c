@@ -47,6 +47,12 @@ static const char connect_help[] =
     "  -p, --progress      show bytes and rate on stderr (like pv); by itself\n"
     "                      only when stdin and stdout are not terminals and\n"
     "                      stderr is, after 2 s\n"
+    "      --frame MODE    len32: each stdin line is sent as one length-prefixed\n"
+    "                      message (4-byte big-endian length, as servers built\n"
+    "                      on libudsock read them) and each message received is\n"
+    "                      printed as one line; line: on seqpacket/dgram each\n"
+    "                      line is one message (on a stream lines are bytes\n"
+    "                      anyway). At most 1 MiB a message\n"
     "      --no-progress   never show progress (was -q before -q took SEC)\n"
     "  -v, --verbose       say what was connected (type, and the peer: pid,\n"
     "                      uid, gid of a unix server, address of a TCP one)\n"
@@ -57,7 +63,7 @@ static const char connect_help[] =
     "Exit status: 0 ok, 1 runtime failure, 2 usage error. A reset by the\n"
     "server after all of stdin was sent (a handler that does not read) is 0.\n";
 
-enum { OPT_NOPROG = 256, OPT_CTIMEOUT };
+enum { OPT_NOPROG = 256, OPT_CTIMEOUT, OPT_FRAME };
 
 /* A unix address: the kernel tells a socket's type by refusing others. */
 static int is_unix(const uds_addr *a)
@@ -123,6 +129,7 @@ int cmd_connect(int argc, char **argv)
         {"type", required_argument, NULL, 't'},
         {"wait", required_argument, NULL, 'w'},
         {"connect-timeout", required_argument, NULL, OPT_CTIMEOUT},
+        {"frame", required_argument, NULL, OPT_FRAME},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"probe", no_argument, NULL, 'z'},
         {"progress", no_argument, NULL, 'p'},
@@ -134,7 +141,7 @@ int cmd_connect(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     uds_connect_opts co = {0};
     int prog = PROGRESS_AUTO, c, no_shutdown = 0, verbose = 0, probe = 0;
-    int ctimeout = -1, idle_ms = 0, quit_ms = -1;
+    int ctimeout = -1, idle_ms = 0, quit_ms = -1, frame_mode = 0;
     cli_std_fds_open();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "t:w:i:q:zpNvh", lo, NULL)) != -1) {
@@ -162,6 +169,9 @@ int cmd_connect(int argc, char **argv)
             break;
         case 'p':
             prog = PROGRESS_ON;
+            break;
+        case OPT_FRAME:
+            frame_mode = cli_opt_frame("connect", optarg);
             break;
         case OPT_NOPROG:
             prog = PROGRESS_OFF;
@@ -211,6 +221,7 @@ int cmd_connect(int argc, char **argv)
         close(fd);
         return CLI_OK;
     }
+    int frame = cli_frame_for("connect", frame_mode, type);
     if (type == UDS_STREAM)
         cli_big_buffers(fd);
     cli_svc svc;
@@ -218,7 +229,7 @@ int cmd_connect(int argc, char **argv)
     cli_copy cc = {.sock = fd, .type = type, .name = text, .in_fd = STDIN_FILENO,
                    .out_fd = STDOUT_FILENO, .svc = &svc, .progress = prog,
                    .no_shutdown = no_shutdown, .idle_ms = idle_ms, .quit_ms = quit_ms,
-                   .verbose = verbose};
+                   .verbose = verbose, .frame = frame};
     int r = cli_copy_run(&cc);
     if (r < 0)
         cli_die_by_signal(-r);

@@ -69,6 +69,11 @@ static const char listen_help[] =
     "  -q SEC              one client: quit SEC seconds after EOF on stdin,\n"
     "                      even if the client has not closed (nc -q; 0 = at\n"
     "                      once)\n"
+    "      --frame MODE    one client: len32: each stdin line is sent as one\n"
+    "                      length-prefixed message and each message received is\n"
+    "                      printed as one line (as clients built on libudsock\n"
+    "                      speak); line: on seqpacket each line is one message.\n"
+    "                      At most 1 MiB a message\n"
     "      --no-progress   never show progress (was -q before -q took SEC)\n"
     "  -v, --verbose       report listening, each client arriving (its pid,\n"
     "                      uid and gid, or its TCP address) and leaving\n"
@@ -213,7 +218,8 @@ static void one_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 }
 
 /* Waits on the loop for one client (or a stop signal), then copies. */
-static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms, int quit_ms)
+static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms, int quit_ms,
+                     int frame_mode)
 {
     uds_acceptor_opts ao = {.flags = UDS_ACCEPT_BLOCKING, .log = cli_svc_log,
                             .log_arg = &g_svc};
@@ -235,6 +241,7 @@ static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms, int qu
     cli_copy cc = {.sock = fd, .type = type, .name = g_text, .in_fd = STDIN_FILENO,
                    .out_fd = STDOUT_FILENO, .svc = &g_svc, .progress = prog,
                    .no_shutdown = no_shutdown, .idle_ms = idle_ms, .quit_ms = quit_ms,
+                   .frame = cli_frame_for("listen", frame_mode, type),
                    .verbose = verbose};
     r = cli_copy_run(&cc);
     if (r < 0)
@@ -652,7 +659,7 @@ static unsigned opt_clients(const char *opt, const char *text)
     return (unsigned)n;
 }
 
-enum { OPT_NOPROG = 256, OPT_READY }; /* long options without a short form */
+enum { OPT_NOPROG = 256, OPT_READY, OPT_FRAME }; /* long options without a short form */
 
 /* Options, safe bind with the stop signals already on the loop, a shape. */
 int cmd_listen(int argc, char **argv)
@@ -669,6 +676,7 @@ int cmd_listen(int argc, char **argv)
         {"quiet", no_argument, NULL, OPT_NOPROG}, /* the old name: still works */
         {"verbose", no_argument, NULL, 'v'},
         {"ready-fd", required_argument, NULL, OPT_READY},
+        {"frame", required_argument, NULL, OPT_FRAME},
         {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.owner = (uid_t)-1;
@@ -676,7 +684,7 @@ int cmd_listen(int argc, char **argv)
     int keep = 0, prog = PROGRESS_AUTO, no_shutdown = 0, verbose = 0, c;
     int k_only = 0; /* an option of -k was given */
     unsigned max_clients = DEF_MAX_CLIENTS, max_per_uid = 0, idle_ms = 0;
-    int quit_ms = -1, ready_fd = -1;
+    int quit_ms = -1, ready_fd = -1, frame_mode = 0;
     cli_std_fds_open();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "kt:m:o:g:pq:Nc:C:i:vh", lo, NULL)) != -1) {
@@ -724,6 +732,9 @@ int cmd_listen(int argc, char **argv)
         case OPT_READY:
             ready_fd = cli_opt_ready_fd("listen", optarg);
             break;
+        case OPT_FRAME:
+            frame_mode = cli_opt_frame("listen", optarg);
+            break;
         case 'v':
             verbose = 1;
             break;
@@ -745,6 +756,9 @@ int cmd_listen(int argc, char **argv)
         cli_usage_error("listen", "--mode/--owner/--group need a filesystem path");
     if (k_only && !keep)
         cli_usage_error("listen", "--max-clients and --max-per-uid go with -k");
+    if (frame_mode && (keep || o.type == UDS_DGRAM || a.kind == UDS_ADDR_UDP))
+        cli_usage_error("listen", "--frame is for one client on a stream or seqpacket "
+                        "socket (not with -k or datagrams yet)");
     if (quit_ms >= 0 && keep)
         cli_usage_error("listen", "-q SEC is for one client; with -k stdin goes to every "
                         "client and the server stays (use --no-progress for the old -q)");
@@ -802,7 +816,7 @@ int cmd_listen(int argc, char **argv)
     else if (keep)
         r = serve_many(prog, max_clients, max_per_uid, idle_ms);
     else
-        r = serve_one(prog, no_shutdown, verbose, (int)idle_ms, quit_ms);
+        r = serve_one(prog, no_shutdown, verbose, (int)idle_ms, quit_ms, frame_mode);
     uds_listener_close(&g_l);
     return r;
 }

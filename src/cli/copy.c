@@ -41,6 +41,7 @@
 #define COPY_PIPE (1024 * 1024)   /* private splice pipe size */
 #define MSG_CHUNK (64 * 1024)     /* stdin -> one seqpacket/datagram message */
 #define MSG_BUF (4 * 1024 * 1024) /* largest message accepted from the socket */
+#define FRAME_MAX UDS_FRAME_DEFAULT_MAX /* --frame: largest line/message, 1 MiB */
 #define SOCK_BUF (4 * 1024 * 1024)
 #define PEER_GONE_GRACE_MS 200 /* for the sending thread to report a loss */
 #define HUP_RECHECK_MS 50      /* see on_sock */
@@ -56,6 +57,7 @@ typedef struct dir {
                             while receiving (judged by check()) */
     int no_shutdown;     /* keep the sending side open at EOF */
     int term_out;        /* dst is the terminal a progress line is on */
+    int frame;           /* CLI_FRAME_*: lines <-> messages (--frame) */
     int reset;           /* the failure was ECONNRESET on receive (unsaid) */
 } dir;
 
@@ -266,6 +268,180 @@ static int pump_rw(dir *d, char **bufp)
     }
 }
 
+/* Writes n bytes of direction d's output, erasing a progress line first
+   when the output is that terminal. */
+static ssize_t out_write(dir *d, const char *buf, size_t n)
+{
+    if (!d->term_out || !n)
+        return uds_write_all(d->dst, buf, n);
+    progress_hold();
+    ssize_t w = uds_write_all(d->dst, buf, n);
+    progress_wrote(buf[n - 1]);
+    progress_release();
+    return w;
+}
+
+/* Sends one stdin line (without its newline) as one message: a LEN32
+   frame on a stream, one packet on seqpacket/dgram. */
+static int send_line(dir *d, const char *line, size_t len)
+{
+    ssize_t w;
+    if (d->type == UDS_STREAM) {
+        uds_framer f = {.mode = UDS_FRAME_LEN32, .max = FRAME_MAX};
+        uint8_t hdr[UDS_FRAME_HDR_LEN];
+        int h = uds_frame_header(&f, len, hdr);
+        if (h < 0)
+            return h;
+        w = uds_write_all(d->dst, hdr, (size_t)h);
+        if (w >= 0 && len)
+            w = uds_write_all(d->dst, line, len);
+    } else {
+        w = uds_send(d->dst, line, len);
+    }
+    return w < 0 ? (int)w : 0;
+}
+
+/*
+ * --frame, stdin -> socket: each line (its "\n", and a "\r" before it,
+ * removed) becomes one message; a last line without "\n" too. A line over
+ * FRAME_MAX fails the direction before anything of it is sent.
+ */
+static int pump_lines_out(dir *d)
+{
+    size_t cap = FRAME_MAX + 1, have = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        dir_fail(d, 0, ENOMEM);
+        return PUMP_FAIL;
+    }
+    int r = PUMP_EOF;
+    for (;;) {
+        ssize_t n = have < cap ? uds_read_some(d->src, buf + have, cap - have) : 0;
+        if (n < 0) {
+            dir_fail(d, 0, (int)-n);
+            r = PUMP_FAIL;
+            break;
+        }
+        if (n == 0 && have == cap) {
+            cli_warn("read stdin: a line longer than %u bytes (--frame's limit)", FRAME_MAX);
+            r = PUMP_FAIL;
+            break;
+        }
+        int eof = n == 0;
+        have += (size_t)n;
+        size_t start = 0;
+        for (;;) {
+            char *nl = memchr(buf + start, '\n', have - start);
+            size_t end = nl ? (size_t)(nl - buf) : have;
+            if (!nl && !(eof && end > start))
+                break;
+            size_t len = end - start;
+            if (nl && len && buf[end - 1] == '\r')
+                len--;
+            int e = send_line(d, buf + start, len);
+            if (e < 0) {
+                dir_fail(d, 1, -e);
+                free(buf);
+                return PUMP_FAIL;
+            }
+            count(d, end - start + (nl != NULL));
+            start = nl ? end + 1 : end;
+        }
+        memmove(buf, buf + start, have - start);
+        have -= start;
+        if (eof)
+            break;
+    }
+    free(buf);
+    return r;
+}
+
+/*
+ * --frame, socket -> stdout: each message (a LEN32 frame on a stream, a
+ * packet otherwise) is written as one line. A frame header over FRAME_MAX
+ * or with the reserved bit fails the direction before anything is
+ * allocated for it; a stream that ends inside a frame is reported.
+ */
+static int pump_msgs_in(dir *d)
+{
+    size_t cap = FRAME_MAX + UDS_FRAME_HDR_LEN + 1, have = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        dir_fail(d, 0, ENOMEM);
+        return PUMP_FAIL;
+    }
+    uds_framer f = {.mode = UDS_FRAME_LEN32, .max = FRAME_MAX};
+    int r = PUMP_EOF;
+    for (;;) {
+        ssize_t n;
+        if (d->type != UDS_STREAM) {
+            n = recv_msg(d, buf, cap - 1);
+            if (n < 0) {
+                dir_fail(d, 0, (int)-n);
+                r = PUMP_FAIL;
+                break;
+            }
+            if (n == 0 && d->type != UDS_DGRAM)
+                break; /* end of the connection (uds_recvfrom: 0 is EOF) */
+            buf[n] = '\n';
+            ssize_t w = out_write(d, buf, (size_t)n + 1);
+            if (w < 0) {
+                dir_fail(d, 1, (int)-w);
+                r = PUMP_FAIL;
+                break;
+            }
+            count(d, (size_t)n);
+            continue;
+        }
+        n = uds_read_some(d->src, buf + have, cap - 1 - have);
+        if (n < 0) {
+            dir_fail(d, 0, (int)-n);
+            r = PUMP_FAIL;
+            break;
+        }
+        if (n == 0) {
+            if (have)
+                cli_warn("receive from %s: the connection ended inside a message "
+                         "(%zu bytes of it)", d->name, have);
+            r = have ? PUMP_FAIL : PUMP_EOF;
+            break;
+        }
+        have += (size_t)n;
+        size_t used = 0;
+        for (;;) {
+            uds_frame fr;
+            int k = uds_frame_decode(&f, buf + used, have - used, &fr);
+            if (k < 0) {
+                cli_warn("receive from %s: %s", d->name,
+                         k == -EMSGSIZE ? "a message over --frame's limit of 1 MiB"
+                                        : "not a len32 frame (its header's top bit is set)");
+                free(buf);
+                return PUMP_FAIL;
+            }
+            if (k == 0)
+                break;
+            /* the payload, then "\n" written over the byte after it (the
+               next frame's first byte is kept and put back) */
+            char *p = (char *)fr.data;
+            char keep = p[fr.len];
+            p[fr.len] = '\n';
+            ssize_t w = out_write(d, p, fr.len + 1);
+            p[fr.len] = keep;
+            if (w < 0) {
+                dir_fail(d, 1, (int)-w);
+                free(buf);
+                return PUMP_FAIL;
+            }
+            count(d, (size_t)k);
+            used += (size_t)k;
+        }
+        memmove(buf, buf + used, have - used);
+        have -= used;
+    }
+    free(buf);
+    return r;
+}
+
 /*
  * The watch: the calling thread's loop (the svc's, with the stop signals)
  * learns of a direction's end through uds_loop_post. It is static, like
@@ -309,7 +485,9 @@ static void *pump(void *arg)
     char *buf = NULL;
     int r = PUMP_FALLBACK;
     int tty = isatty(d->src) || isatty(d->dst);
-    if (d->type == UDS_STREAM && !tty && !getenv("UDSOCK_NO_SPLICE"))
+    if (d->frame)
+        r = d->to_sock ? pump_lines_out(d) : pump_msgs_in(d);
+    else if (d->type == UDS_STREAM && !tty && !getenv("UDSOCK_NO_SPLICE"))
         r = pump_splice(d, &buf);
     if (r == PUMP_FALLBACK)
         r = pump_rw(d, &buf);
@@ -506,9 +684,9 @@ int cli_copy_run(const cli_copy *c)
     w->c = c;
     w->loop = c->svc->loop;
     g_in = (dir){.src = c->in_fd, .dst = c->sock, .to_sock = 1, .type = c->type,
-                 .name = c->name, .no_shutdown = c->no_shutdown};
+                 .name = c->name, .no_shutdown = c->no_shutdown, .frame = c->frame};
     g_out = (dir){.src = c->sock, .dst = c->out_fd, .to_sock = 0, .type = c->type,
-                  .name = c->name};
+                  .name = c->name, .frame = c->frame};
     progress_init(&w->pg, c->progress);
     g_out.term_out = w->pg.enabled && w->pg.tty && isatty(c->out_fd);
     atomic_store(&g_last_ns, progress_now_ns());
@@ -575,4 +753,25 @@ int cli_copy_run(const cli_copy *c)
     }
     progress_done(&w->pg, atomic_load(&g_in.bytes), atomic_load(&g_out.bytes));
     return status;
+}
+
+int cli_opt_frame(const char *cmd, const char *text)
+{
+    if (!strcmp(text, "len32"))
+        return UDS_FRAME_LEN32;
+    if (!strcmp(text, "line"))
+        return UDS_FRAME_LINE;
+    cli_usage_error(cmd, "bad --frame '%s': len32 or line", text);
+}
+
+int cli_frame_for(const char *cmd, int mode, int type)
+{
+    if (!mode)
+        return 0;
+    if (mode == UDS_FRAME_LEN32 && type != UDS_STREAM)
+        cli_usage_error(cmd, "--frame len32 is for stream sockets; on a %s socket each "
+                        "message is one already (--frame line makes each a line)",
+                        uds_type_name(type));
+    /* lines on a stream are bytes already: nothing to do */
+    return mode == UDS_FRAME_LINE && type == UDS_STREAM ? 0 : 1;
 }

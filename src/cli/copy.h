@@ -22,6 +22,10 @@ typedef struct cli_copy {
     int quit_ms;      /* >= 0: end this long after EOF on in_fd (nc -q);
                          negative: wait for the peer to close */
     int verbose;      /* say on stderr why the copy ended (-v) */
+    int frame;        /* 1 (--frame len32|line): each in_fd line is one
+                         message (a LEN32 frame on a stream, a packet on
+                         seqpacket/dgram) and each message one out_fd
+                         line; at most 1 MiB each. 0: bytes as they come */
 } cli_copy;
 
 /*
@@ -45,6 +49,15 @@ typedef struct cli_copy {
  * be freed).
  */
 int cli_copy_run(const cli_copy *c);
+
+/* --frame MODE: UDS_FRAME_LEN32 ("len32") or UDS_FRAME_LINE ("line");
+   anything else is a usage error of cmd (exit 2). */
+int cli_opt_frame(const char *cmd, const char *text);
+
+/* cli_copy.frame for --frame MODE (0 = none) on a socket of this type:
+   len32 needs a stream (else a usage error of cmd); line on a stream is
+   the plain byte copy (0); line on seqpacket/dgram is 1. */
+int cli_frame_for(const char *cmd, int mode, int type);
 
 /*
  * Makes the kernel's socket buffers larger (4 MiB, capped by
