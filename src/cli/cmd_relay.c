@@ -53,6 +53,8 @@ typedef struct rconn {
     char who[UDS_ADDR_STRLEN + 64]; /* the client, for log lines (escaped) */
     uds_connect_op *op;
     uds_fwd *fwd;
+    int tries;            /* --retry: connects tried again so far */
+    int64_t retry_timer;  /* pending retry (0 none) */
     struct rconn *prev, *next;
 } rconn;
 
@@ -80,6 +82,8 @@ struct relay {
     uds_connect_opts copts;
     uds_fwd_opts fo;
     int hex, fds;
+    int retries, retry_ms; /* --retry N, --retry-delay */
+    int keepalive;         /* --keepalive: SO_KEEPALIVE on TCP ends */
     unsigned maxconn, maxperuid;
     int idle_ms;
     uint64_t connno;
@@ -130,6 +134,13 @@ static void usage(FILE *f)
             "                        the traffic on stderr ('>' client to target, '<' back)\n"
             "  -x, --hex             with -v: dump as hex instead of escaped text\n"
             "  --no-splice           always copy through user space\n"
+            "  --retry N             while the target is down (nothing listens there:\n"
+            "                        refused, or no such file), try again up to N more\n"
+            "                        times per client, --retry-delay apart (default 1 s);\n"
+            "                        the client waits, and leaving ends its wait\n"
+            "  --retry-delay SEC     the pause between those tries\n"
+            "  --keepalive           SO_KEEPALIVE on TCP ends (client and target), so a\n"
+            "                        peer that vanished is found and its slot freed\n"
             "  --ready-fd N          write a newline to fd N and close it once relaying\n"
             "                        (s6 notification-fd); READY=1 goes to $NOTIFY_SOCKET\n"
             "                        when it is set. A socket for LISTEN passed by the\n"
@@ -307,9 +318,63 @@ static void on_client_hup(uds_loop *loop, int fd, unsigned events, void *arg)
     cli_svc_info(&rc->R->svc, "#%llu: the client left before %s answered",
                  (unsigned long long)rc->num, rc->R->ttext);
     uds_connect_cancel(rc->op);
+    if (rc->retry_timer)
+        uds_loop_timer_cancel(loop, (uint64_t)rc->retry_timer);
     client_unwatch(rc);
     close(rc->cfd);
     rconn_end(rc);
+}
+
+static void on_connected(uds_loop *loop, int tfd, void *arg);
+
+/* SO_KEEPALIVE on a TCP socket (--keepalive): a peer that vanished without
+   a word (a machine gone, a NAT that forgot us) is found and the
+   connection ends, instead of holding its slot forever. */
+static void keepalive_on(int fd)
+{
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+/* --retry-delay is over: connect to the target again (the client is still
+   watched for a hang-up, as during any connect). */
+static void retry_fire(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)id;
+    rconn *rc = arg;
+    relay *R = rc->R;
+    rc->retry_timer = 0;
+    int r = uds_connect_start(&rc->op, loop, &R->target, &R->copts, on_connected, rc);
+    if (r < 0) {
+        cli_svc_warn(&R->svc, "#%llu: %s; closing the client", (unsigned long long)rc->num,
+                     cli_errtext("connect", R->ttext, r));
+        client_unwatch(rc);
+        close(rc->cfd);
+        rconn_end(rc);
+    }
+}
+
+/*
+ * The target is down (nothing listens: ECONNREFUSED, ENOENT) and --retry
+ * allows another try: wait --retry-delay, watching the client meanwhile.
+ * Returns 1 if a retry is scheduled (the client stays), else 0.
+ */
+static int retry_later(rconn *rc, int err)
+{
+    relay *R = rc->R;
+    if ((err != -ECONNREFUSED && err != -ENOENT) || rc->tries >= R->retries || R->stopping)
+        return 0;
+    int64_t t = uds_loop_timer(R->svc.loop, (uint64_t)R->retry_ms, retry_fire, rc);
+    if (t < 0)
+        return 0;
+    rc->tries++;
+    rc->retry_timer = t;
+    rc->cwatch = uds_loop_watch(R->svc.loop, rc->cfd, UDS_EV_READ | UDS_EV_EDGE, on_client_hup,
+                                rc) == 0;
+    cli_svc_info(&R->svc, "#%llu %s: %s; retry %d of %d in %.3g s", (unsigned long long)rc->num,
+                 rc->who, cli_errtext("connect", R->ttext, err), rc->tries, R->retries,
+                 R->retry_ms / 1000.0);
+    return 1;
 }
 
 static void on_connected(uds_loop *loop, int tfd, void *arg)
@@ -318,6 +383,18 @@ static void on_connected(uds_loop *loop, int tfd, void *arg)
     relay *R = rc->R;
     rc->op = NULL;
     client_unwatch(rc);
+    if (tfd < 0 && retry_later(rc, tfd))
+        return;
+    if (tfd < 0 && rc->tries) {
+        cli_svc_warn(&R->svc, "#%llu %s: %s after %d retries; closing the client",
+                     (unsigned long long)rc->num, rc->who, cli_errtext("connect", R->ttext, tfd),
+                     rc->tries);
+        close(rc->cfd);
+        rconn_end(rc);
+        return;
+    }
+    if (tfd >= 0 && R->keepalive && R->target.kind == UDS_ADDR_TCP)
+        keepalive_on(tfd);
     if (tfd < 0) {
         cli_svc_warn(&R->svc, "#%llu %s: %s; closing the client", (unsigned long long)rc->num,
                      rc->who, cli_errtext("connect", R->ttext, tfd));
@@ -360,6 +437,8 @@ static void on_accept(uds_acceptor *a, int fd, const uds_peer *peer, void *arg)
     R->nlive++;
     cli_svc_info(&R->svc, "#%llu open: client %s -> %s", (unsigned long long)rc->num, rc->who,
                  R->ttext);
+    if (R->keepalive && peer->addr.kind == UDS_ADDR_TCP)
+        keepalive_on(fd);
     int r = uds_connect_start(&rc->op, R->svc.loop, &R->target, &R->copts, on_connected, rc);
     if (r < 0) {
         cli_svc_warn(&R->svc, "#%llu: %s; closing the client", (unsigned long long)rc->num,
@@ -623,6 +702,7 @@ int cmd_relay(int argc, char **argv)
     memset(R, 0, sizeof(*R));
     R->dl.fd = -1;
     R->maxconn = DEF_MAXCONN;
+    R->retry_ms = 1000; /* --retry-delay default */
     uds_listen_opts lo;
     memset(&lo, 0, sizeof(lo));
     lo.owner = (uid_t)-1;
@@ -632,7 +712,7 @@ int cmd_relay(int argc, char **argv)
     int frame_set[2] = {0, 0};
     enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_TTYPE, O_MODE, O_OWNER,
            O_GROUP, O_TYPE, O_NOSPLICE, O_FRAME, O_TFRAME, O_MAXMSG, O_FDS, O_IDLE,
-           O_CTIMEOUT, O_READY };
+           O_CTIMEOUT, O_READY, O_RETRY, O_RETRY_DELAY, O_KEEPALIVE };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},
@@ -647,6 +727,9 @@ int cmd_relay(int argc, char **argv)
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"connect-timeout", required_argument, NULL, O_CTIMEOUT},
         {"ready-fd", required_argument, NULL, O_READY},
+        {"retry", required_argument, NULL, O_RETRY},
+        {"retry-delay", required_argument, NULL, O_RETRY_DELAY},
+        {"keepalive", no_argument, NULL, O_KEEPALIVE},
         {"mode", required_argument, NULL, O_MODE},
         {"owner", required_argument, NULL, O_OWNER},
         {"group", required_argument, NULL, O_GROUP},
@@ -678,6 +761,19 @@ int cmd_relay(int argc, char **argv)
             break;
         case O_READY:
             ready_fd = cli_opt_ready_fd("relay", optarg);
+            break;
+        case O_RETRY:
+            R->retries = (int)cli_opt_count("relay", "--retry", optarg);
+            if (R->retries > 1000000)
+                cli_usage_error("relay", "bad --retry '%s': at most 1000000", optarg);
+            break;
+        case O_RETRY_DELAY:
+            R->retry_ms = cli_opt_seconds_ms("relay", "--retry-delay", optarg);
+            if (R->retry_ms <= 0)
+                cli_usage_error("relay", "bad --retry-delay '%s': above 0 (e.g. 1 or 0.2)", optarg);
+            break;
+        case O_KEEPALIVE:
+            R->keepalive = 1;
             break;
         case 'c':
             R->maxconn = (unsigned)cli_opt_count("relay", "-c", optarg);
@@ -774,6 +870,9 @@ int cmd_relay(int argc, char **argv)
     if (frame_set[1] && ttype != UDS_STREAM)
         cli_usage_error("relay", "--target-frame is for a stream target (this one is %s)",
                         uds_type_name(ttype));
+    if (R->retries && ltype == UDS_DGRAM)
+        cli_usage_error("relay", "--retry is for connections (a datagram target is "
+                        "sent to, not connected to, per sender)");
     if (ltype == UDS_DGRAM && ttype != UDS_DGRAM)
         cli_usage_error("relay", "a datagram listener relays to a datagram target "
                                  "(--target-type dgram or udp:)");
@@ -867,6 +966,8 @@ int cmd_relay(int argc, char **argv)
                  R->fds && !(R->fo.flags & UDS_FWD_CREDS)
                      ? "; credentials are not passed on: that needs root"
                      : "");
+    if (cli_port0(&laddr) && !verbose) /* a script needs the port: said anyway */
+        cli_warn("relay: listening on %s", R->ltext);
     cli_ready("relay", ready_fd);
 
     r = uds_loop_run(R->svc.loop);

@@ -885,6 +885,8 @@ int cmd_serve(int argc, char **argv)
     }
     cli_svc_info(&s.svc, "listening on %s%s", s.addresc,
                  inherited ? " (inherited from the service manager: never removed)" : "");
+    if (cli_port0(&addr) && !verbose) /* a script needs the port: said anyway */
+        cli_warn("serve: listening on %s", s.addresc);
     cli_ready("serve", ready_fd);
 
     int status = CLI_OK;

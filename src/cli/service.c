@@ -371,3 +371,10 @@ void cli_ready(const char *cmd, int ready_fd)
     if ((r = uds_notify_ready()) < 0)
         cli_warn("%s: NOTIFY_SOCKET: %s", cmd, uds_strerror(r));
 }
+
+int cli_port0(const uds_addr *a)
+{
+    if (a->kind != UDS_ADDR_TCP && a->kind != UDS_ADDR_UDP)
+        return 0;
+    return (a->u.sa.sa_family == AF_INET6 ? a->u.in6.sin6_port : a->u.in.sin_port) == 0;
+}

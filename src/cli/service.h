@@ -121,4 +121,8 @@ int cli_opt_ready_fd(const char *cmd, const char *text);
  */
 void cli_ready(const char *cmd, int ready_fd);
 
+/* 1 if a is a tcp: or udp: address with port 0 (the kernel picks one, and
+   the command must say which: "listening on tcp:127.0.0.1:PORT"). */
+int cli_port0(const uds_addr *a);
+
 #endif
