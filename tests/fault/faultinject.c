@@ -23,6 +23,10 @@
  *     kinds  which faults (default all three)
  *     only   act only in processes whose name (comm) is NAME, so children
  *            such as `serve`'s programs run unharmed
+ *     first  the first N calls that can take a fault always get one
+ *            (default 0), so a process that makes few calls (serve: a
+ *            dozen) is still hit: the test's "faults were injected" check
+ *            then never depends on luck (0.7^14 = 0.7 % of runs had none)
  *   UDS_FAULT_LOG=PREFIX  each process keeps "PID NAME calls=C eintr=A
  *                       eagain=B short=S cpu_ms=T" in PREFIX.PID, updated
  *                       as it runs and at exit (tests check that faults
@@ -59,6 +63,7 @@ static int active;
 static int log_fd = -1; /* PREFIX.PID of UDS_FAULT_LOG */
 static unsigned calls_mask = (1u << C_N) - 1, kinds = K_EINTR | K_EAGAIN | K_SHORT;
 static double prob = 0.1;
+static long first_left; /* first=N: forced faults still to give */
 static uint64_t seed = 1;
 static __thread uint64_t rng;
 static __thread int rng_init;
@@ -114,6 +119,8 @@ __attribute__((constructor)) static void fi_init(void)
             prob = strtod(v, NULL);
         else if (!strcmp(kv, "only"))
             only = v;
+        else if (!strcmp(kv, "first"))
+            first_left = strtol(v, NULL, 10);
         else if (!strcmp(kv, "calls") && strcmp(v, "all")) {
             calls_mask = 0;
             for (char *s2 = NULL, *c = strtok_r(v, "+", &s2); c; c = strtok_r(NULL, "+", &s2))
@@ -236,7 +243,8 @@ static long decide_k(int call, int fd, int nb, size_t len, int is_write, int can
         return 0;
     if (__atomic_add_fetch(&n_calls, 1, __ATOMIC_RELAXED) % 32 == 0)
         write_report();
-    if (!chance())
+    int forced = __atomic_load_n(&first_left, __ATOMIC_RELAXED) > 0;
+    if (!forced && !chance())
         return 0;
     int avail[3], n = 0;
     if (kd & K_EINTR)
@@ -247,6 +255,8 @@ static long decide_k(int call, int fd, int nb, size_t len, int is_write, int can
         avail[n++] = K_SHORT;
     if (n == 0)
         return 0;
+    if (forced && __atomic_sub_fetch(&first_left, 1, __ATOMIC_RELAXED) < 0 && !chance())
+        return 0; /* another thread took the last forced one */
     int k = avail[next() % (unsigned)n];
     if (k == K_EINTR) {
         __atomic_add_fetch(&n_eintr, 1, __ATOMIC_RELAXED);
