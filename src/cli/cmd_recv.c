@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +44,11 @@ static const char recv_help[] =
     "  -o, --owner USER      owner of the socket file\n"
     "  -g, --group GROUP     group of the socket file\n"
     "  -v, --verbose         report the bound address and unanswered senders\n"
+    "      --fds             take the fds a datagram carries (SCM_RIGHTS): say\n"
+    "                        on stderr what each is; with --reply CMD, CMD gets\n"
+    "                        them as fds 3, 4, ... (UDSOCK_FDS and LISTEN_FDS say\n"
+    "                        how many); then they are closed. Without --fds a\n"
+    "                        datagram with fds is refused and its fds closed\n"
     "      --ready-fd N      write a newline to fd N and close it once receiving\n"
     "                        (s6 notification-fd); READY=1 goes to $NOTIFY_SOCKET\n"
     "                        when it is set. A socket for ADDR passed by the\n"
@@ -81,6 +87,47 @@ static void print_dgram(const char *prefix, const char *data, size_t len, int ra
         uds_listener_close(&g_l);
         exit(CLI_FAIL);
     }
+}
+
+/* --fds: take the fds a datagram carries (else they are refused: closed,
+   and the datagram reported too long, as uds_recvmsg does without room). */
+static int g_take_fds;
+
+static void close_fds(const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/* One stderr line per datagram with fds: what each one is (file type and,
+   where the kernel has one, its path), escaped. */
+static void say_fds(const char *peer, const int *fds, size_t n)
+{
+    char line[4096];
+    size_t pos = (size_t)snprintf(line, sizeof(line), "%zu fd%s from %s:", n, n == 1 ? "" : "s",
+                                  peer);
+    for (size_t i = 0; i < n && pos < sizeof(line) - 1; i++) {
+        struct stat st;
+        const char *kind = "?";
+        if (fstat(fds[i], &st) == 0)
+            kind = S_ISREG(st.st_mode)    ? "regular file"
+                   : S_ISDIR(st.st_mode)  ? "directory"
+                   : S_ISFIFO(st.st_mode) ? "pipe"
+                   : S_ISSOCK(st.st_mode) ? "socket"
+                   : S_ISCHR(st.st_mode)  ? "character device"
+                   : S_ISBLK(st.st_mode)  ? "block device"
+                                          : "other";
+        char proc[64], target[1024] = "", esc[2048] = "";
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fds[i]);
+        ssize_t k = readlink(proc, target, sizeof(target) - 1);
+        if (k > 0) {
+            target[k] = 0;
+            uds_escape(target, (size_t)k, esc, sizeof(esc));
+        }
+        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%s %zu: %s%s%s",
+                                i ? "," : "", i, kind, *esc ? " " : "", esc);
+    }
+    cli_warn("%s", line);
 }
 
 /* A datagram waits: the main loop in cmd_recv takes it after the round. */
@@ -174,6 +221,25 @@ static ssize_t run_reply(const char *cmd, const char *data, size_t len, const ch
             setenv("UDSOCK_PEER", peer, 1);
         else
             unsetenv("UDSOCK_PEER");
+        if (m->nfds) {
+            /* the fds as 3, 4, ...: moved above the target range first, so
+               none is overwritten before it is placed */
+            int hi[UDS_MAX_FDS];
+            for (size_t i = 0; i < m->nfds; i++)
+                hi[i] = fcntl(m->fds[i], F_DUPFD, 3 + (int)m->nfds);
+            for (size_t i = 0; i < m->nfds; i++)
+                if (hi[i] < 0 || dup2(hi[i], 3 + (int)i) < 0)
+                    _exit(126);
+            close_range(3 + (unsigned)m->nfds, ~0U, 0);
+            char b[32];
+            snprintf(b, sizeof(b), "%zu", m->nfds);
+            setenv("UDSOCK_FDS", b, 1);
+            setenv("LISTEN_FDS", b, 1);
+            snprintf(b, sizeof(b), "%d", (int)getpid());
+            setenv("LISTEN_PID", b, 1);
+        } else {
+            unsetenv("UDSOCK_FDS");
+        }
         if (m->has_cred) {
             char b[32];
             snprintf(b, sizeof(b), "%d", (int)m->cred.pid);
@@ -244,6 +310,7 @@ int cmd_recv(int argc, char **argv)
         {"mode", required_argument, NULL, 'm'}, {"owner", required_argument, NULL, 'o'},
         {"group", required_argument, NULL, 'g'}, {"verbose", no_argument, NULL, 'v'},
         {"ready-fd", required_argument, NULL, 'Y'},
+        {"fds", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.type = UDS_DGRAM;
@@ -294,6 +361,9 @@ int cmd_recv(int argc, char **argv)
             break;
         case 'Y':
             ready_fd = cli_opt_ready_fd("recv", optarg);
+            break;
+        case 'D':
+            g_take_fds = 1;
             break;
         case 'h':
             fputs(recv_help, stdout);
@@ -354,14 +424,20 @@ int cmd_recv(int argc, char **argv)
             continue;
         uds_addr src;
         memset(&src, 0, sizeof(src));
-        uds_msg m = {.buf = buf, .len = DGRAM_BUF, .addr = &src};
+        int rfds[UDS_MAX_FDS];
+        uds_msg m = {.buf = buf, .len = DGRAM_BUF, .addr = &src, .fds = g_take_fds ? rfds : NULL,
+                     .fds_cap = g_take_fds ? UDS_MAX_FDS : 0};
         ssize_t n = uds_recvmsg(g_l.fd, &m, MSG_DONTWAIT);
         if (n == -EAGAIN)
             continue;
         if (n < 0) {
+            if (n == -EMSGSIZE) { /* one datagram refused (its fds closed); go on */
+                cli_warn("receive on %s: a datagram was refused: %s", text,
+                         g_take_fds ? "it carried more fds than fit, or more than 4 MiB"
+                                    : "it carried fds (take them with --fds), or more than 4 MiB");
+                continue;
+            }
             cli_warn("%s", cli_errtext("receive on", text, (int)n));
-            if (n == -EMSGSIZE)
-                continue; /* one oversized datagram; go on */
             status = CLI_FAIL;
             break;
         }
@@ -386,12 +462,17 @@ int cmd_recv(int argc, char **argv)
                 snprintf(prefix + pl, sizeof(prefix) - pl, "%scred=?", pl ? " " : "");
         }
         print_dgram(prefix, buf, (size_t)n, raw);
-        if (!echo && !reply)
+        if (m.nfds)
+            say_fds(peer, rfds, m.nfds);
+        if (!echo && !reply) {
+            close_fds(rfds, m.nfds);
             continue;
+        }
         int named = src.kind != UDS_ADDR_NONE && src.kind != UDS_ADDR_UNNAMED;
-        if (!named) {
+        if (!named && !reply) {
             if (verbose)
                 cli_warn("not answering a sender without an address");
+            close_fds(rfds, m.nfds);
             continue;
         }
         const char *ans = buf;
@@ -401,8 +482,11 @@ int cmd_recv(int argc, char **argv)
             alen = run_reply(reply, buf, (size_t)n, env, &m, &out);
             ans = out;
         }
-        if (alen > 0 || (echo && alen == 0))
+        close_fds(rfds, m.nfds); /* the command had its own copies */
+        if (named && (alen > 0 || (echo && alen == 0)))
             cli_dreply_send(&dr, g_l.fd, ans, (size_t)alen, &src);
+        else if (!named && verbose)
+            cli_warn("not answering a sender without an address");
         free(out);
     }
     cli_dreply_done(&dr);

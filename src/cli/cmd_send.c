@@ -7,6 +7,7 @@
 #include "opts.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,11 @@ static const char send_help[] =
     "      --whole           send all of stdin as a single datagram\n"
     "  -w, --wait SECONDS    retry until the receiver appears (0 = forever)\n"
     "      --raw             print replies as they are (no newline added)\n"
+    "      --fd N|FILE       pass a file descriptor with the first datagram\n"
+    "                        (SCM_RIGHTS): N is one of ours (e.g. --fd 0 for\n"
+    "                        stdin), FILE is opened read-only; repeat for more\n"
+    "                        (unix addresses only; the receiver must take fds:\n"
+    "                        udsock recv --fds)\n"
     "  -h, --help            this text\n"
     "\n"
     "ADDR: /path, unix:PATH, @abstract, udp:HOST:PORT\n"
@@ -40,6 +46,8 @@ static const char send_help[] =
 static const char *g_name;
 static int g_fd, g_reply, g_timeout_ms = 5000, g_raw;
 static char *g_rbuf;
+static int g_fds[UDS_MAX_FDS];
+static size_t g_nfds; /* --fd: sent with the first datagram, then 0 */
 static uds_loop *g_loop; /* waits for room to send, and for replies */
 static int g_ready;      /* 1 a reply is there, -1 the time is up */
 
@@ -100,7 +108,12 @@ static int send_one(const char *data, size_t len)
 {
     ssize_t r;
     uint64_t t0 = now_ms();
-    while ((r = uds_send(g_fd, data, len)) == -EAGAIN) {
+    uds_msg m = {.buf = (void *)data, .len = len, .fds = g_fds, .nfds = g_nfds};
+    if (g_nfds && len == 0) { /* fds need a byte of data on some sockets */
+        cli_warn("%s: --fd needs a datagram that is not empty", g_name);
+        return CLI_FAIL;
+    }
+    while ((r = g_nfds ? uds_sendmsg(g_fd, &m) : uds_send(g_fd, data, len)) == -EAGAIN) {
         uint64_t spent = now_ms() - t0;
         if (spent >= (uint64_t)g_timeout_ms ||
             !wait_fd(UDS_EV_WRITE, g_timeout_ms - (int)spent)) {
@@ -113,6 +126,7 @@ static int send_one(const char *data, size_t len)
         cli_warn("%s", cli_errtext("send to", g_name, (int)r));
         return CLI_FAIL;
     }
+    g_nfds = 0; /* the kernel has its own copies now */
     if (!g_reply)
         return 0;
     if (!wait_fd(UDS_EV_READ, g_timeout_ms)) {
@@ -141,10 +155,12 @@ int cmd_send(int argc, char **argv)
         {"reply", no_argument, NULL, 'r'}, {"timeout", required_argument, NULL, 'T'},
         {"whole", no_argument, NULL, 'W'}, {"wait", required_argument, NULL, 'w'},
         {"raw", no_argument, NULL, 'R'},   {"help", no_argument, NULL, 'h'},
+        {"fd", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0}};
     uds_connect_opts co = {0};
     co.type = UDS_DGRAM;
     int whole = 0, c;
+    const char *fd_args[UDS_MAX_FDS];
     cli_std_fds_open();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+rT:w:h", lo, NULL)) != -1) {
@@ -165,6 +181,11 @@ int cmd_send(int argc, char **argv)
         case 'R':
             g_raw = 1;
             break;
+        case 'F':
+            if (g_nfds == UDS_MAX_FDS)
+                cli_usage_error("send", "at most %d --fd", UDS_MAX_FDS);
+            fd_args[g_nfds++] = optarg;
+            break;
         case 'h':
             fputs(send_help, stdout);
             return CLI_OK;
@@ -181,8 +202,26 @@ int cmd_send(int argc, char **argv)
     cli_parse_addr(&a, g_name);
     if (a.kind == UDS_ADDR_TCP)
         cli_usage_error("send", "datagrams need a unix, abstract or udp: address");
+    if (g_nfds && a.kind == UDS_ADDR_UDP)
+        cli_usage_error("send", "--fd needs a unix address (fds do not cross a network)");
     if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
         return CLI_OK;
+    /* each --fd: a number is an open fd of ours, anything else a file to
+       open read-only; checked before anything is sent, so a typo is a usage error */
+    for (size_t i = 0; i < g_nfds; i++) {
+        const char *t = fd_args[i];
+        if (cli_is_decimal(t) && strlen(t) < 8) {
+            g_fds[i] = atoi(t);
+            if (fcntl(g_fds[i], F_GETFD) < 0)
+                cli_usage_error("send", "--fd %s: fd %s is not open", t, t);
+        } else if ((g_fds[i] = open(t, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+            cli_usage_error("send", "--fd %s: %s", t, strerror(errno));
+        } else { /* O_NONBLOCK only so a FIFO does not block the open */
+            int fl = fcntl(g_fds[i], F_GETFL);
+            if (fl >= 0)
+                fcntl(g_fds[i], F_SETFL, fl & ~O_NONBLOCK);
+        }
+    }
     g_fd = uds_connect(&a, &co);
     if (g_fd < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("connect", g_name, g_fd));
