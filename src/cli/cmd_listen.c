@@ -798,9 +798,7 @@ int cmd_listen(int argc, char **argv)
     g_type = g_l.type;
     /* the address the kernel gave (port 0: the port it picked), which a
        script needs: said also without -v then */
-    int port0 = (a.kind == UDS_ADDR_TCP || a.kind == UDS_ADDR_UDP) &&
-                (a.u.sa.sa_family == AF_INET6 ? a.u.in6.sin6_port : a.u.in.sin_port) == 0;
-    if (verbose || port0) {
+    if (verbose || cli_port0(&a)) {
         char buf[UDS_ADDR_STRLEN];
         cli_warn("listening on %s (%s%s)", cli_addr_text(&g_l.addr, buf, sizeof(buf)),
                  uds_type_name(g_l.type),
