@@ -113,7 +113,7 @@ attack() {
     wait $ap || fail "$name $mode: the attack tool failed: $(cat "$T/att.out")"
     out=$(cat "$T/att.out")
     kill -0 "$TP" 2>/dev/null || fail "$name died under $mode ($out): $(tail -3 "$T/$name.err")"
-    [ $grc = 0 ] || fail "$name $mode ($out): good client: $good $(head -3 "$T/good.err")"
+    [ $grc = 0 ] || fail "$name $mode ($out): good client: $good $(head -3 "$T/good.err"); $name said: $(tail -3 "$T/$name.err")"
     # a flood keeps the kernel's accept queue full (up to SOMAXCONN, 4096):
     # the good client waits behind it (queue / accept rate, ~0.5-2 s
     # here); asserted: served (no refusal, no 5 s timeout)
@@ -166,8 +166,14 @@ chmod 755 "$T" # uid 65534 reaches the relay's socket
 for t in calc relay serve listen; do
     [[ " $ONLY " == *" $t "* ]] || continue
     start_target $t
-    attack $t peer-death --proto "$AP" --procs 2
-    case $t in listen) ;; *) attack $t peer-death --proto "$AP" --procs 2 --unread ;; esac
+    # the relay's peer deaths from another uid too: a relay notices a dead
+    # client only when it next reads or writes it, so under ASan hundreds of
+    # dead clients of one uid can be open at once, reach -C 500 and get the
+    # good client (same uid) refused: -C doing its job, not a defect
+    other=()
+    [ $t = relay ] && [ "$(id -u)" = 0 ] && other=(--as-other)
+    attack "${other[@]}" $t peer-death --proto "$AP" --procs 2
+    case $t in listen) ;; *) attack "${other[@]}" $t peer-death --proto "$AP" --procs 2 --unread ;; esac
     attack $t slowloris --proto "$AP" --conns 100
     if [ $t = relay ]; then
         # the relay's flood from another uid, bounded by -C 500: a flood
