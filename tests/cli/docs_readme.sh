@@ -1,7 +1,10 @@
 #!/bin/bash
 # Issue 10 defect 9: the README's C code compiles as shown. Every ```c block
 # of README.md is extracted as it stands and compiled (C11, -Wall -Wextra
-# -Werror) against include/ and the built libudsock; a block with a main()
+# -Werror) against the installed library: `cmake --install` into this
+# test's directory, flags from `pkg-config --cflags --libs udsock` (the
+# relocatable udsock.pc), so the header, the .pc file and the shared
+# library are what an installed user gets; a block with a main()
 # is linked and run: the echo server answers a line (its fixed path is moved
 # into this test's directory), the request/response demo serves, answers
 # "ping" and stops on SIGTERM with status 0. Before the fix the second
@@ -14,9 +17,19 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 B=$(cd "$UDS_BUILD_DIR" && pwd)
 CC=${CC:-cc}
 need "$CC"
-flags=(-std=c11 -Wall -Wextra -Werror -I"$SRC/include")
+need pkg-config
+cmake --install "$B" --prefix "$T/inst" >"$T/install.log" 2>&1 ||
+    fail "cmake --install $B: $(tail -5 "$T/install.log")"
+pcdir=$(dirname "$(find "$T/inst" -name udsock.pc | head -1)")
+[ -f "$pcdir/udsock.pc" ] || fail "make install put no udsock.pc under $T/inst"
+export PKG_CONFIG_PATH=$pcdir
+read -r -a pcflags <<<"$(pkg-config --cflags udsock)" || fail "pkg-config --cflags udsock failed"
+read -r -a pclibs <<<"$(pkg-config --libs udsock)" || fail "pkg-config --libs udsock failed"
+[ -f "$(pkg-config --variable=includedir udsock)/udsock.h" ] ||
+    fail "udsock.h is not where udsock.pc says ($(pkg-config --variable=includedir udsock))"
+flags=(-std=c11 -Wall -Wextra -Werror "${pcflags[@]}")
 is_asan && flags+=(-fsanitize=address,undefined)
-lib=(-L"$B" -ludsock -Wl,-rpath,"$B")
+lib=("${pclibs[@]}" -Wl,-rpath,"$(pkg-config --variable=libdir udsock)")
 
 awk -v dir="$T" '/^```c[[:space:]]*$/ { n++; f = sprintf("%s/block%d.c", dir, n); on = 1; next }
     /^```/ { on = 0; next }
