@@ -5,7 +5,7 @@
 set -eu
 pkgs="build-essential cmake pkg-config libcmocka-dev clang libclang-rt-14-dev \
 socat netcat-openbsd ncat curl bsdutils util-linux systemd redis-server redis-tools \
-procps iproute2 python3 strace s6 valgrind stress-ng netbase tmux"
+procps iproute2 python3 strace s6 valgrind stress-ng netbase tmux zsh"
 if [ "${1:-}" = "--bench" ]; then
   pkgs="$pkgs libzmq3-dev libnng-dev gnuplot hyperfine linux-perf"
 fi
