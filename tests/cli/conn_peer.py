@@ -7,6 +7,11 @@ once it listens; it runs until killed.
   conn_peer.py full PATH          listen(0), never accept; fill the backlog
                                   (held clients) and print READY when a
                                   further connect would wait
+  conn_peer.py tcpfull -          TCP on 127.0.0.1, port 0, listen(0), never
+                                  accept; connect until one connect stays
+                                  in SYN_SENT (TCP_INFO: the kernel drops
+                                  SYNs to a full accept queue); print
+                                  READY PORT
   conn_peer.py noread PATH        per client: wait until it has sent
                                   something, send "hello\\n", close without
                                   reading (the kernel resets the connection)
@@ -61,6 +66,28 @@ elif mode == "full":
     else:
         sys.exit("the backlog never filled")
     ready()
+    while True:
+        time.sleep(3600)
+elif mode == "tcpfull":
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(0)
+    port = s.getsockname()[1]
+    for _ in range(64):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        held.append(c)
+        if not select.select([], [c], [], 1.0)[1]:
+            info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+            if info[0] == 2:  # TCP_SYN_SENT: its SYN was dropped
+                break
+    else:
+        sys.exit("no connect stayed in SYN_SENT")
+    print("READY", port, flush=True)
     while True:
         time.sleep(3600)
 elif mode == "noread":

@@ -27,6 +27,18 @@ in_window $el 900 8000 || fail "full backlog: ended after $el ms (want about 100
 grep -q "timed out (gave up after 1 s; see --connect-timeout)" "$T/1.err" || fail "full backlog: message: $(cat "$T/1.err")"
 ok "connect --connect-timeout 1 to a full backlog: status 1 after $el ms, says so"
 
+# 1b. TCP: a host that does not answer (SYNs dropped: the accept queue of
+# a listener that never accepts is full) is given up after the timeout
+peer tcpfull tcpfull
+read -r _ TPORT <"$T/tcpfull.ready"
+t0=$(now_ms)
+timeout 20 "$U" connect --connect-timeout 1 "tcp:127.0.0.1:$TPORT" < /dev/null > /dev/null 2> "$T/1b.err"; rc=$?
+el=$(( $(now_ms) - t0 ))
+[ $rc = 1 ] || fail "tcp, SYN dropped: status $rc after $el ms (want 1): $(cat "$T/1b.err")"
+in_window $el 900 8000 || fail "tcp, SYN dropped: ended after $el ms (want about 1000)"
+grep -q "timed out (gave up after 1 s; see --connect-timeout)" "$T/1b.err" || fail "tcp, SYN dropped: message: $(cat "$T/1b.err")"
+ok "connect --connect-timeout 1 to a TCP port whose SYNs are dropped: status 1 after $el ms, says so"
+
 # 2. a mute server, stdin held open: -i 1 ends it (status 0, -v says why)
 peer mute mute
 mkfifo "$T/in"; exec {F}<>"$T/in"
