@@ -30,6 +30,9 @@ void cli_die(int code, const char *fmt, ...)
  */
 const char *cli_errtext(const char *op, const char *addr, int err);
 
+/* uds_diag_dump; -EPROTONOSUPPORT when UDSOCK_NO_SOCK_DIAG=1 (test seam) */
+int cli_diag_dump(uds_diag_list *l, unsigned states);
+
 /*
  * cli_errtext, and for -EPROTOTYPE on a unix address which type the socket
  * is (learned without connecting to it: sock_diag, else a datagram probe)

@@ -395,13 +395,12 @@ typedef struct socks {
 } socks;
 
 /* The kernel's table, or (ok 0, err) when sock_diag is unavailable.
-   UDSOCK_NO_SOCK_DIAG=1 makes it unavailable (a test seam). Any other
-   failure ends the command. */
+   UDSOCK_NO_SOCK_DIAG=1 makes it unavailable (the seam in cli_diag_dump).
+   Any other failure ends the command. */
 static void load_socks(socks *s)
 {
     memset(s, 0, sizeof(*s));
-    const char *seam = getenv("UDSOCK_NO_SOCK_DIAG");
-    int r = seam && *seam == '1' ? -EPROTONOSUPPORT : uds_diag_dump(&s->l, UDS_DIAG_ALL);
+    int r = cli_diag_dump(&s->l, UDS_DIAG_ALL);
     if (r == -EPROTONOSUPPORT) {
         s->err = r;
         return;

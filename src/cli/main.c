@@ -123,6 +123,17 @@ static const char *sock_kind(int type)
                                     : "unknown";
 }
 
+/* uds_diag_dump, or -EPROTONOSUPPORT (sock_diag unavailable) when
+   UDSOCK_NO_SOCK_DIAG=1: the test seam for the fallbacks of ls and of the
+   type probe below. */
+int cli_diag_dump(uds_diag_list *l, unsigned states)
+{
+    const char *seam = getenv("UDSOCK_NO_SOCK_DIAG");
+    if (seam && *seam == '1')
+        return -EPROTONOSUPPORT;
+    return uds_diag_dump(l, states);
+}
+
 /*
  * The type (SOCK_*) of the unix socket bound at `a`, without connecting to
  * it: from sock_diag (the listening or bound socket whose file is a's, or
@@ -138,7 +149,7 @@ static int peer_sock_type(const uds_addr *a)
         return 0;
     uds_diag_list l = {0};
     int type = 0;
-    if (uds_diag_dump(&l, (1u << UDS_DIAG_LISTENING) | (1u << UDS_DIAG_UNCONNECTED)) >= 0) {
+    if (cli_diag_dump(&l, (1u << UDS_DIAG_LISTENING) | (1u << UDS_DIAG_UNCONNECTED)) >= 0) {
         for (size_t i = 0; i < l.count && !type; i++) {
             const uds_diag_sock *d = &l.socks[i];
             if (d->type != SOCK_DGRAM && d->state != UDS_DIAG_LISTENING)

@@ -67,6 +67,17 @@ want connect -t stream "$T/d.sock" -- 1 "connect $T/d.sock: wrong socket type: i
 want connect -t seqpacket "$T/d.sock" -- 1 "connect $T/d.sock: wrong socket type: it is a datagram socket (-t dgram)"
 ok "a type mismatch names the socket's type (stream, seqpacket, datagram; path and abstract)"
 
+# without sock_diag (the UDSOCK_NO_SOCK_DIAG seam): a datagram socket is
+# still named (a datagram connect, which sends nothing, tells); another
+# type is said without a name; the servers still get their clients below
+UDSOCK_NO_SOCK_DIAG=1 want connect -t stream "$T/d.sock" -- 1 "connect $T/d.sock: wrong socket type: it is a datagram socket (-t dgram)"
+UDSOCK_NO_SOCK_DIAG=1 want connect -t seqpacket "$T/s.sock" -- 1 "connect $T/s.sock: wrong socket type: the socket is of another type than the one asked for"
+# an abstract name is looked up per type by the kernel: without sock_diag a
+# seqpacket name asked for as stream is just not there (probing it as
+# seqpacket would connect the one-shot server)
+UDSOCK_NO_SOCK_DIAG=1 want connect -t stream "@$name" -- 1 "connect @$name: Connection refused (is the server running?)"
+ok "without sock_diag: a datagram socket is still named, other types said without a name"
+
 # nobody was connected by the checks: the one-shot servers still serve
 got=$(echo to-stream | timeout 20 "$U" connect "$T/s.sock") || fail "stream server gone: $?"
 [ "$got" = stream-reply ] || fail "stream server answered '$got'"
