@@ -5,7 +5,8 @@
 # client is closed and the log says so; a client that leaves during the
 # wait frees its slot; without --retry the client is closed at once (as
 # before). --keepalive puts SO_KEEPALIVE on both TCP ends (ss shows the
-# keepalive timer). Usage errors exit 2.
+# keepalive timer); TCP_NODELAY is set on both TCP ends (strace shows it).
+# Usage errors exit 2.
 # uds-test-timeout: 60
 set -u
 . "$(dirname "$0")/io_common.bash"
@@ -119,6 +120,26 @@ ka=$(ss -tnoH state established 2>/dev/null | awk -v a=":$r6port" '$3 ~ a "$" &&
 exec {C6}>&-
 wait "$CP"
 [ $fail = 0 ] && echo "ok: --keepalive: SO_KEEPALIVE on the accepted TCP socket and the one to the target (none without it)"
+
+# 4b. TCP_NODELAY on both TCP ends (Nagle off: a relay must not add
+# 40 ms to each small request); ss does not show it, strace does: the
+# relay's setsockopt calls on the accepted socket and on the one to the
+# target
+need strace
+strace -f -qq -e trace=setsockopt -o "$T/st.log" "$U" relay tcp:127.0.0.1:0 "tcp:127.0.0.1:$tport" 2>"$T/r7.log" &
+R7=$!
+PIDS+=($R7)
+poll_until grep -q "listening on tcp:127.0.0.1:" "$T/r7.log" || fail "relay under strace: $(cat "$T/r7.log")"
+r7port=$(sed -n 's/.*listening on tcp:127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/r7.log" | head -1)
+got=$(echo nagle | timeout 10 socat -t 2 - TCP:127.0.0.1:"$r7port" 2>&1)
+[ "$got" = nagle ] || bad "relay under strace: the echo said '$got'"
+nd=$(grep -cE '(SOL_TCP|IPPROTO_TCP), TCP_NODELAY, \[1\]' "$T/st.log")
+[ "$nd" -ge 2 ] || bad "TCP_NODELAY set on $nd of the relay's 2 TCP sockets: $(grep -c setsockopt "$T/st.log") setsockopt calls"
+# stop the relay itself (strace, killed, would detach and leave it running)
+rp=$(pgrep -P "$R7" | head -1)
+[ -n "$rp" ] && kill "$rp"
+wait "$R7" 2>/dev/null
+[ $fail = 0 ] && echo "ok: TCP_NODELAY on the accepted TCP socket and on the one to the target ($nd setsockopt TCP_NODELAY calls)"
 
 # 5. usage
 for args in "--retry 0" "--retry x" "--retry-delay 0" "--retry 2 --type dgram"; do
