@@ -5,7 +5,8 @@
 #  (a) --broker without -k (it implies -k, as in ncat): what A (socat) sends
 #      reaches B (nc -U) and C (python), never A (and so for B and C); stdin
 #      reaches all three; C's partial line is held until its newline, so B's
-#      line sent in between stays whole at A; nothing goes to stdout;
+#      line sent in between stays whole at A; a line cut by C's EOF is
+#      ended before another sender's line; nothing goes to stdout;
 #  (b) two senders (socat, nc) with lines of random length split across
 #      writes: at C no line is mixed and each sender's lines come in order;
 #  (c) -k --broker: a client that never reads (python, SO_RCVBUF 4096) is
@@ -62,17 +63,26 @@ wait_grep "$T/c.got" "from-B2"
 echo "rest-C" >&$CIN
 wait_grep "$T/a.got" "partial-C-rest-C"
 wait_grep "$T/b.got" "partial-C-rest-C"
-exec {BBIN}>&-
-wait "$bp"
+# C leaves inside a line: its "cut-" goes out at its EOF, and the next
+# line from another sender starts on a line of its own
+printf 'cut-' >&$CIN
+sent21() { [ "$(cat "$T/c.got.sent" 2>/dev/null)" = 21 ]; }
+poll_until sent21 || fail "(a) C did not send 'cut-'"
 exec {CIN}>&-
 wait "$cp"
-[ "$(cat "$T/a.got")" = $'from-B\nfrom-stdin\nfrom-B2\npartial-C-rest-C' ] || fail "(a) A got: $(cat -A "$T/a.got")"
-[ "$(cat "$T/b.got")" = $'from-A\nfrom-stdin\npartial-C-rest-C' ] || fail "(a) B got: $(cat -A "$T/b.got")"
+wait_grep "$T/a.err" "client #3 left"
+echo "after-cut" >&$BIN
+wait_grep "$T/a.got" "after-cut"
+wait_grep "$T/b.got" "after-cut"
+exec {BBIN}>&-
+wait "$bp"
+[ "$(cat "$T/a.got")" = $'from-B\nfrom-stdin\nfrom-B2\npartial-C-rest-C\ncut-\nafter-cut' ] || fail "(a) A got: $(cat -A "$T/a.got")"
+[ "$(cat "$T/b.got")" = $'from-A\nfrom-stdin\npartial-C-rest-C\ncut-\nafter-cut' ] || fail "(a) B got: $(cat -A "$T/b.got")"
 [ "$(cat "$T/c.got")" = $'from-A\nfrom-B\nfrom-stdin\nfrom-B2' ] || fail "(a) C got: $(cat -A "$T/c.got")"
 [ ! -s "$T/a.out" ] || fail "(a) the broker wrote to stdout: $(head -c 200 "$T/a.out")"
 kill "$lp"; wait "$lp" 2>/dev/null
 exec {AIN}>&- {BIN}>&-
-ok "--broker (no -k): each of socat, nc, python reaches the other two and never itself; stdin reaches all; a held partial line stays whole, B's line in between too; stdout untouched"
+ok "--broker (no -k): each of socat, nc, python reaches the other two and never itself; stdin reaches all; a held partial line stays whole, B's line in between too; a line cut by EOF is ended before the next sender's; stdout untouched"
 
 # ---- (b) two senders: no line mixed ---------------------------------------
 S="$T/b.sock"
