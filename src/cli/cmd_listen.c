@@ -15,6 +15,12 @@
  *     read, and read only while no client's queue is above high water;
  *   - --type dgram: print each datagram; stdin goes to the most recent
  *     sender that has an address.
+ * --broker is -k with a different destination: what a client sends goes
+ * to every other client (through the same per-client uds_conn queues)
+ * instead of to stdout, still a whole line at a time; a client whose queue
+ * passes --max-queue is dropped, so nobody waits for a slow reader. --chat
+ * adds "<userN> " before each line, escapes it (uds_escape) and announces
+ * arrivals and departures.
  */
 #include "cli.h"
 #include "copy.h"
@@ -23,6 +29,7 @@
 #include "service.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +57,16 @@ static const char listen_help[] =
     "                      accepted and closed at once\n"
     "  -C, --max-per-uid N with -k: clients at once per peer uid (unix\n"
     "                      addresses; default no limit)\n"
+    "      --broker        (implies -k) what each client sends goes to every\n"
+    "                      other client (ncat --broker), a whole line at a time,\n"
+    "                      not to stdout; stdin goes to every client\n"
+    "      --chat          (implies --broker) each line goes out as \"<userN> \"\n"
+    "                      and the line with control bytes escaped; arrivals and\n"
+    "                      departures are announced (ncat --chat)\n"
+    "      --max-queue BYTES  with --broker: a client with more than BYTES\n"
+    "                      queued for it (it reads too slowly) is disconnected\n"
+    "                      and logged; the others never wait for it (default\n"
+    "                      1M, at least 512k)\n"
     "  -i, --idle-timeout SEC  one client: close after SEC seconds without\n"
     "                      data either way (ncat -i); with -k: close a client\n"
     "                      that has sent nothing for SEC seconds\n"
@@ -95,6 +112,8 @@ static const char listen_help[] =
 #define OUT_CAP (16 * 1024 * 1024)     /* a client queued this much is dropped */
 #define DEF_MAX_CLIENTS 1000
 #define DGRAM_BUF (4 * 1024 * 1024)
+#define BROKER_CAP (1024 * 1024)       /* --broker: default --max-queue */
+#define BROKER_CAP_MIN (512 * 1024)    /* the largest single write fits 2x */
 
 static cli_svc g_svc;
 static uds_listener g_l;       /* until handed to the acceptor */
@@ -262,6 +281,9 @@ typedef struct client {
     int64_t idle_timer;
     char *line;        /* held partial line (stream) */
     size_t llen, lcap;
+    unsigned mid;      /* --broker: the sender whose partial line this */
+    int in_line;       /* client's stream ends with (in_line set) */
+    char who[UDS_ADDR_STRLEN + 64];
     struct client *prev, *next;
 } client;
 
@@ -281,6 +303,9 @@ static struct {
     char *buf;
     uint64_t sent, recvd;
     progress pg;
+    int broker, chat;    /* --broker, --chat */
+    size_t cap;          /* per-client output cap (--max-queue) */
+    client me;           /* --broker: stdin as a sender (id 0), its held line */
 } g_k;
 
 /* stdin is read while someone gets it and nobody is backed up. */
@@ -300,8 +325,14 @@ static const void *g_mid;
  * must not put its text at the head of the next client's line. One client
  * alone still gets its bytes through exactly.
  */
+static void bk_forward(client *from, const struct iovec *v, int n);
+
 static void k_out(client *c, const struct iovec *v, int n)
 {
+    if (g_k.broker) {
+        bk_forward(c, v, n);
+        return;
+    }
     if (g_mid && g_mid != c) {
         struct iovec nl = {"\n", 1};
         out_write(&nl, 1);
@@ -346,16 +377,15 @@ static void line_hold(client *c, const char *data, size_t n)
  * newline arrives (or it grows past LINE_FLUSH). Seqpacket: a message is
  * the unit, written whole.
  */
-static size_t k_on_data(uds_conn *conn, const void *data, size_t n, void *arg)
+static void k_take(client *c, const void *data, size_t n)
 {
-    (void)conn;
-    client *c = arg;
-    c->last_rx = uds_loop_now(g_svc.loop);
-    g_k.recvd += n;
     if (g_type != UDS_STREAM) {
         struct iovec v = {(void *)data, n};
-        out_write(&v, 1);
-        return n;
+        if (g_k.broker)
+            bk_forward(c, &v, 1);
+        else
+            out_write(&v, 1);
+        return;
     }
     const char *p = data;
     size_t left = n;
@@ -371,6 +401,16 @@ static size_t k_on_data(uds_conn *conn, const void *data, size_t n, void *arg)
     line_hold(c, p, left);
     if (c->llen >= LINE_FLUSH)
         line_flush(c);
+}
+
+/* Data from a client: to stdout (or, with --broker, the others), as above. */
+static size_t k_on_data(uds_conn *conn, const void *data, size_t n, void *arg)
+{
+    (void)conn;
+    client *c = arg;
+    c->last_rx = uds_loop_now(g_svc.loop);
+    g_k.recvd += n;
+    k_take(c, data, n);
     return n;
 }
 
@@ -386,6 +426,155 @@ static void k_on_drain(uds_conn *conn, void *arg)
     }
 }
 
+/* ---- --broker: each client's lines to every other client -------------- */
+
+static void chunk_unref(void *data, void *arg);
+
+/*
+ * Queues one copy of v (shared, refcounted) for every client but `from`.
+ * A stream receiver left inside another sender's line (a partial line
+ * written at 64 KiB or at that sender's EOF) gets a newline first, as
+ * stdout does with -k. Never waits: a queue above high water only pauses
+ * stdin; one over the cap is closed by uds_conn (-ENOBUFS, said in
+ * on_close) and its stream never has a hole.
+ */
+static void bk_send(const client *from, const struct iovec *v, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += v[i].iov_len;
+    if (len == 0 && g_type == UDS_STREAM)
+        return;
+    chunk *ch = malloc(sizeof(*ch) + len);
+    if (!ch)
+        cli_die(CLI_FAIL, "out of memory");
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(ch->data + off, v[i].iov_base, v[i].iov_len);
+        off += v[i].iov_len;
+    }
+    unsigned id = from ? from->id : UINT32_MAX;
+    int ends_line = len == 0 || ch->data[len - 1] == '\n';
+    ch->refs = 1; /* ours, until every receiver has it */
+    for (client *r = g_k.head; r; r = r->next) {
+        if (r == from || uds_conn_closing(r->c))
+            continue;
+        if (g_type == UDS_STREAM && r->in_line && r->mid != id &&
+            uds_conn_write(r->c, "\n", 1) < 0)
+            continue;
+        ch->refs++;
+        int w = uds_conn_write_owned(r->c, ch->data, len, chunk_unref, ch);
+        if (w < 0) {
+            ch->refs--; /* not taken; -ENOBUFS: on_close reports the drop */
+            continue;
+        }
+        r->in_line = g_type == UDS_STREAM && !ends_line;
+        r->mid = id;
+        if (w == 1 && !r->blocked) {
+            r->blocked = 1;
+            g_k.blocked++;
+        }
+    }
+    chunk_unref(ch->data, ch);
+}
+
+/* --chat: one line (without its newline; a CR before it is dropped) as
+   "<userN> " + the line escaped (uds_escape) + newline, to the others. */
+static void chat_line(const client *from, const char *line, size_t len)
+{
+    if (len && line[len - 1] == '\r')
+        len--;
+    char pre[32];
+    int pl = snprintf(pre, sizeof(pre), "<user%u> ", from->id);
+    ssize_t el = uds_escape(line, len, NULL, 0);
+    if (el < 0)
+        return;
+    char *out = malloc((size_t)pl + (size_t)el + 2);
+    if (!out)
+        cli_die(CLI_FAIL, "out of memory");
+    memcpy(out, pre, (size_t)pl);
+    uds_escape(line, len, out + pl, (size_t)el + 1);
+    out[pl + el] = '\n';
+    struct iovec v = {out, (size_t)pl + (size_t)el + 1};
+    bk_send(from, &v, 1);
+    free(out);
+}
+
+/* --chat: "<announce> TEXT" to every client but `except` (may be NULL). */
+static void chat_announce(const client *except, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void chat_announce(const client *except, const char *fmt, ...)
+{
+    char msg[UDS_ADDR_STRLEN + 256];
+    int l = snprintf(msg, sizeof(msg), "<announce> ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + l, sizeof(msg) - (size_t)l - 1, fmt, ap);
+    va_end(ap);
+    strcat(msg, "\n");
+    struct iovec v = {msg, strlen(msg)};
+    bk_send(except, &v, 1);
+}
+
+/*
+ * What k_take lets go (whole lines, a partial line at 64 KiB or EOF, a
+ * packet) goes to the other clients: as it is, or with --chat one line at
+ * a time (a partial one ends there; at most LINE_FLUSH bytes a line, so
+ * each write fits the smallest --max-queue with room to spare).
+ */
+static void bk_forward(client *from, const struct iovec *v, int n)
+{
+    if (!g_k.chat) {
+        bk_send(from, v, n);
+        return;
+    }
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += v[i].iov_len;
+    char *flat = malloc(len + 1);
+    if (!flat)
+        cli_die(CLI_FAIL, "out of memory");
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(flat + off, v[i].iov_base, v[i].iov_len);
+        off += v[i].iov_len;
+    }
+    const char *p = flat, *end = flat + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        size_t piece = l > LINE_FLUSH ? LINE_FLUSH : l;
+        chat_line(from, p, piece);
+        p += piece;
+        if (piece == l && nl)
+            p++; /* the newline */
+    }
+    free(flat);
+}
+
+/* --chat: the newcomer learns its name and who is here; the others hear of it. */
+static void chat_join(client *c)
+{
+    chat_announce(c, "<user%u> connected (%s)", c->id, c->who);
+    size_t cap = 128, len;
+    for (client *o = g_k.head; o; o = o->next)
+        cap += 24;
+    char *msg = malloc(cap);
+    if (!msg)
+        cli_die(CLI_FAIL, "out of memory");
+    len = (size_t)snprintf(msg, cap, "<announce> you are <user%u>; ", c->id);
+    int others = 0;
+    for (client *o = g_k.head; o; o = o->next) {
+        if (o == c || uds_conn_closing(o->c))
+            continue;
+        len += (size_t)snprintf(msg + len, cap - len, "%s<user%u>",
+                                others++ ? ", " : "also here: ", o->id);
+    }
+    len += (size_t)snprintf(msg + len, cap - len, "%s\n", others ? "" : "nobody else is here");
+    uds_conn_write(c->c, msg, len);
+    free(msg);
+}
+
 /* The connection is gone (EOF, error, cap, idle): flush, report, free. */
 static void k_on_close(uds_conn *conn, int err, void *arg)
 {
@@ -395,11 +584,14 @@ static void k_on_close(uds_conn *conn, int err, void *arg)
     if (g_mid == c)
         g_mid = &g_mid; /* its line stays open; the next client ends it */
     if (err == -ENOBUFS)
-        cli_svc_warn(&g_svc, "client #%u dropped: more than %u MiB queued for it (it does "
-                     "not read)", c->id, OUT_CAP >> 20);
+        cli_svc_warn(&g_svc, "client #%u (%s) dropped: more than %zu bytes queued for it "
+                     "(it does not read)", c->id, c->who, g_k.cap);
     else if (err < 0 && err != UDS_ECLOSED)
         cli_svc_warn(&g_svc, "client #%u: %s", c->id, uds_strerror(err));
     cli_svc_info(&g_svc, "client #%u left", c->id);
+    if (g_k.chat)
+        chat_announce(c, "<user%u> left%s", c->id,
+                      err == -ENOBUFS ? " (dropped: it did not read)" : "");
     if (c->idle_timer)
         uds_loop_timer_cancel(g_svc.loop, (uint64_t)c->idle_timer);
     if (c->blocked)
@@ -445,7 +637,9 @@ static void k_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
 {
     (void)arg;
     client *c = calloc(1, sizeof(*c));
-    uds_conn_opts co = {.high_water = OUT_HIGH, .out_cap = OUT_CAP};
+    uds_conn_opts co = {.high_water = OUT_HIGH, .out_cap = g_k.cap};
+    if (co.high_water > g_k.cap / 2)
+        co.high_water = g_k.cap / 2; /* --max-queue: stdin pauses first */
     int r = c ? uds_conn_new(&c->c, g_svc.loop, fd, &co, &k_cbs, c) : -ENOMEM;
     if (r < 0) {
         cli_svc_warn(&g_svc, "client dropped: %s", uds_strerror(r));
@@ -466,9 +660,10 @@ static void k_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
         g_k.head->prev = c;
     g_k.head = c;
     g_k.n++;
-    char who[UDS_ADDR_STRLEN + 64];
     cli_svc_info(&g_svc, "client #%u connected on %s (%s)", c->id, g_text,
-                 cli_peer_text(p, who, sizeof(who)));
+                 cli_peer_text(p, c->who, sizeof(c->who)));
+    if (g_k.chat)
+        chat_join(c);
     k_stdin_update();
 }
 
@@ -493,10 +688,17 @@ static void k_stdin_read(void *arg)
         if (r < 0)
             cli_warn("read stdin: %s", uds_strerror((int)r));
         g_k.stdin_open = 0; /* clients stay connected; nothing more to send */
+        if (g_k.broker)
+            line_flush(&g_k.me);
         k_stdin_update();
         return;
     }
     g_k.sent += (uint64_t)r;
+    if (g_k.broker) { /* stdin is one more sender (<user0>), lines whole */
+        k_take(&g_k.me, g_k.buf, (size_t)r);
+        k_stdin_update();
+        return;
+    }
     chunk *ch = malloc(sizeof(*ch) + (size_t)r);
     if (!ch)
         cli_die(CLI_FAIL, "out of memory");
@@ -660,6 +862,7 @@ static unsigned opt_clients(const char *opt, const char *text)
 }
 
 enum { OPT_NOPROG = 256, OPT_READY, OPT_FRAME }; /* long options without a short form */
+enum { OPT_BROKER = 300, OPT_CHAT, OPT_MAXQ };    /* -k --broker's */
 
 /* Options, safe bind with the stop signals already on the loop, a shape. */
 int cmd_listen(int argc, char **argv)
@@ -677,6 +880,8 @@ int cmd_listen(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"ready-fd", required_argument, NULL, OPT_READY},
         {"frame", required_argument, NULL, OPT_FRAME},
+        {"broker", no_argument, NULL, OPT_BROKER}, {"chat", no_argument, NULL, OPT_CHAT},
+        {"max-queue", required_argument, NULL, OPT_MAXQ},
         {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.owner = (uid_t)-1;
@@ -735,6 +940,17 @@ int cmd_listen(int argc, char **argv)
         case OPT_FRAME:
             frame_mode = cli_opt_frame("listen", optarg);
             break;
+        case OPT_CHAT: /* --chat is --broker with names */
+        case OPT_BROKER:
+            g_k.chat |= c == OPT_CHAT;
+            g_k.broker = keep = 1; /* as ncat: --broker serves many clients */
+            break;
+        case OPT_MAXQ:
+            g_k.cap = (size_t)cli_opt_size("listen", "--max-queue", optarg, (uint64_t)1 << 40);
+            if (g_k.cap < BROKER_CAP_MIN)
+                cli_usage_error("listen", "bad --max-queue '%s': at least 512k (the largest "
+                                "single write must fit)", optarg);
+            break;
         case 'v':
             verbose = 1;
             break;
@@ -756,6 +972,14 @@ int cmd_listen(int argc, char **argv)
         cli_usage_error("listen", "--mode/--owner/--group need a filesystem path");
     if (k_only && !keep)
         cli_usage_error("listen", "--max-clients and --max-per-uid go with -k");
+    if (g_k.cap && !g_k.broker)
+        cli_usage_error("listen", "--max-queue goes with --broker (plain -k pauses stdin "
+                        "for a slow client instead)");
+    if (!g_k.cap)
+        g_k.cap = g_k.broker ? BROKER_CAP : OUT_CAP;
+    if (g_k.broker && (o.type == UDS_DGRAM || a.kind == UDS_ADDR_UDP))
+        cli_usage_error("listen", "--broker and --chat need connections; datagrams have "
+                        "none (ncat refuses UDP too)");
     if (frame_mode && (keep || o.type == UDS_DGRAM || a.kind == UDS_ADDR_UDP))
         cli_usage_error("listen", "--frame is for one client on a stream or seqpacket "
                         "socket (not with -k or datagrams yet)");
