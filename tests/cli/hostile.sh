@@ -68,7 +68,11 @@ start_target() {
     # --backlog 64: serve forks a program per connection (~1000/s here),
     # so under a flood a good client waits backlog / that rate in the
     # queue: with the default (SOMAXCONN, 4096) about 4 s
-    serve*) bg "$@" "$U" serve "$TA" -c 200 --backlog 64 -- cat 2>"$T/$name.err"
+    # -C 150: the attacks come from another uid when we are root (as for
+    # the relay): under load the children of a flood exit slowly, fill
+    # -c 200 and a good client of the same uid is refused (seen: "serve
+    # flood ... probe 1: Connection reset by peer" at load average 6-8)
+    serve*) bg "$@" "$U" serve "$TA" -c 200 -C 150 --mode 0666 --backlog 64 -- cat 2>"$T/$name.err"
             GOOD=(--proto echo); AP=raw ;;
     listen*) : >"$T/$name.out"
              bg "$@" "$U" listen -k "$TA" </dev/null >"$T/$name.out" 2>"$T/$name.err"
@@ -166,22 +170,22 @@ chmod 755 "$T" # uid 65534 reaches the relay's socket
 for t in calc relay serve listen; do
     [[ " $ONLY " == *" $t "* ]] || continue
     start_target $t
-    # the relay's peer deaths from another uid too: a relay notices a dead
+    # the relay's and serve's peer deaths from another uid too: a relay notices a dead
     # client only when it next reads or writes it, so under ASan hundreds of
     # dead clients of one uid can be open at once, reach -C 500 and get the
     # good client (same uid) refused: -C doing its job, not a defect
     other=()
-    [ $t = relay ] && [ "$(id -u)" = 0 ] && other=(--as-other)
+    case $t in relay|serve) [ "$(id -u)" = 0 ] && other=(--as-other) ;; esac
     attack "${other[@]}" $t peer-death --proto "$AP" --procs 2
     case $t in listen) ;; *) attack "${other[@]}" $t peer-death --proto "$AP" --procs 2 --unread ;; esac
     attack $t slowloris --proto "$AP" --conns 100
-    if [ $t = relay ]; then
-        # the relay's flood from another uid, bounded by -C 500: a flood
+    if [ $t = relay ] || [ $t = serve ]; then
+        # the relay's (and serve's) flood from another uid, bounded by -C: a flood
         # faster than the target accepts fills the relay's -c with
         # connections waiting in the target's backlog; -C keeps room for
         # other users (without root the flood is the same uid: skipped)
         if [ "$(id -u)" = 0 ]; then attack --as-other $t flood --procs 3
-        else echo "skip - relay flood: needs root for a second uid"; fi
+        else echo "skip - $t flood: needs root for a second uid"; fi
     else
         attack $t flood --procs 3
     fi
