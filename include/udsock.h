@@ -1411,6 +1411,11 @@ typedef struct uds_fwd_opts {
  * forward owns both fds; on failure (-EINVAL, -ENOMEM, -EPROTOTYPE for a
  * framing the socket types cannot carry, an epoll error) both are still the
  * caller's and done is never called.
+ * Either fd may instead be a terminal (a pty master, as for `udsock serve
+ * --pty`): a byte stream without splice; the other side's EOF reaches it as
+ * its VEOF character (^D; twice after a partial line in canonical mode), a
+ * terminal without VEOF is hung up; its end (EIO: every slave fd closed)
+ * ends the forward once the other side has all its output.
  */
 int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
                 const uds_fwd_opts *opts, uds_fwd_done_cb done, void *arg);

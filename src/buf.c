@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Copies smaller than this share chunks of this size. */
@@ -305,6 +306,11 @@ static int flush_stream(uds__outq *q, int fd)
         if (h->anc)
             anc_control(h, &mh);
         ssize_t w = UDS__RETRY(sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT));
+        /* not a socket: a terminal (conn.c's tty mode, for the forwarder;
+           a tty reports EIO, never SIGPIPE). Only such a queue is ever
+           flushed to a non-socket, and it holds no ancillary data */
+        if (w < 0 && errno == ENOTSOCK && !h->anc)
+            w = UDS__RETRY(writev(fd, iov, n));
         if (w < 0) {
             if (anc_drop_cred(h, errno))
                 continue;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define DEF_HIGH_WATER (256u * 1024u)
@@ -61,6 +62,9 @@ struct uds_conn {
     unsigned anc_fds : 1;       /* UDS_CONN_FDS */
     unsigned fam_known : 1;     /* is_unix is known */
     unsigned is_unix : 1;       /* AF_UNIX (fds and credentials can travel) */
+    unsigned tty : 1;           /* a terminal, not a socket (sockinfo.tty) */
+    unsigned tty_gone : 1;      /* its other end went (EIO on a write):
+                                   what is written now is dropped */
     const uds__conn_hooks *hooks;
     void *hook_arg;
 };
@@ -114,6 +118,24 @@ static void update_watch(uds_conn *c)
         c->mask = (uint8_t)m;
 }
 
+/*
+ * A terminal's other end is gone: its read reached the end (EIO: every fd
+ * of the pty's slave is closed; the forwarder calls this then), or a write
+ * failed with EIO (a hung-up tty; Linux 6.x still takes writes to a master
+ * whose slave is closed, and echoes them). What was queued and what is
+ * written from now on is dropped, as a terminal line that has gone drops
+ * it: nobody can read it, and a queue that can never drain (nobody reads
+ * the slave's input) must not hold the connection open. The fd stays
+ * open, for its read side: after an EIO write the last output may still
+ * be there to read.
+ */
+static void tty_write_gone(uds_conn *c)
+{
+    c->tty_gone = 1;
+    c->write_blocked = 0;
+    uds__outq_clear(&c->out);
+}
+
 /* Sends what the kernel takes; finishes shutdown/end once empty. */
 static int do_flush(uds_conn *c)
 {
@@ -122,6 +144,10 @@ static int do_flush(uds_conn *c)
     size_t before = c->out.bytes;
     int r = c->out.head ? uds__outq_flush(&c->out, c->fd, c->packets) : 0;
     c->sent += before - c->out.bytes;
+    if (c->tty && r == -EIO) { /* tty_write_gone says why */
+        tty_write_gone(c);
+        r = 0;
+    }
     if (r < 0 && r != -EAGAIN) {
         close_now(c, r);
         return r;
@@ -130,7 +156,8 @@ static int do_flush(uds_conn *c)
     if (r == 0) {
         if (c->shut_pending && !c->shut_done) {
             c->shut_done = 1;
-            shutdown(c->fd, SHUT_WR);
+            if (!c->tty) /* a terminal has no half-close (forward.c) */
+                shutdown(c->fd, SHUT_WR);
         }
         if (c->ending) {
             close_now(c, 0);
@@ -383,7 +410,12 @@ static void read_stream(uds_conn *c)
                 return;
             }
         } else {
-            n = UDS__RETRY(recv(c->fd, buf, space, MSG_DONTWAIT));
+            /* a terminal: read(), and EIO is its end (a pty master reads
+               EIO once the last fd of its slave side is closed) */
+            n = c->tty ? UDS__RETRY(read(c->fd, buf, space))
+                       : UDS__RETRY(recv(c->fd, buf, space, MSG_DONTWAIT));
+            if (n < 0 && c->tty && errno == EIO)
+                n = 0;
             if (n < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK)
                     close_now(c, uds__err());
@@ -519,9 +551,12 @@ static int conn_make(uds_conn **out, uds_loop *loop, int fd, const uds_conn_opts
     int flags = opts ? opts->flags : 0;
     if (flags & ~(UDS_CONN_FDS | UDS_CONN_CREDS))
         return -EINVAL;
-    int type = si ? si->type : uds_sock_type(fd);
+    int tty = si && si->tty;
+    int type = tty ? SOCK_STREAM : si ? si->type : uds_sock_type(fd);
     if (type < 0)
         return type;
+    if (tty && flags)
+        return -EINVAL; /* no ancillary data on a terminal */
     int dom = si ? si->family : 0;
     if (flags && !si) {
         socklen_t l = sizeof(dom);
@@ -550,6 +585,7 @@ static int conn_make(uds_conn **out, uds_loop *loop, int fd, const uds_conn_opts
     unsigned rpw = opts && opts->reads_per_wakeup ? opts->reads_per_wakeup : DEF_READS;
     c->reads_per_wakeup = (uint16_t)(rpw > 1024 ? 1024 : rpw);
     c->reading = 1;
+    c->tty = (unsigned)tty;
     c->anc_read = flags != 0;
     c->anc_fds = (flags & UDS_CONN_FDS) != 0;
     c->fam_known = c->is_unix = flags != 0;
@@ -569,7 +605,7 @@ static int conn_make(uds_conn **out, uds_loop *loop, int fd, const uds_conn_opts
         free(c);
         return r;
     }
-    if ((!si || si->family == AF_UNIX) && set_passrights(fd, c->anc_fds))
+    if ((!si || (si->family == AF_UNIX && !tty)) && set_passrights(fd, c->anc_fds))
         c->fam_known = c->is_unix = 1;
     if (type == SOCK_SEQPACKET)
         c->pkt_mark = uds__pkt_mark(fd) == 1;
@@ -622,7 +658,7 @@ int uds_conn_writev(uds_conn *c, const struct iovec *iov, int iovcnt)
     int r = write_check(c, len);
     if (r < 0)
         return r;
-    if (len == 0 && !c->packets)
+    if ((len == 0 && !c->packets) || c->tty_gone) /* tty_gone: dropped */
         return c->out.bytes > c->high_water;
     r = uds__outq_copy(&c->out, iov, iovcnt, !c->packets);
     if (r < 0)
@@ -649,7 +685,7 @@ int uds__conn_writev_now(uds_conn *c, const struct iovec *iov, int iovcnt)
     int r = write_check(c, len);
     if (r < 0)
         return r;
-    if (len == 0 && !c->packets)
+    if ((len == 0 && !c->packets) || c->tty_gone) /* tty_gone: dropped */
         return c->out.bytes > c->high_water;
     if (c->out.head || c->write_blocked || c->hook_write)
         return uds_conn_writev(c, iov, iovcnt);
@@ -657,7 +693,13 @@ int uds__conn_writev_now(uds_conn *c, const struct iovec *iov, int iovcnt)
     memset(&mh, 0, sizeof(mh));
     mh.msg_iov = (struct iovec *)iov;
     mh.msg_iovlen = (size_t)iovcnt;
-    ssize_t w = UDS__RETRY(sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT));
+    /* a terminal: writev (it raises no SIGPIPE: a tty reports EIO) */
+    ssize_t w = c->tty ? UDS__RETRY(writev(c->fd, iov, iovcnt))
+                       : UDS__RETRY(sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT));
+    if (w < 0 && c->tty && errno == EIO) {
+        tty_write_gone(c);
+        return 0;
+    }
     int took = w >= 0; /* a packet, even an empty one, went whole */
     if (w < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -744,6 +786,11 @@ int uds_conn_write_owned(uds_conn *c, void *data, size_t len,
     int r = write_check(c, len);
     if (r < 0)
         return r;
+    if (c->tty_gone) { /* dropped (tty_write_gone): the queue would free it */
+        if (free_fn)
+            free_fn(data, free_arg);
+        return 0;
+    }
     r = uds__outq_owned(&c->out, data, len, free_fn, free_arg);
     if (r < 0)
         return r;
@@ -863,6 +910,12 @@ void uds__conn_eof(uds_conn *c)
 void uds__conn_fail(uds_conn *c, int err) { close_now(c, err); }
 
 int uds__conn_is_packets(const uds_conn *c) { return c->packets; }
+
+void uds__conn_tty_gone(uds_conn *c)
+{
+    if (c->tty && !c->closing)
+        tty_write_gone(c);
+}
 
 /* Input received and not consumed yet (a partial frame at EOF). */
 const void *uds__conn_input(const uds_conn *c, size_t *len)

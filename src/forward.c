@@ -38,6 +38,27 @@
  * error closes both at once. A datagram side has no EOF: after the other
  * side's EOF the forward lasts until the idle timeout (DGRAM_LINGER_MS when
  * none is set).
+ *
+ * A terminal side (a pty master: `udsock serve --pty`) is a raw byte
+ * stream the connection layer reads and writes with read()/write() (its
+ * tty mode). A terminal differs from a socket in three ways, handled here:
+ *  - no half-close: the other side's EOF is passed on as the terminal's
+ *    VEOF character (^D unless changed), what a user types to end input;
+ *    in canonical mode after a line cut short, twice (the first ^D only
+ *    delivers the partial line). Whatever the mode (a readline program
+ *    takes ^D on an empty line as EOF as well; a full-screen program
+ *    gets a keystroke). A terminal with VEOF disabled is hung up instead
+ *    (the forward ends: the master is closed).
+ *  - its end is EIO (read once every fd of the slave is closed; the
+ *    connection layer makes it EOF); nothing can be written to it after
+ *    that, so the other direction ends too and the forward finishes once
+ *    the other side has been sent everything (writes failing with EIO
+ *    before that are dropped by the connection layer, never fatal: the
+ *    last output is still to be read; Linux 6.x takes such writes, and
+ *    echoes them, instead);
+ *  - no splice: not every kernel splices a tty (5.10 broke it), the EIO
+ *    end would need its own handling in pump(), and a terminal's traffic
+ *    is never bulk (the line discipline moves it in 4 KiB buffers).
  */
 #include "internal.h"
 
@@ -46,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define FWD_CHUNK (64u * 1024u)      /* uds_conn's read size: a full read is bulk */
@@ -90,6 +112,9 @@ struct uds_fwd {
     int kind[2];         /* K_* */
     uds_cred peer[2];    /* SO_PEERCRED of each unix side (pid 0: unknown) */
     int dgram[2];
+    int tty[2];          /* the side is a terminal (see the header comment) */
+    int midline[2];      /* the last byte written to terminal side i ended no
+                            line: its line discipline holds a partial line */
     uds_framer fr[2];
     uds_fwd_opts o;
     uds_fwd_done_cb done;
@@ -191,6 +216,25 @@ static void idle_cb(uds_loop *loop, uint64_t id, void *arg)
     arm_idle(f, (unsigned)(f->linger_ms - idle));
 }
 
+/*
+ * EOF for terminal side t, which has no half-close: its VEOF character,
+ * twice after a partial line in canonical mode (the header comment says
+ * why). Returns 0, or -1 when the terminal has no VEOF (disabled, or its
+ * settings cannot be read): the caller hangs it up.
+ */
+static int tty_send_eof(uds_fwd *f, int t)
+{
+    struct termios tio;
+    if (tcgetattr(uds_conn_fd(f->c[t]), &tio) < 0 || tio.c_cc[VEOF] == _POSIX_VDISABLE)
+        return -1;
+    char eof[2] = {(char)tio.c_cc[VEOF], (char)tio.c_cc[VEOF]};
+    struct iovec iov = {eof, (tio.c_lflag & ICANON) && f->midline[t] ? 2u : 1u};
+    f->midline[t] = 0;
+    /* a failure closes the connection, and on_close the forward */
+    uds__conn_writev_now(f->c[t], &iov, 1);
+    return 0;
+}
+
 /* Passes EOF on once everything before it is out of the pipe. */
 static void try_end_dir(uds_fwd *f, int i)
 {
@@ -200,8 +244,14 @@ static void try_end_dir(uds_fwd *f, int i)
         return;
     d->ended = 1;
     close_stash(d); /* fds that came with no byte after them */
-    if (!f->dgram[1 - i])
+    if (f->tty[1 - i]) {
+        if (tty_send_eof(f, 1 - i) < 0) {
+            fail(f, -1, 0); /* hung up */
+            return;
+        }
+    } else if (!f->dgram[1 - i]) {
         uds_conn_shutdown(dst);
+    }
     if (f->d[1 - i].ended) {
         finish(f);
         return;
@@ -276,6 +326,10 @@ static int put(uds_fwd *f, int i, const struct iovec *iov, int n, const void *ms
         return r;
     }
     f->st.bytes[i] += len;
+    if (f->tty[1 - i] && len > 0) {
+        char last = ((const char *)msg)[len - 1];
+        f->midline[1 - i] = last != '\n' && last != '\r';
+    }
     if (r == 1)
         pause_src(f, i, PAUSE_QUEUE);
     return r;
@@ -526,6 +580,15 @@ static void on_eof(uds_conn *c, void *arg)
             return;
         }
     }
+    if (f->tty[i] && !f->d[1 - i].ended) {
+        /* the terminal is gone (its slave closed): nothing more can go to
+           it, so that direction ends here, its source no longer read */
+        f->d[1 - i].src_eof = f->d[1 - i].ended = 1;
+        close_stash(&f->d[1 - i]);
+        if (f->c[1 - i])
+            uds_conn_read_stop(f->c[1 - i]);
+        uds__conn_tty_gone(c); /* what is queued for it can never drain */
+    }
     try_end_dir(f, i);
 }
 
@@ -606,7 +669,13 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
     int fds[2] = {fd0, fd1}, fam[2], types[2], r = 0;
     for (int i = 0; i < 2 && r == 0; i++) {
         int type = types[i] = uds_sock_type(fds[i]);
-        fam[i] = sock_family(fds[i]);
+        if (type == -ENOTSOCK && isatty(fds[i])) { /* a terminal: a byte stream */
+            f->tty[i] = 1;
+            type = types[i] = SOCK_STREAM;
+            fam[i] = AF_UNSPEC;
+        } else {
+            fam[i] = sock_family(fds[i]);
+        }
         if (type < 0 || fam[i] < 0) {
             r = type < 0 ? type : fam[i];
             break;
@@ -637,7 +706,7 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
                     ((f->o.flags & UDS_FWD_CREDS) ? UDS_CONN_CREDS : 0);
     f->bytes_mode = f->kind[0] == K_RAW && f->kind[1] == K_RAW;
     f->can_splice = f->bytes_mode && !anc_flags && !f->o.tap &&
-                    !(f->o.flags & UDS_FWD_NO_SPLICE);
+                    !(f->o.flags & UDS_FWD_NO_SPLICE) && !f->tty[0] && !f->tty[1];
     for (int i = 0; i < 2; i++) {
         f->s[i].f = f;
         f->s[i].idx = i;
@@ -662,7 +731,7 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
             if (getsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &cur, &sl) == 0 && cur / 2 < want)
                 setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
         }
-        uds__sockinfo si = {types[i], fam[i], 0};
+        uds__sockinfo si = {types[i], fam[i], 0, f->tty[i]};
         r = uds__conn_new_known(&f->c[i], loop, fds[i], &co, &fwd_cbs, &f->s[i], &si);
         if (r < 0) {
             if (i == 1)
@@ -675,7 +744,7 @@ int uds_fwd_new(uds_fwd **out, uds_loop *loop, int fd0, int fd1,
         if (anc_flags & UDS_CONN_CREDS)
             uds_peer_cred(fds[i], &f->peer[i]);
         uds__conn_hooks_set(f->c[i], &fwd_hooks, &f->s[i]);
-        if (fam[i] != AF_UNIX && types[i] == SOCK_STREAM)
+        if (fam[i] != AF_UNIX && types[i] == SOCK_STREAM && !f->tty[i])
             uds__nodelay(fds[i]);
     }
     f->last_ms = uds_loop_now(loop);

@@ -101,6 +101,9 @@ void uds__conn_eof(uds_conn *c);
 void uds__conn_fail(uds_conn *c, int err);
 /* 1 for SEQPACKET/DGRAM connections. */
 int uds__conn_is_packets(const uds_conn *c);
+/* A terminal connection (sockinfo.tty) whose other end is gone: what is
+   queued and what is written from now on is dropped (conn.c). */
+void uds__conn_tty_gone(uds_conn *c);
 /* uds_access_check for a socket of a known family (access.c). */
 int uds__access_check_af(const uds_access *a, int fd, int family, uds_cred *cred,
                          const char **why);
@@ -110,6 +113,9 @@ typedef struct uds__sockinfo {
     int type;     /* SOCK_STREAM, ... */
     int family;   /* AF_UNIX, AF_INET, AF_INET6 */
     int nonblock; /* 1: O_NONBLOCK is set already */
+    int tty;      /* 1: not a socket but a terminal (a pty master, for the
+                     forwarder): read()/write(), no shutdown, and EIO is the
+                     end (type and family are then ignored) */
 } uds__sockinfo;
 /* uds_conn_new for a socket described by si (conn.c). */
 int uds__conn_new_known(uds_conn **out, uds_loop *loop, int fd, const uds_conn_opts *opts,

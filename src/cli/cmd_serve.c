@@ -50,6 +50,23 @@
  * if it is still there. The slot comes free when the child is reaped; the
  * forward may outlive it a little while it passes on the program's last
  * output. Without --idle-timeout the program gets the connection itself.
+ *
+ * --pty (socat EXEC:...,pty,setsid,ctty; ssh -t): the program runs on a
+ * pseudo-terminal, made before the fork (posix_openpt, the slave opened
+ * from the master with TIOCGPTPEER so no path is looked up, 80x24, owned
+ * by the -u user as login programs do, mode 0620). The child starts a
+ * session (setsid), takes the slave as its controlling terminal
+ * (TIOCSCTTY) and as fds 0, 1 and 2; the same forwarder as above joins the
+ * master to the connection (with or without --idle-timeout; forward.c
+ * says how a terminal side ends). The terminal keeps the kernel's
+ * settings: cooked, with echo, \n written as \r\n (as socat's pty and
+ * ssh -t give): a program that asks for a terminal expects a line
+ * discipline, and a client that wants keystrokes through puts its own
+ * terminal in raw mode, as ssh does; a program wanting raw runs stty.
+ * The client's EOF reaches the program as ^D (VEOF); when the program and
+ * everything it started have closed the terminal, the client gets the
+ * rest of the output, then the connection closes. When serve stops, the
+ * terminals hang up (their programs get SIGHUP).
  */
 #include "access.h"
 #include "cli.h"
@@ -68,7 +85,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 /* After SIGTERM to an idle connection's program: how long until SIGKILL. */
@@ -84,8 +104,11 @@ typedef struct kid {
     uid_t uid;          /* peer->cred.uid, given back to uds_acceptor_release */
     uint64_t num;       /* connection number, for the log */
     uds_fwd *fwd;       /* --idle-timeout: client <-> the program's socketpair
-                           end, until the forward ends; else NULL */
+                           end (--pty: the pty master), until the forward
+                           ends; else NULL */
     int64_t kill_timer; /* pending SIGKILL after an idle drop, 0 none */
+    int ptm;            /* --pty: serve's own fd of the master, -1 none
+                           (on_fwd_done says why) */
     int dropped;        /* shut down for idleness, SIGTERM sent */
 } kid;
 
@@ -98,6 +121,8 @@ typedef struct serve {
     cli_access rules;
     unsigned maxconn, maxperuid;
     unsigned idle_ms;   /* --idle-timeout; 0 = none */
+    int pty;            /* --pty */
+    gid_t tty_gid;      /* --pty with -u/-U: the group "tty", or -1 */
     int exiting;        /* after the loop: forwards end without follow-up */
     char **prog;
     kid **kids;
@@ -146,6 +171,11 @@ static void usage(FILE *f)
             "                     as supplementary group unless -u names a user)\n"
             "  -U, --run-env      take them from $UID, $GID and $GIDLIST (comma-\n"
             "                     separated), as s6-envuidgid sets them (s6-ipcserver -U)\n"
+            "  --pty              run PROGRAM on a pseudo-terminal (socat EXEC:...,pty,setsid,\n"
+            "                     ctty): a new session, the terminal (80x24, cooked, echo)\n"
+            "                     its controlling tty and fds 0, 1, 2; the client's EOF\n"
+            "                     reaches it as ^D; its exit closes the connection once\n"
+            "                     its output is sent\n"
             "  --ready-fd N       write a newline to fd N and close it once serving\n"
             "                     (s6 notification-fd); READY=1 goes to $NOTIFY_SOCKET\n"
             "                     when it is set\n"
@@ -272,6 +302,12 @@ static void run_child(serve *s, int cfd, int iofd, const uds_peer *p)
             setenv_u("TCPLOCALPORT", port);
         }
     }
+    /* --pty: a session of its own, the terminal its controlling tty */
+    if (s->pty && (setsid() < 0 || ioctl(iofd, TIOCSCTTY, 0) < 0)) {
+        cli_warn("serve: %s: %s", getpid() == getsid(0) ? "TIOCSCTTY" : "setsid",
+                 strerror(errno));
+        _exit(111);
+    }
     if (dup2(iofd, 0) < 0 || dup2(iofd, 1) < 0) {
         cli_warn("serve: dup2: %s", strerror(errno));
         _exit(111);
@@ -300,8 +336,17 @@ static void run_child(serve *s, int cfd, int iofd, const uds_peer *p)
                  strerror(errno));
         _exit(111);
     }
+    /* --pty: stderr is the terminal too, from here on; the server's stays
+       on a CLOEXEC fd for an exec failure to be said in the log */
+    int logfd = -1;
+    if (s->pty && ((logfd = fcntl(2, F_DUPFD_CLOEXEC, 3)) < 0 || dup2(0, 2) < 0)) {
+        cli_warn("serve: dup2: %s", strerror(errno));
+        _exit(111);
+    }
     execvp(s->prog[0], s->prog);
     int e = errno;
+    if (logfd >= 0)
+        dup2(logfd, 2);
     cli_warn("serve: exec %s: %s", s->prog[0], strerror(e));
     _exit(e == ENOENT ? 127 : 126);
 }
@@ -322,6 +367,14 @@ static void on_kill(uds_loop *loop, uint64_t id, void *arg)
                      (unsigned long long)k->num, (long)k->pid, KILL_GRACE_MS / 1000);
 }
 
+/* --pty: 1 when every fd of the slave side of master m is closed (the
+   master then polls POLLHUP). */
+static int pty_closed(int m)
+{
+    struct pollfd p = {.fd = m, .events = 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
 /*
  * The forward between the client and the program has ended (both sockets
  * are closed now, so the program reads EOF). On its idle timeout: SIGTERM
@@ -336,6 +389,17 @@ static void on_fwd_done(uds_fwd *f, int err, int side, const uds_fwd_stats *st, 
     kid *k = arg;
     serve *s = k->s;
     k->fwd = NULL;
+    /* --pty: the last close of a master hangs its terminal up, and the
+       hang-up sends SIGHUP to the session's leader. A program that has
+       closed the terminal already (the forward ended on that) may not have
+       exited yet: cat closes its stdin, then runs its atexit handlers.
+       Its terminal is kept open until it is reaped, so it ends as it
+       meant to; one the program still holds (the client went, an error,
+       the idle timeout) is hung up now, as a dropped line is. */
+    if (k->ptm >= 0 && (err || !pty_closed(k->ptm))) {
+        close(k->ptm);
+        k->ptm = -1;
+    }
     if (s->exiting) /* the records are freed after the loop */
         return;
     if (err == -ETIMEDOUT && k->pid > 0 && !k->dropped) {
@@ -382,6 +446,58 @@ static int interpose(serve *s, kid *k, int fd, int *child_end)
     return 0;
 }
 
+/*
+ * --pty: a pseudo-terminal for one connection, its master joined to the
+ * connection by a forward that k owns (with the --idle-timeout, if any),
+ * its slave (*child_end) for the program. Made before the fork, so a
+ * failure refuses the client with nothing forked. Both ends CLOEXEC; the
+ * slave is opened O_NOCTTY (the server never takes it as its own terminal)
+ * and from the master (TIOCGPTPEER, Linux 4.13), not by its name. With
+ * -u/-U it belongs to the program's user, as sshd and login leave a
+ * terminal: group "tty" and mode 0620 (write(1) and wall reach it), or
+ * the user's group and 0600 where there is no such group; so the user's
+ * own tools (mesg, screen, ssh's password prompt reopening it) find it
+ * theirs. devpts removes the node when the last fd closes: nothing to give
+ * back. Without -u it stays as devpts made it (the server's uid, the
+ * mount's mode). On success the forward owns fd and the master. Returns 0
+ * or -errno (fd still the caller's).
+ */
+static int make_pty(serve *s, kid *k, int fd, int *child_end)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0)
+        return -errno;
+    int r = 0, sl = -1;
+    struct winsize ws = {.ws_row = 24, .ws_col = 80};
+    if (fcntl(m, F_SETFD, FD_CLOEXEC) < 0 || grantpt(m) < 0 || unlockpt(m) < 0 ||
+        (k->ptm = fcntl(m, F_DUPFD_CLOEXEC, 3)) < 0 ||
+        (sl = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0 ||
+        ioctl(sl, TIOCSWINSZ, &ws) < 0 ||
+        (s->drop_uid &&
+         (fchown(sl, s->run_uid, s->tty_gid != (gid_t)-1 ? s->tty_gid : s->run_gid) < 0 ||
+          fchmod(sl, s->tty_gid != (gid_t)-1 ? 0620 : 0600) < 0)))
+        r = -errno;
+    if (r == 0) {
+        uds_fwd_opts fo;
+        memset(&fo, 0, sizeof(fo));
+        fo.idle_timeout_ms = (int)s->idle_ms;
+        fo.flags = UDS_FWD_IDLE_SIDE0; /* side 0 is the client */
+        r = uds_fwd_new(&k->fwd, s->svc.loop, fd, m, &fo, on_fwd_done, k);
+    }
+    if (r < 0) {
+        k->fwd = NULL;
+        if (sl >= 0)
+            close(sl);
+        if (k->ptm >= 0)
+            close(k->ptm);
+        k->ptm = -1;
+        close(m);
+        return r;
+    }
+    *child_end = sl;
+    return 0;
+}
+
 /* ---- children ----------------------------------------------------------- */
 
 /* Forgets a child: its timer and its record (the caller gives its slot back
@@ -390,6 +506,8 @@ static void kid_free(serve *s, kid *k)
 {
     if (k->kill_timer)
         uds_loop_timer_cancel(s->svc.loop, (uint64_t)k->kill_timer);
+    if (k->ptm >= 0)
+        close(k->ptm);
     s->kids[k->idx] = s->kids[--s->nkids];
     s->kids[k->idx]->idx = k->idx;
     free(k);
@@ -424,6 +542,9 @@ static void on_sigchld(uds_loop *loop, int signo, void *arg)
                          (long)pid, WEXITSTATUS(st));
         uds_acceptor_release(s->acc, k->uid);
         k->pid = 0;
+        if (k->ptm >= 0) /* its terminal: closed now that it has gone */
+            close(k->ptm);
+        k->ptm = -1;
         if (k->kill_timer)
             uds_loop_timer_cancel(loop, (uint64_t)k->kill_timer);
         k->kill_timer = 0;
@@ -462,10 +583,15 @@ static void on_accept(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
         goto fail;
     }
     k->s = s;
+    k->ptm = -1;
     k->uid = p->cred.uid;
     k->num = p->seq;
     /* refused rather than served without the timeout it must obey */
-    if (s->idle_ms && (err = interpose(s, k, fd, &iofd)) < 0) {
+    if (s->pty && (err = make_pty(s, k, fd, &iofd)) < 0) {
+        what = "cannot make a pseudo-terminal for --pty";
+        goto fail;
+    }
+    if (!s->pty && s->idle_ms && (err = interpose(s, k, fd, &iofd)) < 0) {
         what = "cannot interpose for --idle-timeout";
         goto fail;
     }
@@ -649,7 +775,7 @@ int cmd_serve(int argc, char **argv)
     int nopt = dd >= 0 ? dd : argc;
 
     enum { O_ALLOW_UID = 256, O_DENY_UID, O_ALLOW_GID, O_DENY_GID, O_BACKLOG, O_IDLE, O_READY,
-           O_SGROUP };
+           O_SGROUP, O_PTY };
     static const char *const rule_name[] = {"allow-uid", "deny-uid", "allow-gid", "deny-gid"};
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -668,6 +794,7 @@ int cmd_serve(int argc, char **argv)
         {"deny-gid", required_argument, NULL, O_DENY_GID},
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"ready-fd", required_argument, NULL, O_READY},
+        {"pty", no_argument, NULL, O_PTY},
         {NULL, 0, NULL, 0},
     };
     /* without "--", stop at the first non-option after ADDR (POSIX mode) */
@@ -726,6 +853,9 @@ int cmd_serve(int argc, char **argv)
             break;
         case O_READY:
             ready_fd = cli_opt_ready_fd("serve", optarg);
+            break;
+        case O_PTY:
+            s.pty = 1;
             break;
         case 'u':
             r = cli_parse_uid(optarg, &s.run_uid);
@@ -803,6 +933,8 @@ int cmd_serve(int argc, char **argv)
     }
     s.prog = prog;
     int pr = run_privs(&s, run_user, run_env);
+    struct group *ttygr = s.pty && s.drop_uid ? getgrnam("tty") : NULL;
+    s.tty_gid = ttygr ? ttygr->gr_gid : (gid_t)-1;
     if (pr < 0) {
         if (pr == -1)
             goto usage_out;
@@ -910,8 +1042,11 @@ int cmd_serve(int argc, char **argv)
     }
     uds_acceptor_free(s.acc);
     cli_svc_free(&s.svc);
-    for (size_t i = 0; i < s.nkids; i++)
+    for (size_t i = 0; i < s.nkids; i++) {
+        if (s.kids[i]->ptm >= 0) /* --pty: their terminals hang up */
+            close(s.kids[i]->ptm);
         free(s.kids[i]);
+    }
     free(s.kids);
     cli_access_free(&s.rules);
     free(s.run_groups);
