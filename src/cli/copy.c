@@ -44,6 +44,7 @@
 #define FRAME_MAX UDS_FRAME_DEFAULT_MAX /* --frame: largest line/message, 1 MiB */
 #define SOCK_BUF (4 * 1024 * 1024)
 #define PEER_GONE_GRACE_MS 200 /* for the sending thread to report a loss */
+#define RESET_GRACE_MS 1000    /* for stdin's writer to end it after a reset */
 #define HUP_RECHECK_MS 50      /* see on_sock */
 
 /* One direction of the copy. */
@@ -459,6 +460,8 @@ typedef struct watch {
     int peer_gone;   /* the peer closed completely */
     int64_t tick, recheck, grace, idle, quit;
     int reset_wait;  /* reset while receiving: waiting for the sender */
+    int64_t reset_grace; /* its timer: stdin may still reach EOF */
+    int reset_graced;    /* that timer has run out */
     const char *why; /* what ended it early (-v), or NULL */
     progress pg;
 } watch;
@@ -546,6 +549,17 @@ static void grace_fire(uds_loop *loop, uint64_t id, void *arg)
     finish(w);
 }
 
+/* The reset grace is over: check() decides with what stdin holds now. */
+static void reset_grace_fire(uds_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    watch *w = arg;
+    w->reset_grace = 0;
+    w->reset_graced = 1;
+    check(w);
+}
+
 /*
  * The socket after its EOF, watched for the peer closing completely (then
  * stdin has nowhere to go). Why the re-check timer: the loop reports only
@@ -621,8 +635,21 @@ static void check(watch *w)
            and can never be delivered: a failure (cli_copy_run says it). */
         if (!w->reset_wait && input_pending(c->in_fd))
             w->reset_wait = 1;
-        if (!w->reset_wait)
-            finish(w);
+        if (w->reset_wait || w->reset_grace)
+            return;
+        /* Nothing there yet: in `echo data | udsock connect` the writer may
+           not have exited when the reset comes (seen under load), and its
+           EOF loses nothing. Give a pipe or file RESET_GRACE_MS to show it
+           (then the thread ends with EOF and the first rule above holds);
+           a terminal is a person, who will not type ^D that fast. */
+        if (!w->reset_graced && !isatty(c->in_fd)) {
+            int64_t t = uds_loop_timer(w->loop, RESET_GRACE_MS, reset_grace_fire, w);
+            if (t > 0) {
+                w->reset_grace = t;
+                return;
+            }
+        }
+        finish(w);
         return;
     }
     if (w->peer_gone) {
@@ -726,6 +753,8 @@ int cli_copy_run(const cli_copy *c)
         uds_loop_timer_cancel(w->loop, (uint64_t)w->recheck);
     if (w->grace)
         uds_loop_timer_cancel(w->loop, (uint64_t)w->grace);
+    if (w->reset_grace)
+        uds_loop_timer_cancel(w->loop, (uint64_t)w->reset_grace);
     if (w->idle)
         uds_loop_timer_cancel(w->loop, (uint64_t)w->idle);
     if (w->quit)
