@@ -328,6 +328,13 @@ static void prog_drain(int verbose)
         cli_die_by_signal(g_svc.stop_signo);
 }
 
+/* A test seam's variable is set (not empty). */
+static int env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v;
+}
+
 /* Waits on the loop for one client (or a stop signal), then copies. */
 static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms, int quit_ms,
                      int frame_mode)
@@ -344,7 +351,7 @@ static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms, int qu
     int refused = 0;
     if (unix_peer && g_take_fds)
         uds_set_passrights(g_l.fd, 1); /* an inherited socket may have it off */
-    else if (unix_peer && !getenv("UDSOCK_NO_PASSRIGHTS"))
+    else if (unix_peer && !env_set("UDSOCK_NO_PASSRIGHTS"))
         refused = uds_set_passrights(g_l.fd, 0) == 0;
     acceptor_start(&ao, one_accepted, NULL);
     int r = uds_loop_run(g_svc.loop);
