@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "copy.h"
+#include "fds.h"
 #include "opts.h"
 #include "progress.h"
 #include "service.h"
@@ -53,6 +54,12 @@ static const char connect_help[] =
     "                      printed as one line; line: on seqpacket/dgram each\n"
     "                      line is one message (on a stream lines are bytes\n"
     "                      anyway). At most 1 MiB a message\n"
+    "      --fd N|FILE     pass a file descriptor with the first data sent\n"
+    "                      (SCM_RIGHTS): N is one of ours (e.g. --fd 0 for\n"
+    "                      stdin), FILE is opened read-only; repeat for more\n"
+    "                      (unix addresses only). Fds go with data: if stdin\n"
+    "                      ends before its first byte nothing is passed and\n"
+    "                      the exit status is 1 (no byte is made up)\n"
     "      --no-progress   never show progress (was -q before -q took SEC)\n"
     "  -v, --verbose       say what was connected (type, and the peer: pid,\n"
     "                      uid, gid of a unix server, address of a TCP one)\n"
@@ -63,7 +70,7 @@ static const char connect_help[] =
     "Exit status: 0 ok, 1 runtime failure, 2 usage error. A reset by the\n"
     "server after all of stdin was sent (a handler that does not read) is 0.\n";
 
-enum { OPT_NOPROG = 256, OPT_CTIMEOUT, OPT_FRAME };
+enum { OPT_NOPROG = 256, OPT_CTIMEOUT, OPT_FRAME, OPT_FD };
 
 /* A unix address: the kernel tells a socket's type by refusing others. */
 static int is_unix(const uds_addr *a)
@@ -130,6 +137,7 @@ int cmd_connect(int argc, char **argv)
         {"wait", required_argument, NULL, 'w'},
         {"connect-timeout", required_argument, NULL, OPT_CTIMEOUT},
         {"frame", required_argument, NULL, OPT_FRAME},
+        {"fd", required_argument, NULL, OPT_FD},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"probe", no_argument, NULL, 'z'},
         {"progress", no_argument, NULL, 'p'},
@@ -142,6 +150,9 @@ int cmd_connect(int argc, char **argv)
     uds_connect_opts co = {0};
     int prog = PROGRESS_AUTO, c, no_shutdown = 0, verbose = 0, probe = 0;
     int ctimeout = -1, idle_ms = 0, quit_ms = -1, frame_mode = 0;
+    const char *fd_args[UDS_MAX_FDS];
+    int fds[UDS_MAX_FDS];
+    size_t nfds = 0;
     cli_std_fds_open();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "t:w:i:q:zpNvh", lo, NULL)) != -1) {
@@ -173,6 +184,9 @@ int cmd_connect(int argc, char **argv)
         case OPT_FRAME:
             frame_mode = cli_opt_frame("connect", optarg);
             break;
+        case OPT_FD:
+            cli_fds_arg("connect", fd_args, &nfds, optarg);
+            break;
         case OPT_NOPROG:
             prog = PROGRESS_OFF;
             break;
@@ -196,10 +210,15 @@ int cmd_connect(int argc, char **argv)
     cli_parse_addr(&a, text);
     if (co.type == UDS_DGRAM && a.kind == UDS_ADDR_TCP)
         cli_usage_error("connect", "--type dgram does not go with tcp:");
+    if (nfds && !is_unix(&a))
+        cli_usage_error("connect", "--fd needs a unix address (fds do not cross a network)");
+    if (nfds && probe)
+        cli_usage_error("connect", "--fd passes fds with data; -z sends nothing");
     if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
         return CLI_OK;
     /* the bound: -w's when given (0 there = forever), tightened by an
        explicit --connect-timeout; else --connect-timeout or the default */
+    cli_fds_open("connect", fd_args, nfds, fds);
     if (!co.wait)
         co.timeout_ms = ctimeout >= 0 ? ctimeout : DEF_CONNECT_TIMEOUT_MS;
     else if (ctimeout > 0 && (co.timeout_ms == 0 || ctimeout < co.timeout_ms))
@@ -229,7 +248,8 @@ int cmd_connect(int argc, char **argv)
     cli_copy cc = {.sock = fd, .type = type, .name = text, .in_fd = STDIN_FILENO,
                    .out_fd = STDOUT_FILENO, .svc = &svc, .progress = prog,
                    .no_shutdown = no_shutdown, .idle_ms = idle_ms, .quit_ms = quit_ms,
-                   .verbose = verbose, .frame = frame};
+                   .verbose = verbose, .frame = frame, .send_fds = fds,
+                   .send_nfds = nfds};
     int r = cli_copy_run(&cc);
     if (r < 0)
         cli_die_by_signal(-r);

@@ -6,7 +6,11 @@
  * signals arrive there, so the socket file can be removed before dying):
  *   - one client (default): the acceptor hands over the first client and
  *     is closed at once (the socket file is removed), then the same two-way
- *     copy as `connect` (copy.c: threads, splice);
+ *     copy as `connect` (copy.c: threads, splice). Fds a unix client
+ *     passes: with --fds it is read with recvmsg, each batch reported and
+ *     handed to PROGRAM; without, the kernel refuses them at the sender
+ *     (SO_PASSRIGHTS off, Linux 6.16), else it is read with recvmsg and
+ *     they are closed and said once (splice would close them unseen);
  *   - -k: any number of clients at once, one uds_conn each, admitted by the
  *     acceptor (-c total, -C per uid; out of fds it pauses by timer).
  *     Each client's input reaches stdout in whole lines (held per client
@@ -24,23 +28,28 @@
  */
 #include "cli.h"
 #include "copy.h"
+#include "fds.h"
 #include "opts.h"
 #include "progress.h"
 #include "service.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char listen_help[] =
-    "usage: udsock listen [OPTIONS] ADDR\n"
+    "usage: udsock listen [OPTIONS] ADDR [-- PROGRAM [ARGS...]]\n"
     "\n"
     "Listen on ADDR, accept a client, copy what it sends to stdout and stdin\n"
     "to it. At EOF on stdin the sending side is shut down; udsock exits when\n"
@@ -92,6 +101,17 @@ static const char listen_help[] =
     "                      speak); line: on seqpacket each line is one message.\n"
     "                      At most 1 MiB a message\n"
     "      --no-progress   never show progress (was -q before -q took SEC)\n"
+    "      --fds           one client, unix: say on stderr what each batch of\n"
+    "                      fds the client passes (SCM_RIGHTS) is; with\n"
+    "                      -- PROGRAM, run PROGRAM once per batch with the fds\n"
+    "                      as 3, 4, ... (UDSOCK_FDS and LISTEN_FDS say how\n"
+    "                      many, LISTEN_PID is its pid), stdin /dev/null,\n"
+    "                      stdout and stderr ours (its output may come between\n"
+    "                      the client's bytes). It runs beside the copy; udsock\n"
+    "                      exits once the copy and every PROGRAM have ended.\n"
+    "                      Without --fds the kernel refuses fds at the client\n"
+    "                      (its sendmsg fails: EPERM; Linux 6.16+), or, where\n"
+    "                      it cannot, they are closed (said once)\n"
     "  -v, --verbose       report listening, each client arriving (its pid,\n"
     "                      uid and gid, or its TCP address) and leaving\n"
     "      --ready-fd N    write a newline to fd N and close it once listening\n"
@@ -236,12 +256,122 @@ static void one_accepted(uds_acceptor *a, int fd, const uds_peer *p, void *arg)
     uds_loop_stop(g_svc.loop);
 }
 
+/* ---- one client: --fds [-- PROGRAM] ------------------------------------ */
+
+static int g_take_fds;          /* --fds */
+static char **g_prog;           /* -- PROGRAM [ARGS]: run per batch of fds */
+static atomic_int g_running;    /* PROGRAMs started and not yet reaped */
+static int g_draining;          /* the copy is over: leave the loop at 0 */
+
+/*
+ * Runs in the forked child (forked by the copy's receiving thread): stdin
+ * /dev/null, the fds as 3, 4, ..., the signal state a program expects
+ * (the loop blocks its signals; SIGPIPE is ignored process-wide). Never
+ * returns.
+ */
+static void prog_child(const int *fds, size_t n)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nul < 0 || dup2(nul, STDIN_FILENO) < 0)
+        _exit(126);
+    cli_fds_child(fds, n);
+    execvp(g_prog[0], g_prog);
+    int e = errno;
+    cli_warn("listen: exec %s: %s", g_prog[0], strerror(e));
+    _exit(e == ENOENT ? 127 : 126);
+}
+
+/*
+ * A batch of fds from the client (copy.c, in its receiving thread, after
+ * the data they came with was written): said on stderr, then PROGRAM
+ * started with them. Why not wait for it here: a program that lives on
+ * (a server given a socket) must not stop the copy; it is reaped on the
+ * loop (SIGCHLD). Our copies are closed by copy.c when this returns.
+ */
+static void one_fds(const int *fds, size_t n, void *arg)
+{
+    (void)arg;
+    cli_fds_say(g_one_who, fds, n);
+    if (!g_prog)
+        return;
+    atomic_fetch_add(&g_running, 1);
+    pid_t pid = fork();
+    if (pid == 0)
+        prog_child(fds, n);
+    if (pid < 0) {
+        atomic_fetch_sub(&g_running, 1);
+        cli_warn("listen: cannot run %s: fork: %s", g_prog[0], strerror(errno));
+    }
+}
+
+/* SIGCHLD: reaps the PROGRAMs that have exited (only they are our
+   children), says a failure; once the copy is over, the last one ends
+   the wait. */
+static void on_sigchld(uds_loop *loop, int signo, void *arg)
+{
+    (void)signo;
+    (void)arg;
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        atomic_fetch_sub(&g_running, 1);
+        if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+            cli_warn("listen: %s (pid %ld) exited with status %d", g_prog[0], (long)pid,
+                     WEXITSTATUS(st));
+        else if (WIFSIGNALED(st))
+            cli_warn("listen: %s (pid %ld) killed by signal %d", g_prog[0], (long)pid,
+                     WTERMSIG(st));
+    }
+    if (g_draining && atomic_load(&g_running) <= 0)
+        uds_loop_stop(loop);
+}
+
+/* After the copy: PROGRAMs still running are waited for on the loop (a
+   stop signal still ends it). */
+static void prog_drain(int verbose)
+{
+    g_draining = 1;
+    on_sigchld(g_svc.loop, SIGCHLD, NULL); /* those that are gone already */
+    if (atomic_load(&g_running) <= 0)
+        return;
+    if (verbose)
+        cli_warn("waiting for %d %s still running", atomic_load(&g_running), g_prog[0]);
+    int r = uds_loop_run(g_svc.loop);
+    if (r < 0)
+        cli_warn("event loop: %s", uds_strerror(r));
+    if (g_svc.stop_signo)
+        cli_die_by_signal(g_svc.stop_signo);
+}
+
+/* A test seam's variable is set (not empty). */
+static int env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v;
+}
+
 /* Waits on the loop for one client (or a stop signal), then copies. */
 static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms, int quit_ms,
                      int frame_mode)
 {
     uds_acceptor_opts ao = {.flags = UDS_ACCEPT_BLOCKING, .log = cli_svc_log,
                             .log_arg = &g_svc};
+    /* Fds without --fds: why refuse them at the sender where the kernel
+       can (set on the listener: the accepted socket inherits it, also for
+       what the client sends before the accept): the client learns it
+       (EPERM), and the copy keeps splice, which cannot see them. Where it
+       cannot (or UDSOCK_NO_PASSRIGHTS=1, the test seam for that path), the
+       client is read with recvmsg, and they are closed and said once. */
+    int unix_peer = g_l.addr.kind == UDS_ADDR_PATH || g_l.addr.kind == UDS_ADDR_ABSTRACT;
+    int refused = 0;
+    if (unix_peer && g_take_fds)
+        uds_set_passrights(g_l.fd, 1); /* an inherited socket may have it off */
+    else if (unix_peer && !env_set("UDSOCK_NO_PASSRIGHTS"))
+        refused = uds_set_passrights(g_l.fd, 0) == 0;
     acceptor_start(&ao, one_accepted, NULL);
     int r = uds_loop_run(g_svc.loop);
     if (r < 0)
@@ -257,14 +387,23 @@ static int serve_one(int prog, int no_shutdown, int verbose, int idle_ms, int qu
     int fd = g_one_fd, type = uds_sock_type(fd);
     if (type == UDS_STREAM)
         cli_big_buffers(fd);
+    if (g_prog) {
+        /* before the copy's threads exist, so they have it blocked too */
+        signal(SIGCHLD, SIG_DFL);
+        if ((r = uds_loop_signal(g_svc.loop, SIGCHLD, on_sigchld, NULL)) < 0)
+            cli_die(CLI_FAIL, "listen: signals: %s", uds_strerror(r));
+    }
     cli_copy cc = {.sock = fd, .type = type, .name = g_text, .in_fd = STDIN_FILENO,
                    .out_fd = STDOUT_FILENO, .svc = &g_svc, .progress = prog,
                    .no_shutdown = no_shutdown, .idle_ms = idle_ms, .quit_ms = quit_ms,
                    .frame = cli_frame_for("listen", frame_mode, type),
-                   .verbose = verbose};
+                   .verbose = verbose, .recv_fds = unix_peer && !refused,
+                   .on_fds = g_take_fds ? one_fds : NULL};
     r = cli_copy_run(&cc);
     if (r < 0)
         cli_die_by_signal(-r);
+    if (g_prog)
+        prog_drain(verbose);
     if (verbose)
         cli_warn("client on %s closed", g_text);
     return r;
@@ -861,8 +1000,8 @@ static unsigned opt_clients(const char *opt, const char *text)
     return (unsigned)n;
 }
 
-enum { OPT_NOPROG = 256, OPT_READY, OPT_FRAME }; /* long options without a short form */
-enum { OPT_BROKER = 300, OPT_CHAT, OPT_MAXQ };    /* -k --broker's */
+enum { OPT_NOPROG = 256, OPT_READY, OPT_FRAME, OPT_FDS }; /* long options without a short form */
+enum { OPT_BROKER = 300, OPT_CHAT, OPT_MAXQ };             /* -k --broker's */
 
 /* Options, safe bind with the stop signals already on the loop, a shape. */
 int cmd_listen(int argc, char **argv)
@@ -882,6 +1021,7 @@ int cmd_listen(int argc, char **argv)
         {"frame", required_argument, NULL, OPT_FRAME},
         {"broker", no_argument, NULL, OPT_BROKER}, {"chat", no_argument, NULL, OPT_CHAT},
         {"max-queue", required_argument, NULL, OPT_MAXQ},
+        {"fds", no_argument, NULL, OPT_FDS},
         {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
     uds_listen_opts o = {0};
     o.owner = (uid_t)-1;
@@ -891,6 +1031,13 @@ int cmd_listen(int argc, char **argv)
     unsigned max_clients = DEF_MAX_CLIENTS, max_per_uid = 0, idle_ms = 0;
     int quit_ms = -1, ready_fd = -1, frame_mode = 0;
     cli_std_fds_open();
+    /* "--" ends the options and ADDR; PROGRAM [ARGS] follow it */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--")) {
+            g_prog = argv + i + 1;
+            argc = i;
+            break;
+        }
     opterr = 0;
     while ((c = getopt_long(argc, argv, "kt:m:o:g:pq:Nc:C:i:vh", lo, NULL)) != -1) {
         switch (c) {
@@ -951,6 +1098,9 @@ int cmd_listen(int argc, char **argv)
                 cli_usage_error("listen", "bad --max-queue '%s': at least 512k (the largest "
                                 "single write must fit)", optarg);
             break;
+        case OPT_FDS:
+            g_take_fds = 1;
+            break;
         case 'v':
             verbose = 1;
             break;
@@ -997,6 +1147,15 @@ int cmd_listen(int argc, char **argv)
         cli_usage_error("listen", "--max-clients, --max-per-uid and --idle-timeout need "
                         "connections; datagrams have none (--type dgram hears every "
                         "sender anyway)");
+    if (g_prog && !*g_prog)
+        cli_usage_error("listen", "missing PROGRAM after '--'");
+    if (g_prog && !g_take_fds)
+        cli_usage_error("listen", "-- PROGRAM gets the fds a client passes: it goes with --fds");
+    if (g_take_fds && (a.kind == UDS_ADDR_TCP || a.kind == UDS_ADDR_UDP))
+        cli_usage_error("listen", "--fds needs a unix address (fds do not cross a network)");
+    if (g_take_fds && (keep || dgram))
+        cli_usage_error("listen", "--fds is for one client on a stream or seqpacket socket "
+                        "(not with -k or datagrams)");
     if (max_per_uid && (a.kind == UDS_ADDR_TCP || a.kind == UDS_ADDR_UDP))
         cli_usage_error("listen", "--max-per-uid needs a unix address (a TCP peer has no uid)");
     if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */

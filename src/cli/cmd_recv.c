@@ -6,6 +6,7 @@
  * send an answer to.
  */
 #include "cli.h"
+#include "fds.h"
 #include "opts.h"
 #include "service.h"
 
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/pidfd.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,43 +92,6 @@ static void print_dgram(const char *prefix, const char *data, size_t len, int ra
 /* --fds: take the fds a datagram carries (else they are refused: closed,
    and the datagram reported too long, as uds_recvmsg does without room). */
 static int g_take_fds;
-
-static void close_fds(const int *fds, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        close(fds[i]);
-}
-
-/* One stderr line per datagram with fds: what each one is (file type and,
-   where the kernel has one, its path), escaped. */
-static void say_fds(const char *peer, const int *fds, size_t n)
-{
-    char line[4096];
-    size_t pos = (size_t)snprintf(line, sizeof(line), "%zu fd%s from %s:", n, n == 1 ? "" : "s",
-                                  peer);
-    for (size_t i = 0; i < n && pos < sizeof(line) - 1; i++) {
-        struct stat st;
-        const char *kind = "?";
-        if (fstat(fds[i], &st) == 0)
-            kind = S_ISREG(st.st_mode)    ? "regular file"
-                   : S_ISDIR(st.st_mode)  ? "directory"
-                   : S_ISFIFO(st.st_mode) ? "pipe"
-                   : S_ISSOCK(st.st_mode) ? "socket"
-                   : S_ISCHR(st.st_mode)  ? "character device"
-                   : S_ISBLK(st.st_mode)  ? "block device"
-                                          : "other";
-        char proc[64], target[1024] = "", esc[2048] = "";
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fds[i]);
-        ssize_t k = readlink(proc, target, sizeof(target) - 1);
-        if (k > 0) {
-            target[k] = 0;
-            uds_escape(target, (size_t)k, esc, sizeof(esc));
-        }
-        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%s %zu: %s%s%s",
-                                i ? "," : "", i, kind, *esc ? " " : "", esc);
-    }
-    cli_warn("%s", line);
-}
 
 /* A datagram waits: the main loop in cmd_recv takes it after the round. */
 static void on_sock(uds_loop *loop, int fd, unsigned events, void *arg)
@@ -221,25 +184,7 @@ static ssize_t run_reply(const char *cmd, const char *data, size_t len, const ch
             setenv("UDSOCK_PEER", peer, 1);
         else
             unsetenv("UDSOCK_PEER");
-        if (m->nfds) {
-            /* the fds as 3, 4, ...: moved above the target range first, so
-               none is overwritten before it is placed */
-            int hi[UDS_MAX_FDS];
-            for (size_t i = 0; i < m->nfds; i++)
-                hi[i] = fcntl(m->fds[i], F_DUPFD, 3 + (int)m->nfds);
-            for (size_t i = 0; i < m->nfds; i++)
-                if (hi[i] < 0 || dup2(hi[i], 3 + (int)i) < 0)
-                    _exit(126);
-            close_range(3 + (unsigned)m->nfds, ~0U, 0);
-            char b[32];
-            snprintf(b, sizeof(b), "%zu", m->nfds);
-            setenv("UDSOCK_FDS", b, 1);
-            setenv("LISTEN_FDS", b, 1);
-            snprintf(b, sizeof(b), "%d", (int)getpid());
-            setenv("LISTEN_PID", b, 1);
-        } else {
-            unsetenv("UDSOCK_FDS");
-        }
+        cli_fds_child(m->fds, m->nfds);
         if (m->has_cred) {
             char b[32];
             snprintf(b, sizeof(b), "%d", (int)m->cred.pid);
@@ -463,16 +408,16 @@ int cmd_recv(int argc, char **argv)
         }
         print_dgram(prefix, buf, (size_t)n, raw);
         if (m.nfds)
-            say_fds(peer, rfds, m.nfds);
+            cli_fds_say(peer, rfds, m.nfds);
         if (!echo && !reply) {
-            close_fds(rfds, m.nfds);
+            cli_fds_close(rfds, m.nfds);
             continue;
         }
         int named = src.kind != UDS_ADDR_NONE && src.kind != UDS_ADDR_UNNAMED;
         if (!named && !reply) {
             if (verbose)
                 cli_warn("not answering a sender without an address");
-            close_fds(rfds, m.nfds);
+            cli_fds_close(rfds, m.nfds);
             continue;
         }
         const char *ans = buf;
@@ -482,7 +427,7 @@ int cmd_recv(int argc, char **argv)
             alen = run_reply(reply, buf, (size_t)n, env, &m, &out);
             ans = out;
         }
-        close_fds(rfds, m.nfds); /* the command had its own copies */
+        cli_fds_close(rfds, m.nfds); /* the command had its own copies */
         if (named && (alen > 0 || (echo && alen == 0)))
             cli_dreply_send(&dr, g_l.fd, ans, (size_t)alen, &src);
         else if (!named && verbose)

@@ -4,10 +4,10 @@
  * waiting for a reply to each.
  */
 #include "cli.h"
+#include "fds.h"
 #include "opts.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,9 +182,7 @@ int cmd_send(int argc, char **argv)
             g_raw = 1;
             break;
         case 'F':
-            if (g_nfds == UDS_MAX_FDS)
-                cli_usage_error("send", "at most %d --fd", UDS_MAX_FDS);
-            fd_args[g_nfds++] = optarg;
+            cli_fds_arg("send", fd_args, &g_nfds, optarg);
             break;
         case 'h':
             fputs(send_help, stdout);
@@ -206,22 +204,7 @@ int cmd_send(int argc, char **argv)
         cli_usage_error("send", "--fd needs a unix address (fds do not cross a network)");
     if (cli_parse_only) /* fuzz seam (cli.h): options parsed, no I/O yet */
         return CLI_OK;
-    /* each --fd: a number is an open fd of ours, anything else a file to
-       open read-only; checked before anything is sent, so a typo is a usage error */
-    for (size_t i = 0; i < g_nfds; i++) {
-        const char *t = fd_args[i];
-        if (cli_is_decimal(t) && strlen(t) < 8) {
-            g_fds[i] = atoi(t);
-            if (fcntl(g_fds[i], F_GETFD) < 0)
-                cli_usage_error("send", "--fd %s: fd %s is not open", t, t);
-        } else if ((g_fds[i] = open(t, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
-            cli_usage_error("send", "--fd %s: %s", t, strerror(errno));
-        } else { /* O_NONBLOCK only so a FIFO does not block the open */
-            int fl = fcntl(g_fds[i], F_GETFL);
-            if (fl >= 0)
-                fcntl(g_fds[i], F_SETFL, fl & ~O_NONBLOCK);
-        }
-    }
+    cli_fds_open("send", fd_args, g_nfds, g_fds);
     g_fd = uds_connect(&a, &co);
     if (g_fd < 0)
         cli_die(CLI_FAIL, "%s", cli_errtext("connect", g_name, g_fd));

@@ -18,11 +18,17 @@
  * Where the kernel refuses (a terminal, an O_APPEND file: EINVAL) the
  * direction falls back to read/write with a 256 KiB buffer.
  *
+ * Fds (SCM_RIGHTS) need sendmsg/recvmsg, which splice cannot do: connect
+ * --fd sends its first chunk with sendmsg and splices the rest as ever; a
+ * socket whose fds must be seen (listen: recv_fds) is read with recvmsg,
+ * since splice would make the kernel close them unseen.
+ *
  * splice() into a socket cannot take MSG_NOSIGNAL; a vanished peer would
  * raise SIGPIPE there, which main.c ignores for the whole process, so it
  * shows up as EPIPE like every other send.
  */
 #include "copy.h"
+#include "fds.h"
 #include "opts.h"
 #include "progress.h"
 
@@ -60,6 +66,15 @@ typedef struct dir {
     int term_out;        /* dst is the terminal a progress line is on */
     int frame;           /* CLI_FRAME_*: lines <-> messages (--frame) */
     int reset;           /* the failure was ECONNRESET on receive (unsaid) */
+    const int *send_fds; /* to_sock: fds still to pass with the first data */
+    size_t send_nfds;
+    int recv_fds;        /* !to_sock: read with recvmsg, fds seen */
+    void (*on_fds)(const int *fds, size_t n, void *arg);
+    void *fds_arg;
+    int fds_said;        /* "fds closed" was said (once per copy) */
+    int fds_unsent;      /* stdin ended before the data the fds needed */
+    size_t rnfds;        /* received with the last read, not handed over */
+    int rfds[UDS_MAX_FDS];
 } dir;
 
 /* Static: the threads may outlive cli_copy_run() until the process exits. */
@@ -223,11 +238,113 @@ static ssize_t recv_msg(dir *d, char *buf, size_t cap)
     return n;
 }
 
+/*
+ * The fds that came with the last read, once its data is written (deliver)
+ * or on the way out (not): to on_fds, or said once; closed either way, so
+ * none ever stays open in this process.
+ */
+static void rx_fds_done(dir *d, int deliver)
+{
+    if (!d->rnfds)
+        return;
+    if (deliver && d->on_fds) {
+        d->on_fds(d->rfds, d->rnfds, d->fds_arg);
+    } else if (deliver && !d->fds_said) {
+        d->fds_said = 1;
+        cli_warn("receive from %s: the peer passed fds (SCM_RIGHTS); closed them (take them "
+                 "with --fds; said once)", d->name);
+    }
+    cli_fds_close(d->rfds, d->rnfds);
+    d->rnfds = 0;
+}
+
+/*
+ * One read from the socket: a message on seqpacket/dgram, what is there on
+ * a stream. With recv_fds a recvmsg, whose fds wait in d->rfds for
+ * rx_fds_done (a message too long for cap is dropped then, fds and all:
+ * said, and the next one read).
+ */
+static ssize_t sock_read(dir *d, char *buf, size_t cap)
+{
+    if (!d->recv_fds)
+        return d->type != UDS_STREAM ? recv_msg(d, buf, cap) : uds_read_some(d->src, buf, cap);
+    for (;;) {
+        uds_msg m = {.buf = buf, .len = cap, .fds = d->rfds, .fds_cap = UDS_MAX_FDS};
+        ssize_t n = uds_recvmsg(d->src, &m, 0);
+        if (n == -EMSGSIZE && d->type != UDS_STREAM) {
+            cli_warn("receive from %s: a message longer than %zu bytes was dropped", d->name,
+                     cap);
+            continue;
+        }
+        d->rnfds = n < 0 ? 0 : m.nfds;
+        if (n == 0)
+            rx_fds_done(d, 1); /* nothing to write before them */
+        return n;
+    }
+}
+
+/* connect --fd at EOF on stdin before a byte: the fds were not passed. */
+static int fds_unsent(dir *d)
+{
+    cli_warn("--fd: stdin ended before any data; on a %s socket fds go with data, so none "
+             "was passed to %s (give at least one byte)", uds_type_name(d->type), d->name);
+    d->fds_unsent = 1; /* still an EOF for the peer: it is not left waiting */
+    return PUMP_FAIL;
+}
+
+/*
+ * Sends buf with the pending fds attached (sendmsg), then the rest of it
+ * (a stream may take only part of a sendmsg). 0 or -errno.
+ */
+static int send_with_fds(dir *d, const char *buf, size_t len)
+{
+    uds_msg m = {.buf = (void *)buf, .len = len, .fds = (int *)d->send_fds,
+                 .nfds = d->send_nfds};
+    ssize_t w = uds_sendmsg(d->dst, &m);
+    if (w >= 0 && (size_t)w < len && d->type == UDS_STREAM)
+        w = uds_write_all(d->dst, buf + w, len - (size_t)w);
+    if (w < 0)
+        return (int)w;
+    d->send_nfds = 0; /* the kernel has its own copies now */
+    return 0;
+}
+
+/*
+ * connect --fd: the first chunk of stdin goes with sendmsg, the fds on it;
+ * the caller copies the rest as usual (splice included). Why no invented
+ * byte when stdin is empty: the server could not tell it from real input.
+ */
+static int send_first(dir *d)
+{
+    size_t cap = d->type == UDS_STREAM ? COPY_BUF : MSG_CHUNK;
+    char *buf = malloc(cap);
+    if (!buf) {
+        dir_fail(d, 0, ENOMEM);
+        return PUMP_FAIL;
+    }
+    ssize_t n = uds_read_some(d->src, buf, cap);
+    int r = 0;
+    if (n < 0) {
+        dir_fail(d, 0, (int)-n);
+        r = PUMP_FAIL;
+    } else if (n == 0) {
+        r = fds_unsent(d);
+    } else if ((r = send_with_fds(d, buf, (size_t)n)) < 0) {
+        dir_fail(d, 1, -r);
+        r = PUMP_FAIL;
+    } else {
+        count(d, (size_t)n);
+    }
+    free(buf);
+    return r;
+}
+
 /* read/write copy; message sockets keep one read = one message. */
 static int pump_rw(dir *d, char **bufp)
 {
     int msg = d->type != UDS_STREAM;
-    size_t cap = msg && !d->to_sock ? MSG_BUF : COPY_BUF;
+    /* recvmsg instead of splice: larger reads make up for the copy */
+    size_t cap = (msg || d->recv_fds) && !d->to_sock ? MSG_BUF : COPY_BUF;
     if (!*bufp || cap != COPY_BUF) {
         free(*bufp);
         *bufp = malloc(cap);
@@ -239,12 +356,7 @@ static int pump_rw(dir *d, char **bufp)
     }
     size_t want = msg && d->to_sock ? MSG_CHUNK : cap;
     for (;;) {
-        ssize_t n;
-        if (msg && !d->to_sock) {
-            n = recv_msg(d, buf, cap);
-        } else {
-            n = uds_read_some(d->src, buf, want);
-        }
+        ssize_t n = d->to_sock ? uds_read_some(d->src, buf, want) : sock_read(d, buf, cap);
         if (n < 0) {
             dir_fail(d, 0, (int)-n);
             return PUMP_FAIL;
@@ -262,10 +374,12 @@ static int pump_rw(dir *d, char **bufp)
                                   : uds_write_all(d->dst, buf, (size_t)n);
         }
         if (w < 0) {
+            rx_fds_done(d, 0);
             dir_fail(d, 1, (int)-w);
             return PUMP_FAIL;
         }
         count(d, (size_t)n);
+        rx_fds_done(d, 1);
     }
 }
 
@@ -293,9 +407,12 @@ static int send_line(dir *d, const char *line, size_t len)
         int h = uds_frame_header(&f, len, hdr);
         if (h < 0)
             return h;
-        w = uds_write_all(d->dst, hdr, (size_t)h);
+        w = d->send_nfds ? send_with_fds(d, (const char *)hdr, (size_t)h)
+                         : uds_write_all(d->dst, hdr, (size_t)h);
         if (w >= 0 && len)
             w = uds_write_all(d->dst, line, len);
+    } else if (d->send_nfds && len) {
+        w = send_with_fds(d, line, len);
     } else {
         w = uds_send(d->dst, line, len);
     }
@@ -339,6 +456,11 @@ static int pump_lines_out(dir *d)
             size_t len = end - start;
             if (nl && len && buf[end - 1] == '\r')
                 len--;
+            if (d->send_nfds && !len && d->type != UDS_STREAM) {
+                cli_warn("--fd: the first line is empty; an empty message cannot carry fds");
+                free(buf);
+                return PUMP_FAIL;
+            }
             int e = send_line(d, buf + start, len);
             if (e < 0) {
                 dir_fail(d, 1, -e);
@@ -354,6 +476,8 @@ static int pump_lines_out(dir *d)
             break;
     }
     free(buf);
+    if (r == PUMP_EOF && d->send_nfds)
+        r = fds_unsent(d);
     return r;
 }
 
@@ -376,7 +500,7 @@ static int pump_msgs_in(dir *d)
     for (;;) {
         ssize_t n;
         if (d->type != UDS_STREAM) {
-            n = recv_msg(d, buf, cap - 1);
+            n = sock_read(d, buf, cap - 1);
             if (n < 0) {
                 dir_fail(d, 0, (int)-n);
                 r = PUMP_FAIL;
@@ -386,6 +510,7 @@ static int pump_msgs_in(dir *d)
                 break; /* end of the connection (uds_recvfrom: 0 is EOF) */
             buf[n] = '\n';
             ssize_t w = out_write(d, buf, (size_t)n + 1);
+            rx_fds_done(d, w >= 0);
             if (w < 0) {
                 dir_fail(d, 1, (int)-w);
                 r = PUMP_FAIL;
@@ -394,7 +519,7 @@ static int pump_msgs_in(dir *d)
             count(d, (size_t)n);
             continue;
         }
-        n = uds_read_some(d->src, buf + have, cap - 1 - have);
+        n = sock_read(d, buf + have, cap - 1 - have);
         if (n < 0) {
             dir_fail(d, 0, (int)-n);
             r = PUMP_FAIL;
@@ -413,6 +538,7 @@ static int pump_msgs_in(dir *d)
             uds_frame fr;
             int k = uds_frame_decode(&f, buf + used, have - used, &fr);
             if (k < 0) {
+                rx_fds_done(d, 0);
                 cli_warn("receive from %s: %s", d->name,
                          k == -EMSGSIZE ? "a message over --frame's limit of 1 MiB"
                                         : "not a len32 frame (its header's top bit is set)");
@@ -429,6 +555,7 @@ static int pump_msgs_in(dir *d)
             ssize_t w = out_write(d, p, fr.len + 1);
             p[fr.len] = keep;
             if (w < 0) {
+                rx_fds_done(d, 0);
                 dir_fail(d, 1, (int)-w);
                 free(buf);
                 return PUMP_FAIL;
@@ -436,6 +563,7 @@ static int pump_msgs_in(dir *d)
             count(d, (size_t)k);
             used += (size_t)k;
         }
+        rx_fds_done(d, 1); /* after the frames they came with */
         memmove(buf, buf + used, have - used);
         have -= used;
     }
@@ -486,16 +614,21 @@ static void *pump(void *arg)
 {
     dir *d = arg;
     char *buf = NULL;
-    int r = PUMP_FALLBACK;
     int tty = isatty(d->src) || isatty(d->dst);
-    if (d->frame)
-        r = d->to_sock ? pump_lines_out(d) : pump_msgs_in(d);
-    else if (d->type == UDS_STREAM && !tty && !getenv("UDSOCK_NO_SPLICE"))
-        r = pump_splice(d, &buf);
-    if (r == PUMP_FALLBACK)
-        r = pump_rw(d, &buf);
+    int r = d->to_sock && d->send_nfds && !d->frame ? send_first(d) : 0;
+    if (r == 0) {
+        r = PUMP_FALLBACK;
+        if (d->frame)
+            r = d->to_sock ? pump_lines_out(d) : pump_msgs_in(d);
+        else if (d->type == UDS_STREAM && !tty && !getenv("UDSOCK_NO_SPLICE") &&
+                 (d->to_sock || !d->recv_fds))
+            r = pump_splice(d, &buf);
+        if (r == PUMP_FALLBACK)
+            r = pump_rw(d, &buf);
+    }
     free(buf);
-    if (r == PUMP_EOF && d->to_sock && d->type != UDS_DGRAM && !d->no_shutdown)
+    if ((r == PUMP_EOF || d->fds_unsent) && d->to_sock && d->type != UDS_DGRAM &&
+        !d->no_shutdown)
         shutdown(d->dst, SHUT_WR); /* the peer sees EOF; we keep reading */
     atomic_store(&d->done, r == PUMP_EOF ? 1 : d->reset ? 3 : 2);
     pthread_mutex_lock(&g_post_lock);
@@ -711,9 +844,11 @@ int cli_copy_run(const cli_copy *c)
     w->c = c;
     w->loop = c->svc->loop;
     g_in = (dir){.src = c->in_fd, .dst = c->sock, .to_sock = 1, .type = c->type,
-                 .name = c->name, .no_shutdown = c->no_shutdown, .frame = c->frame};
+                 .name = c->name, .no_shutdown = c->no_shutdown, .frame = c->frame,
+                 .send_fds = c->send_fds, .send_nfds = c->send_nfds};
     g_out = (dir){.src = c->sock, .dst = c->out_fd, .to_sock = 0, .type = c->type,
-                  .name = c->name, .frame = c->frame};
+                  .name = c->name, .frame = c->frame, .recv_fds = c->recv_fds,
+                  .on_fds = c->on_fds, .fds_arg = c->fds_arg};
     progress_init(&w->pg, c->progress);
     g_out.term_out = w->pg.enabled && w->pg.tty && isatty(c->out_fd);
     atomic_store(&g_last_ns, progress_now_ns());

@@ -26,6 +26,18 @@ typedef struct cli_copy {
                          message (a LEN32 frame on a stream, a packet on
                          seqpacket/dgram) and each message one out_fd
                          line; at most 1 MiB each. 0: bytes as they come */
+    /* fds (SCM_RIGHTS; unix sockets only) */
+    const int *send_fds; /* connect --fd: passed with the first data sent
+                            (borrowed; nothing is sent before stdin has a
+                            byte: at EOF before one the copy fails, said) */
+    size_t send_nfds;
+    int recv_fds;     /* 1: the socket is read with recvmsg (not splice),
+                         so fds that arrive are seen: given to on_fds, else
+                         closed at once and said once on stderr */
+    void (*on_fds)(const int *fds, size_t n, void *arg); /* listen --fds: in
+                         the receiving thread, after the data they came
+                         with is written; borrows them (closed after it) */
+    void *fds_arg;
 } cli_copy;
 
 /*
