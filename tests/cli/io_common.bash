@@ -63,19 +63,30 @@ ready_open() {
     mkfifo "$T/$1.ready" || fail "mkfifo $T/$1.ready"
     exec {RFD}<>"$T/$1.ready"
 }
+# Why `read -t 0` and then a plain read, not `read -t 0.1` in the loop:
+# bash's timed read can lose what arrives as its timer fires (the alarm's
+# longjmp drops the byte it had just read); under load, a woken reader
+# often runs after its timer expired. Seen: cli.calc "wrote nothing on its
+# --ready-fd within 10 s" while the server had said it serves; a loop of
+# `read -t 0.001` on a FIFO lost 2 of 3000 lines here. `read -t 0` only
+# asks whether input is there (select), and the line then read is whole
+# (the server writes "\n" in one write).
 wait_ready() {
     local i
     READY_LINE="" READY_EXTRA=0
-    for ((i = 0; i < 100; i++)); do
-        if IFS= read -r -t 0.1 -u "$RFD" READY_LINE; then
+    for ((i = 0; i < 200; i++)); do
+        if read -t 0 -u "$RFD"; then
+            IFS= read -r -u "$RFD" READY_LINE
             read -t 0 -u "$RFD" && READY_EXTRA=1
             exec {RFD}<&-
             return 0
         fi
         if ! kill -0 "$1" 2>/dev/null; then
+            read -t 0 -u "$RFD" && continue # it wrote, then exited
             exec {RFD}<&-
             fail "$2 exited before it wrote on its --ready-fd"
         fi
+        sleep 0.05 # the bounded poll's step (10 s in all)
     done
     exec {RFD}<&-
     fail "$2 wrote nothing on its --ready-fd within 10 s"
