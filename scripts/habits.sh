@@ -218,17 +218,69 @@ try "ncat / nc: LISTEN_FDS" sh -c "(ncat -h; nc -h) 2>&1 | grep -ci listen_fds"
 try "s6-ipcserver readiness (-1)" sh -c "s6-ipcserver 2>&1 | grep -o -- '-1' | head -1"
 try "udsock: --ready-fd, LISTEN_FDS" sh -c "$U listen --help | grep -E -- '--ready-fd' | head -1"
 
-head_ "connection broker: what one client sends, the others get"
-try "ncat --broker / --chat" sh -c "ncat -h | grep -E -- '--broker|--chat'"
-try "socat / nc" sh -c "(socat -h; nc -h) 2>&1 | grep -ci broker"
-try "udsock listen -k --broker" sh -c "$U listen --help | grep -E -- '--broker' | head -1"
+head_ "connection broker: A sends a line, B and A read for 1 s (what each got)"
+cat >"$D/broker.py" <<'EOF'
+import socket, sys, time
+fam, addr = (socket.AF_UNIX, sys.argv[1]) if sys.argv[1].startswith("/") else \
+    (socket.AF_INET, ("127.0.0.1", int(sys.argv[1])))
+def conn():
+    for i in range(200):
+        try:
+            c = socket.socket(fam); c.connect(addr); return c
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("cannot connect")
+a, b = conn(), conn()
+time.sleep(0.3)            # both joined
+a.sendall(b"from-A\n")
+def got(c):
+    c.settimeout(1.0); d = b""
+    try:
+        while True:
+            x = c.recv(4096)
+            if not x: break
+            d += x
+    except socket.timeout:
+        pass
+    return d.decode(errors="replace").replace("\n", " ").strip()
+print("B got [%s], A got [%s]" % (got(b), got(a)))
+EOF
+bsrv() {
+    local label=$1 addr=$2; shift 2
+    "$@" <"$D/hold" >/dev/null 2>"$D/bsrv.err" & local sp=$!
+    try "$label" python3 "$D/broker.py" "$addr"
+    kill $sp 2>/dev/null; wait $sp 2>/dev/null
+}
+try "ncat -l -U --broker S" ncat -l -U --broker "$D/b1.sock" </dev/null
+bsrv "ncat -l --broker 127.0.0.1 PORT (TCP)" 47391 ncat -l --broker 127.0.0.1 47391
+bsrv "ncat -l --chat 127.0.0.1 PORT (TCP)" 47392 ncat -l --chat 127.0.0.1 47392
+try "socat / nc: a broker mode?" sh -c "(socat -hh; nc -h) 2>&1 | grep -ciE 'broker|chat'"
+bsrv "udsock listen --broker S" "$D/b4.sock" "$U" listen --broker "$D/b4.sock"
+bsrv "udsock listen --chat S" "$D/b5.sock" "$U" listen --chat "$D/b5.sock"
 
-head_ "passing fds from the shell"
-try "socat" sh -c "socat -h | grep -ciE 'scm_rights|sendfd|passfd'"
-try "nc -F (pass the connected socket to stdout's unix socket)" sh -c "nc -h 2>&1 | grep -E -- '-F'"
-try "ncat" sh -c "ncat -h | grep -ciE 'scm_rights|fd-pass'"
-try "s6-fdholder (a daemon that holds fds)" sh -c "ls /usr/bin/s6-fdholder-store /bin/s6-fdholder-store 2>/dev/null | head -1"
-try "udsock send --fd / recv --fds / connect --fd / listen --fds" sh -c "$U connect --help | grep -E -- '--fd ' | head -1"
+head_ "passing an fd from the shell: a python recv_fds server reports what came"
+cat >"$D/fdsrv.py" <<'EOF'
+import socket, sys, os
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    msg, fds, _, _ = socket.recv_fds(c, 4096, 8)
+    txt = os.read(fds[0], 100).decode().strip() if fds else ""
+    print("got [%s] fds=%d %s" % (msg.decode().strip(), len(fds), txt), flush=True)
+    for f in fds: os.close(f)
+    c.close()
+EOF
+echo file-content >"$D/f.txt"
+python3 "$D/fdsrv.py" "$D/fd.sock" >"$D/fdsrv.out" & PIDS+=($!)
+for i in $(seq 200); do grep -q ready "$D/fdsrv.out" 2>/dev/null && break; sleep 0.05; done
+fdtry() { local label=$1; shift; : >"$D/fdsrv.out"; try "$label" "$@"
+    printf '| (the server) | | | %s |\n' "$(tail -1 "$D/fdsrv.out")"; }
+fdtry "echo hi | socat - UNIX-CONNECT:S (no way to attach an fd)" sh -c "echo hi | socat - UNIX-CONNECT:$D/fd.sock"
+fdtry "echo hi | nc -N -U S (-F hands only its own socket)" sh -c "echo hi | nc -N -U $D/fd.sock"
+fdtry "echo hi | ncat -U S" sh -c "echo hi | ncat -U $D/fd.sock"
+fdtry "echo hi | udsock connect --fd f.txt S" sh -c "echo hi | $U connect --fd $D/f.txt $D/fd.sock"
+try "s6-fdholder: a daemon that holds fds (not a shell pipe)" sh -c "ls /usr/bin/s6-fdholder-store /bin/s6-fdholder-store 2>/dev/null | head -1"
 
 head_ "relay: keepalive, nodelay, retry while the target is down"
 try "socat: keepalive, nodelay, retry=N, interval=S options" sh -c "socat -hh | grep -cwE '^ +(keepalive|nodelay|retry|interval)'"
