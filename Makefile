@@ -19,15 +19,22 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
+# Warnings are errors in every build this file makes (developer and CI;
+# CMake's own default, for an outside build, is off). WERROR=OFF to relax.
+WERROR ?= ON
+UDS_FLAGS = -DUDS_WERROR=$(WERROR)
 
 .PHONY: all build run test test-repeat test-plain test-asan test-tsan test-fuzz test-valgrind deps install clean bench valgrind fuzz-long mutate
 
 all: build
 
 $(BUILD)/CMakeCache.txt:
-	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(UDS_FLAGS)
 
+# (a build directory configured before UDS_WERROR existed, or with another
+# WERROR, is configured again with this one)
 build: $(BUILD)/CMakeCache.txt
+	@grep -q '^UDS_WERROR:BOOL=$(WERROR)$$' $(BUILD)/CMakeCache.txt || $(CMAKE) -S . -B $(BUILD) $(UDS_FLAGS)
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
 
 run: build
@@ -47,7 +54,7 @@ test-plain: build
 	cd $(BUILD) && ctest $(CTEST_ARGS)
 
 test-asan:
-	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUDS_SANITIZE=ON
+	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUDS_SANITIZE=ON $(UDS_FLAGS)
 	$(CMAKE) --build build-asan -j$(JOBS)
 	cd build-asan && ctest $(CTEST_ARGS)
 
@@ -60,7 +67,7 @@ test-tsan:
 # libFuzzer smoke: each target runs for a short, bounded time (10 s; 5 targets; when clang exists).
 test-fuzz:
 	@if command -v clang >/dev/null 2>&1; then \
-	  $(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DUDS_FUZZ=ON -DUDS_SANITIZE=ON && \
+	  $(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DUDS_FUZZ=ON -DUDS_SANITIZE=ON $(UDS_FLAGS) && \
 	  $(CMAKE) --build build-fuzz -j$(JOBS) && \
 	  sh scripts/fuzz-smoke.sh build-fuzz $${FUZZ_SECONDS:-10}; \
 	else echo "test-fuzz: clang not found, skipping libFuzzer smoke (corpus replay ran in test-plain)"; fi
@@ -73,7 +80,7 @@ test-valgrind valgrind: build
 # The long fuzz run (10^6 executions per target, low priority): row 1.
 # Its own build at -O1 (2.5x the executions per second of the smoke's -O0).
 fuzz-long:
-	$(CMAKE) -S . -B build-fuzz-long -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug '-DCMAKE_C_FLAGS_DEBUG=-g -O1' -DUDS_FUZZ=ON -DUDS_SANITIZE=ON
+	$(CMAKE) -S . -B build-fuzz-long -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug '-DCMAKE_C_FLAGS_DEBUG=-g -O1' -DUDS_FUZZ=ON -DUDS_SANITIZE=ON $(UDS_FLAGS)
 	$(CMAKE) --build build-fuzz-long -j$(JOBS)
 	sh scripts/fuzz-long.sh build-fuzz-long
 

@@ -60,7 +60,7 @@ B=$S/build
 log=$S/log
 mkdir -p "$log"
 echo "mutate: scratch tree $T, build $B, logs $log"
-cmake -S "$T" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$log/cmake.txt" 2>&1 \
+cmake -S "$T" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDS_WERROR=ON >"$log/cmake.txt" 2>&1 \
     || { echo "mutate: cmake failed (see $log/cmake.txt)"; MUTATE_KEEP=1; exit 2; }
 if ! cmake --build "$B" -j"$JOBS" >"$log/build-base.txt" 2>&1; then
     echo "mutate: the unmutated tree does not build (see $log/build-base.txt)"
