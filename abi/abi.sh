@@ -33,11 +33,12 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 
 # Names only (a versioned name's @VERSION cut off), without the toolchain's
 # own: _init/_fini/_edata/_end/__bss_start (older binutils list them) and the
-# sanitizer runtime's __asan_/__ubsan_/__sanitizer_/__odr_asan/__sancov names.
+# sanitizer runtime's __asan_/__ubsan_/__sanitizer_/__odr_asan/__sancov names
+# (clang's UDS_FUZZ build exports __start___sancov_*/__stop___sancov_*).
 nm -D --defined-only "$lib" >"$tmp/nm" || { echo "abi: nm -D $lib failed" >&2; exit 2; }
 awk '{ n = $NF; sub(/@.*/, "", n); print n }' "$tmp/nm" |
     grep -Ev '^(_init|_fini|_edata|_end|__bss_start|_DYNAMIC|_GLOBAL_OFFSET_TABLE_)$' |
-    grep -Ev '^(__asan_|___asan_|__odr_asan|__ubsan_|__sanitizer_|__sancov_|__lsan_)' |
+    grep -Ev '^(__asan_|___asan_|__odr_asan|__ubsan_|__sanitizer_|__sancov_|__lsan_|__start___sancov_|__stop___sancov_)' |
     LC_ALL=C sort -u >"$tmp/have"
 
 # every exported symbol is public API
