@@ -36,10 +36,27 @@
 extern "C" {
 #endif
 
+/*
+ * The one version number: CMakeLists.txt reads these three lines for
+ * project(VERSION) (the shared library's file name and SONAME, udsock.pc,
+ * udsockConfigVersion.cmake), and refuses to configure when UDSOCK_VERSION
+ * does not spell them. UDSOCK_VERSION_HEX is 0xMMmmpp, for comparisons
+ * in #if.
+ */
 #define UDSOCK_VERSION_MAJOR 0
 #define UDSOCK_VERSION_MINOR 1
 #define UDSOCK_VERSION_PATCH 0
 #define UDSOCK_VERSION "0.1.0"
+#define UDSOCK_VERSION_HEX ((UDSOCK_VERSION_MAJOR << 16) | (UDSOCK_VERSION_MINOR << 8) | UDSOCK_VERSION_PATCH)
+
+/*
+ * Everything declared in this header is the library's ABI: the library is
+ * compiled with -fvisibility=hidden, and this pragma makes what is declared
+ * between here and the matching pop (at the end) visible, so libudsock.so
+ * exports the uds_ API and nothing else (abi/libudsock.symbols lists it; a
+ * test compares). In a program that includes the header it changes nothing.
+ */
+#pragma GCC visibility push(default)
 
 /* Returns the library's version string, e.g. "0.1.0". */
 const char *uds_version(void);
@@ -1891,6 +1908,8 @@ int uds_diag_get(uint64_t ino, uds_diag_sock *out);
 void uds_diag_sock_free(uds_diag_sock *s);
 
 /* UDS_DIAG_API_END */
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
