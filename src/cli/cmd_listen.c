@@ -271,10 +271,7 @@ static int g_draining;          /* the copy is over: leave the loop at 0 */
  */
 static void prog_child(const int *fds, size_t n)
 {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
+    cli_child_signals();
     int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (nul < 0 || dup2(nul, STDIN_FILENO) < 0)
         _exit(126);

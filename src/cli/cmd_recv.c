@@ -174,10 +174,7 @@ static ssize_t run_reply(const char *cmd, const char *data, size_t len, const ch
     }
     pid_t pid = fork();
     if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
+        cli_child_signals();
         dup2(in, STDIN_FILENO);
         dup2(p[1], STDOUT_FILENO);
         if (*peer) /* exact bytes (an abstract name with a NUL: unset) */

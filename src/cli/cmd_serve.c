@@ -317,10 +317,7 @@ static void run_child(serve *s, int cfd, int iofd, const uds_peer *p)
     if (close_range(3, ~0U, 0) < 0)
         for (int fd = 3; fd < 4096; fd++)
             close(fd);
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    cli_child_signals();
     /* -u/-g/-U: groups first, then the gid, then the uid (after setuid
        the others are no longer allowed); a failure runs nothing. Not root:
        run_privs() made sure nothing would change */

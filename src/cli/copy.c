@@ -339,6 +339,19 @@ static int send_first(dir *d)
     return r;
 }
 
+/* Writes n bytes of direction d's output, erasing a progress line first
+   when the output is that terminal. */
+static ssize_t out_write(dir *d, const char *buf, size_t n)
+{
+    if (!d->term_out || !n)
+        return uds_write_all(d->dst, buf, n);
+    progress_hold();
+    ssize_t w = uds_write_all(d->dst, buf, n);
+    progress_wrote(buf[n - 1]);
+    progress_release();
+    return w;
+}
+
 /* read/write copy; message sockets keep one read = one message. */
 static int pump_rw(dir *d, char **bufp)
 {
@@ -363,16 +376,8 @@ static int pump_rw(dir *d, char **bufp)
         }
         if (n == 0 && !(msg && !d->to_sock && d->type == UDS_DGRAM))
             return PUMP_EOF; /* an empty datagram is not an end */
-        ssize_t w;
-        if (d->term_out && n > 0) { /* erase a progress line first */
-            progress_hold();
-            w = uds_write_all(d->dst, buf, (size_t)n);
-            progress_wrote(buf[n - 1]);
-            progress_release();
-        } else {
-            w = msg && d->to_sock ? uds_send(d->dst, buf, (size_t)n)
-                                  : uds_write_all(d->dst, buf, (size_t)n);
-        }
+        ssize_t w = msg && d->to_sock ? uds_send(d->dst, buf, (size_t)n)
+                                      : out_write(d, buf, (size_t)n);
         if (w < 0) {
             rx_fds_done(d, 0);
             dir_fail(d, 1, (int)-w);
@@ -383,18 +388,6 @@ static int pump_rw(dir *d, char **bufp)
     }
 }
 
-/* Writes n bytes of direction d's output, erasing a progress line first
-   when the output is that terminal. */
-static ssize_t out_write(dir *d, const char *buf, size_t n)
-{
-    if (!d->term_out || !n)
-        return uds_write_all(d->dst, buf, n);
-    progress_hold();
-    ssize_t w = uds_write_all(d->dst, buf, n);
-    progress_wrote(buf[n - 1]);
-    progress_release();
-    return w;
-}
 
 /* Sends one stdin line (without its newline) as one message: a LEN32
    frame on a stream, one packet on seqpacket/dgram. */

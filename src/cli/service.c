@@ -378,3 +378,12 @@ int cli_port0(const uds_addr *a)
         return 0;
     return (a->u.sa.sa_family == AF_INET6 ? a->u.in6.sin6_port : a->u.in.sin_port) == 0;
 }
+/* See service.h: serve's, recv --reply's and listen --fds's programs. */
+void cli_child_signals(void)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+}
+

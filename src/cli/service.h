@@ -31,6 +31,13 @@ typedef struct cli_svc {
 void cli_svc_init(cli_svc *s, const char *cmd,
                   void (*on_stop)(cli_svc *s, int signo, void *arg), void *arg);
 
+/*
+ * In a forked child about to exec a program: the signal state a program
+ * expects (an empty mask: the loop blocks its signals in us; SIGPIPE back
+ * to its default: main.c ignores it for the whole process).
+ */
+void cli_child_signals(void);
+
 /* Frees the loop (after what is pending in it has run). */
 void cli_svc_free(cli_svc *s);
 
